@@ -1,0 +1,36 @@
+# The two commands of the README, and a few more. Each installs what is missing first.
+#   make run    build, then run the quickstart comparison on the CPU
+#   make test   build, then run every test
+#   PRESET=cuda make test   the same with the CUDA kernels (needs nvcc; tests that need a GPU skip without one)
+PRESET ?= cpu
+BUILD := build/$(PRESET)
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PYTHON := $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
+# nvcc lives outside PATH on a fresh CUDA install; LibTorch's CMake needs the toolkit either way.
+export PATH := $(PATH):/usr/local/cuda/bin
+
+.PHONY: all setup configure build run test bench clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+configure: setup
+	@cmake --preset $(PRESET) -DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import torch; print(torch.utils.cmake_prefix_path)')" >/dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	@mkdir -p results
+	$(BUILD)/harness/mmi attention --json results/attention.json
+
+test: build
+	@ctest --preset $(PRESET) -j $(JOBS)
+
+bench: build
+	$(BUILD)/kernels/mmi_kernel_bench --benchmark_out=results/cpu_bench.json --benchmark_out_format=json
+
+clean:
+	rm -rf build

@@ -1,0 +1,9 @@
+// The mmi subcommands. Each takes the full argv (argv[1] is the command name) and returns the exit
+// status; errors escape as exceptions (UsageError for bad usage) and main reports them.
+#pragma once
+
+namespace mmi {
+
+int attention_command(int argc, char** argv);
+
+}  // namespace mmi

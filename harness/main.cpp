@@ -1,0 +1,53 @@
+// mmi: the command-line front end. Dispatches to a subcommand and turns every error into one clear
+// message and a non-zero exit status.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "harness/cli.h"
+#include "harness/commands.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(int argc, char** argv);
+};
+
+constexpr Command kCommands[] = {
+    {"attention", "compare attention methods on a synthetic sequence layout", mmi::attention_command},
+};
+
+void print_help() {
+  std::printf(
+      "mmi: modality-aware permutation sparse attention for long-video VLM pre-fill\n\n"
+      "usage: mmi <command> [options]\n\ncommands:\n");
+  for (const Command& c : kCommands) std::printf("  %-12s %s\n", c.name, c.summary);
+  std::printf("\nRun 'mmi <command> --help' for the options of a command.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    print_help();
+    return argc < 2 ? 2 : 0;
+  }
+  for (const Command& c : kCommands) {
+    if (std::strcmp(argv[1], c.name) != 0) continue;
+    try {
+      return c.run(argc, argv);
+    } catch (const mmi::UsageError& e) {
+      std::fprintf(stderr, "mmi %s: %s\nRun 'mmi %s --help' for usage.\n", c.name, e.what(), c.name);
+      return 2;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "mmi %s: error: %s\n", c.name, e.what());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "mmi: unknown command '%s'\n\n", argv[1]);
+  print_help();
+  return 2;
+}

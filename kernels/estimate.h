@@ -1,0 +1,58 @@
+// Online index estimation from the last queries (SPEC §2–3), without materialising N×N: vertical and
+// slash top-k for Vertical-Slash heads, stride and phase for grid heads, per modality for Q-/2D-
+// boundary heads. Works on CPU or CUDA tensors; the results are host vectors.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+#include <vector>
+
+#include "kernels/layout.h"
+#include "kernels/pattern.h"
+
+namespace mmi {
+
+// The last `count` queries ending (exclusively) at `end`; they see keys [0, end).
+struct QueryWindow {
+  int64_t end = 0;
+  int64_t count = 0;
+};
+
+// Softmax attention of the window's queries, summed per key column and per distance i - j.
+struct AttentionProfile {
+  std::vector<double> column;    // [end]: sum over window rows of A[i, j]
+  std::vector<double> distance;  // [end]: sum over window rows of A[i, i - d]
+};
+
+// q: [N, Hq, D], k: [N, Hkv, D]; query head `head` reads KV head head / (Hq / Hkv).
+// key_filter (optional, [N], nonzero = counted) restricts the sums to some keys (2D-boundary quadrants);
+// the softmax itself always runs over every causal key. Keys are processed in chunks: memory O(N).
+AttentionProfile last_query_profile(const at::Tensor& q, const at::Tensor& k, int64_t head,
+                                    const QueryWindow& window,
+                                    const std::vector<uint8_t>* key_filter = nullptr);
+
+// Indices of the `k` largest positive scores, always including [0, forced) (which count toward k),
+// ascending. Ties go to the lower index, so the result is deterministic.
+std::vector<int64_t> top_k_forced(const std::vector<double>& scores, int64_t k, int64_t forced);
+
+struct GridEstimate {
+  int64_t stride = 0;
+  int64_t phase = 0;
+  double lift = 0.0;  // mass at the chosen phase relative to a uniform spread over the stride's phases
+};
+
+// Folds the column mass of the visual positions modulo each candidate stride (0 = tokens per frame),
+// over whole periods of every visual span, with phases relative to the span start. The best phase of a
+// stride is the one holding the most mass; strides are compared by that mass times the stride (the lift
+// over a uniform spread), because raw mass always favours the smallest stride, which simply has more
+// lines. Ties go to the smaller stride.
+GridEstimate estimate_grid(const SequenceLayout& layout, const std::vector<double>& column_mass,
+                           const std::vector<int64_t>& candidate_strides);
+
+// Resolves every pattern a head uses: static patterns get their block lengths, Vertical-Slash and grid
+// patterns their online index. q, k as in last_query_profile.
+ResolvedHead resolve_head(const SequenceLayout& layout, const HeadConfig& config, const at::Tensor& q,
+                          const at::Tensor& k, int64_t head);
+
+}  // namespace mmi

@@ -1,0 +1,133 @@
+#include "kernels/plan.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace mmi {
+
+IndexMap IndexMap::identity(int64_t n) {
+  IndexMap map;
+  map.append(0, 1, n);
+  return map;
+}
+
+IndexMap IndexMap::of_segments(const std::vector<std::pair<int64_t, int64_t>>& segments) {
+  IndexMap map;
+  for (const auto& [begin, end] : segments) map.append(begin, 1, end - begin);
+  return map;
+}
+
+IndexMap IndexMap::phase_major(const std::vector<std::pair<int64_t, int64_t>>& segments, int64_t stride,
+                               bool relative_to_segment) {
+  if (stride <= 0) throw std::invalid_argument("phase_major: stride must be positive");
+  IndexMap map;
+  for (int64_t p = 0; p < stride; ++p) {
+    for (const auto& [begin, end] : segments) {
+      const int64_t origin = relative_to_segment ? begin : 0;
+      // first x >= begin with (x - origin) % stride == p
+      const int64_t first = begin + ((p - (begin - origin)) % stride + stride) % stride;
+      if (first < end) map.append(first, stride, (end - first + stride - 1) / stride);
+    }
+  }
+  return map;
+}
+
+IndexMap IndexMap::concat(const IndexMap& first, const IndexMap& second) {
+  IndexMap map = first;
+  for (const Band& b : second.bands_) map.append(b.orig, b.step, b.count);
+  return map;
+}
+
+void IndexMap::append(int64_t orig, int64_t step, int64_t count) {
+  if (count <= 0) return;
+  if (!bands_.empty()) {
+    Band& last = bands_.back();
+    // Merge a step-1 band that continues the previous one (keeps identity-like maps a single band).
+    if (step == 1 && last.step == 1 && last.orig + last.count == orig) {
+      last.count += count;
+      size_ += count;
+      return;
+    }
+    if (step != 1 || orig < last.orig_last()) unit_steps_ = false;
+  } else if (step != 1) {
+    unit_steps_ = false;
+  }
+  bands_.push_back(Band{size_, orig, step, count});
+  size_ += count;
+}
+
+int IndexMap::band_at(int64_t logical) const {
+  auto it = std::upper_bound(bands_.begin(), bands_.end(), logical,
+                             [](int64_t x, const Band& b) { return x < b.logical; });
+  return static_cast<int>(it - bands_.begin()) - 1;
+}
+
+int64_t IndexMap::to_logical(int64_t orig) const {
+  auto lookup = [orig](const Band& b) -> int64_t {
+    if (orig < b.orig || (orig - b.orig) % b.step != 0) return -1;
+    const int64_t k = (orig - b.orig) / b.step;
+    return k < b.count ? b.logical + k : -1;
+  };
+  if (unit_steps_) {
+    auto it = std::upper_bound(bands_.begin(), bands_.end(), orig,
+                               [](int64_t x, const Band& b) { return x < b.orig; });
+    return it == bands_.begin() ? -1 : lookup(*(it - 1));
+  }
+  for (const Band& b : bands_) {
+    const int64_t found = lookup(b);
+    if (found >= 0) return found;
+  }
+  return -1;
+}
+
+void IndexMap::gather(int64_t begin, int64_t end, std::vector<int64_t>& out) const {
+  if (begin >= end) return;
+  for (int b = band_at(begin); b < static_cast<int>(bands_.size()) && bands_[b].logical < end; ++b) {
+    const Band& band = bands_[b];
+    const int64_t lo = std::max(begin, band.logical);
+    const int64_t hi = std::min(end, band.logical + band.count);
+    for (int64_t x = lo; x < hi; ++x) out.push_back(band.orig_at(x));
+  }
+}
+
+double PlanStats::flops_ratio(int64_t length) const {
+  // computed elements * 4d over heads * 2 N^2 d: the d cancels, heads are folded into causal_elements.
+  if (causal_elements == 0) return 0.0;
+  const double heads = double(causal_elements) / (double(length) * (length + 1) / 2);
+  return 4.0 * computed_elements / (heads * 2.0 * double(length) * length);
+}
+
+PlanStats& PlanStats::operator+=(const PlanStats& o) {
+  causal_elements += o.causal_elements;
+  kept_elements += o.kept_elements;
+  computed_elements += o.computed_elements;
+  tiles += o.tiles;
+  return *this;
+}
+
+PlanStats head_stats(const SparsePlan& plan, int head, bool exact) {
+  PlanStats s;
+  s.causal_elements = plan.length * (plan.length + 1) / 2;
+  for_each_chunk(plan, head, [&](const Pass& pass, const std::vector<int64_t>& rows,
+                                 const std::vector<int64_t>& cols, ChunkMask mask) {
+    ++s.tiles;
+    s.computed_elements += plan.block_m * plan.block_n;
+    if (!exact) return;
+    if (mask == ChunkMask::kFull) {
+      s.kept_elements += int64_t(rows.size()) * int64_t(cols.size());
+      return;
+    }
+    for (int64_t i : rows) {
+      for (int64_t j : cols) s.kept_elements += chunk_counts(plan, pass, mask, i, j);
+    }
+  });
+  return s;
+}
+
+PlanStats plan_stats(const SparsePlan& plan, bool exact) {
+  PlanStats total;
+  for (int h = 0; h < static_cast<int>(plan.heads.size()); ++h) total += head_stats(plan, h, exact);
+  return total;
+}
+
+}  // namespace mmi

@@ -1,0 +1,139 @@
+// SparsePlan: the one format every sparse method produces and every executor (CPU reference, CUDA)
+// consumes. Torch-free.
+//
+// A plan holds, per query head, a list of passes. A pass visits a subset of rows and keys through
+// logical orders (IndexMaps: logical index -> original position, e.g. the phase-major permutation of a
+// grid head or the rows of one modality). Its query tiles are `block_m` consecutive logical rows; per
+// tile it lists runs of logical key columns (walked in chunks of `block_n`) and gathered key columns
+// (original positions). Inside what it visits, an element (i, j) counts when j <= i and the pass's
+// MaskRule keeps it — except in chunks the builder proved fully kept (kFull, kCausal), where the rule is
+// skipped. Different passes may share rows (their softmax states are merged) but never an element:
+// the union of the passes' kept elements is exactly the head's mask, each element counted once.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/mask_rule.h"
+
+namespace mmi {
+
+// logical [logical, logical + count) -> original orig + step * (index - logical)
+struct Band {
+  int64_t logical = 0;
+  int64_t orig = 0;
+  int64_t step = 1;
+  int64_t count = 0;
+  int64_t orig_at(int64_t index) const { return orig + step * (index - logical); }
+  int64_t orig_last() const { return orig + step * (count - 1); }
+};
+
+// An ordered subset of positions, as consecutive arithmetic bands. Identity maps, modality subsets and
+// phase-major permutations are all a handful of bands, so nothing of size N is stored.
+class IndexMap {
+ public:
+  IndexMap() = default;
+  static IndexMap identity(int64_t n);
+  // The positions of the half-open ranges `segments` ([begin, end) pairs, ascending), in order.
+  static IndexMap of_segments(const std::vector<std::pair<int64_t, int64_t>>& segments);
+  // Phase-major order over `segments`: for phase p in [0, stride), for each segment in order, its
+  // positions x with (x - origin) % stride == p ascending, where origin is the segment's begin when
+  // `relative_to_segment`, else 0. Position offset t = k*stride + p inside a segment moves to the
+  // phase-p band, so lines and strided diagonals become dense bands.
+  static IndexMap phase_major(const std::vector<std::pair<int64_t, int64_t>>& segments, int64_t stride,
+                              bool relative_to_segment);
+  // `first` followed by `second` (positions must not repeat).
+  static IndexMap concat(const IndexMap& first, const IndexMap& second);
+
+  int64_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const std::vector<Band>& bands() const { return bands_; }
+  int band_at(int64_t logical) const;  // index of the band holding `logical`
+  int64_t to_orig(int64_t logical) const { return bands_[band_at(logical)].orig_at(logical); }
+  int64_t to_logical(int64_t orig) const;  // -1 when `orig` is not in the map
+  // Appends the original positions of logical [begin, end) to `out`.
+  void gather(int64_t begin, int64_t end, std::vector<int64_t>& out) const;
+
+ private:
+  void append(int64_t orig, int64_t step, int64_t count);
+  std::vector<Band> bands_;
+  int64_t size_ = 0;
+  bool unit_steps_ = true;  // every band has step 1 and bands ascend in orig: to_logical can bisect
+};
+
+// How an executor treats one chunk of a run.
+enum class ChunkMask : uint8_t {
+  kFull = 0,    // every element kept: no test at all
+  kCausal = 1,  // the rule keeps every causal element: test j <= i only
+  kRule = 2,    // test j <= i and the pass's rule
+};
+
+struct KeyRun {
+  int64_t begin = 0;  // logical key columns [begin, end) of the pass's column map
+  int64_t end = 0;
+  ChunkMask mask = ChunkMask::kRule;
+};
+
+struct Pass {
+  IndexMap rows;  // query rows, logical order; tile t is logical rows [t*block_m, (t+1)*block_m)
+  IndexMap cols;  // key columns, logical order
+  MaskRule rule;
+  std::vector<int64_t> run_offsets;     // [num_tiles + 1]: tile t's runs are runs[run_offsets[t]...]
+  std::vector<KeyRun> runs;
+  std::vector<int64_t> column_offsets;  // [num_tiles + 1]: tile t's gathered columns
+  std::vector<int64_t> columns;         // original key positions, ascending per tile; tested by rule
+  std::string label;                    // what this pass computes, for inspection
+
+  int64_t num_tiles() const { return static_cast<int64_t>(run_offsets.size()) - 1; }
+};
+
+struct HeadPlan {
+  std::vector<Pass> passes;
+  std::string description;  // the resolved pattern(s), e.g. "grid(stride=64,phase=3,...)"
+};
+
+struct SparsePlan {
+  int64_t length = 0;     // N
+  int64_t block_m = 64;   // query tile
+  int64_t block_n = 64;   // key chunk
+  std::vector<HeadPlan> heads;           // one per query head
+  std::vector<uint64_t> words;           // bitmaps referenced by MaskRule offsets
+  std::vector<int64_t> visual_starts;    // the layout's visual spans, for grid phases
+  std::vector<int64_t> visual_ends;
+
+  VisualSpans visual_spans() const {
+    return VisualSpans{visual_starts.data(), visual_ends.data(), static_cast<int64_t>(visual_starts.size())};
+  }
+  bool keeps(const MaskRule& rule, int64_t i, int64_t j) const {
+    return rule_keeps(rule, words.data(), visual_spans(), i, j);
+  }
+};
+
+// Walks every element a plan's head visits and reports the counted ones:
+// visit(i, j) is called once per (pass, tile, chunk, row, column) element that the executor counts.
+// Used by the statistics and by the exactness tests; O(visited elements).
+template <typename Visit>
+void for_each_counted_element(const SparsePlan& plan, int head, Visit&& visit);
+
+// Plan statistics for one head or the whole plan.
+struct PlanStats {
+  int64_t causal_elements = 0;    // N(N+1)/2 per head
+  int64_t kept_elements = 0;      // counted elements (the mask size)
+  int64_t computed_elements = 0;  // block_m x block_n per visited chunk (what a tile kernel computes)
+  int64_t tiles = 0;              // visited chunks
+  double density() const { return causal_elements ? double(kept_elements) / causal_elements : 0.0; }
+  // Computed-tile FLOPs relative to dense causal attention (2*N^2*d per head, SPEC §10).
+  double flops_ratio(int64_t length) const;
+  PlanStats& operator+=(const PlanStats& o);
+};
+
+// `exact` counts kept elements by evaluating every rule-tested element; otherwise kept_elements is 0.
+PlanStats plan_stats(const SparsePlan& plan, bool exact = true);
+PlanStats head_stats(const SparsePlan& plan, int head, bool exact = true);
+// 4 * d * computed elements: the FLOPs a tile kernel spends on QK^T and PV.
+inline double computed_flops(const PlanStats& s, int64_t head_dim) { return 4.0 * head_dim * s.computed_elements; }
+
+}  // namespace mmi
+
+#include "kernels/plan_walk.h"

@@ -1,0 +1,559 @@
+#include "kernels/plan_builder.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace mmi {
+namespace {
+
+using Segments = std::vector<std::pair<int64_t, int64_t>>;  // half-open [begin, end), ascending
+
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
+
+Segments segments_of(const SequenceLayout& layout, Modality m) {
+  Segments out;
+  for (int s : layout.spans_of(m)) out.emplace_back(layout.span(s).start, layout.span(s).end());
+  return out;
+}
+
+Segments visual_segments(const SequenceLayout& layout) {
+  Segments out;
+  for (const Span& s : layout.spans()) {
+    if (is_visual(s.modality)) out.emplace_back(s.start, s.end());
+  }
+  return out;
+}
+
+// Pieces of `a` inside `b`, in order; adjacent pieces stay separate (visual spans keep their origin).
+Segments intersect(const Segments& a, const Segments& b) {
+  Segments out;
+  for (const auto& [a0, a1] : a) {
+    for (const auto& [b0, b1] : b) {
+      const int64_t lo = std::max(a0, b0), hi = std::min(a1, b1);
+      if (lo < hi) out.emplace_back(lo, hi);
+    }
+  }
+  return out;
+}
+
+Segments subtract(const Segments& a, const Segments& b) {
+  Segments out;
+  for (const auto& [a0, a1] : a) {
+    int64_t cursor = a0;
+    for (const auto& [b0, b1] : b) {
+      if (b1 <= cursor || b0 >= a1) continue;
+      if (b0 > cursor) out.emplace_back(cursor, b0);
+      cursor = std::max(cursor, b1);
+    }
+    if (cursor < a1) out.emplace_back(cursor, a1);
+  }
+  return out;
+}
+
+// What the rule needs beyond MaskRule itself: the sorted index lists behind its bitmaps.
+struct PassSpec {
+  IndexMap rows;
+  IndexMap cols;
+  MaskRule rule;
+  std::string label;
+  const std::vector<int64_t>* verticals = nullptr;
+  const std::vector<int64_t>* slashes = nullptr;
+};
+
+// The rows of one query tile, ascending, with the summaries the classifier needs.
+struct TileRows {
+  std::vector<int64_t> pos;
+  Segments runs;              // maximal runs of consecutive positions, as [first, last] (inclusive)
+  int64_t min = 0, max = 0;
+  int64_t grid_phase = -1;    // the common grid phase of all rows, or -1
+  int64_t residue = -1;       // the common residue modulo the rule's diagonal period, or -1
+};
+
+struct ChunkCols {
+  int64_t min = 0, max = 0;
+  const Band* band = nullptr;  // the single band holding the chunk, or null when it straddles bands
+};
+
+class PassBuilder {
+ public:
+  PassBuilder(const SparsePlan& plan, const PassSpec& spec) : plan_(plan), spec_(spec), r_(spec.rule) {}
+
+  Pass build() {
+    Pass pass;
+    pass.rows = spec_.rows;
+    pass.cols = spec_.cols;
+    pass.rule = r_;
+    pass.label = spec_.label;
+    const int64_t tiles = (spec_.rows.size() + plan_.block_m - 1) / plan_.block_m;
+    pass.run_offsets.assign(1, 0);
+    pass.column_offsets.assign(1, 0);
+    for (int64_t t = 0; t < tiles; ++t) {
+      load_tile(t);
+      intervals_.clear();
+      gathered_.clear();
+      collect_requirements();
+      emit_runs(pass);
+      emit_columns(pass);
+      pass.run_offsets.push_back(static_cast<int64_t>(pass.runs.size()));
+      pass.column_offsets.push_back(static_cast<int64_t>(pass.columns.size()));
+    }
+    return pass;
+  }
+
+ private:
+  int64_t limit(int64_t row) const { return row - r_.min_distance; }  // the last key a row may keep
+
+  void load_tile(int64_t t) {
+    TileRows& T = tile_;
+    T.pos.clear();
+    spec_.rows.gather(t * plan_.block_m, std::min(spec_.rows.size(), (t + 1) * plan_.block_m), T.pos);
+    std::sort(T.pos.begin(), T.pos.end());
+    T.min = T.pos.front();
+    T.max = T.pos.back();
+    T.runs.clear();
+    for (int64_t p : T.pos) {
+      if (!T.runs.empty() && T.runs.back().second + 1 == p) T.runs.back().second = p;
+      else T.runs.emplace_back(p, p);
+    }
+    T.grid_phase = common_value([&](int64_t p) { return phase(p); });
+    T.residue = r_.diagonal_period > 0 ? common_value([&](int64_t p) { return p % r_.diagonal_period; }) : -1;
+  }
+
+  template <typename F>
+  int64_t common_value(F f) const {
+    const int64_t first = f(tile_.pos.front());
+    for (int64_t p : tile_.pos) {
+      if (f(p) != first) return -1;
+    }
+    return first;
+  }
+
+  int64_t phase(int64_t pos) const {
+    return r_.grid_stride > 0 ? visual_phase_of(plan_.visual_spans(), pos, r_.grid_stride) : -1;
+  }
+
+  // ---- requirements: which key columns some row of the tile may keep -------------------------------
+
+  void need_on_band(const Band& b, int64_t lo, int64_t hi) {
+    lo = std::max(lo, r_.min_col);
+    if (lo > hi) return;
+    const int64_t k_lo = std::max<int64_t>(0, ceil_div(lo - b.orig, b.step));
+    const int64_t k_hi = std::min<int64_t>(b.count - 1, floor_div(hi - b.orig, b.step));
+    if (k_lo <= k_hi) intervals_.emplace_back(b.logical + k_lo, b.logical + k_hi + 1);
+  }
+
+  void need_range(int64_t lo, int64_t hi) {
+    for (const Band& b : spec_.cols.bands()) need_on_band(b, lo, hi);
+  }
+
+  void need_column(int64_t j) {
+    if (j >= r_.min_col) gathered_.push_back(j);
+  }
+
+  // Keys of grid phase `p` up to `hi`: a band prefix in phase-major maps, gathered columns otherwise.
+  void need_phase(int64_t p, int64_t hi) {
+    const int64_t s = r_.grid_stride;
+    const VisualSpans spans = plan_.visual_spans();
+    for (const Band& b : spec_.cols.bands()) {
+      if (b.step == s) {
+        if (visual_phase_of(spans, b.orig, s) == p) need_on_band(b, b.orig, hi);
+      } else if (b.step == 1) {
+        const int64_t b_end = std::min(b.orig + b.count - 1, hi);
+        for (int64_t k = 0; k < spans.count; ++k) {
+          const int64_t lo = std::max(b.orig, spans.starts[k]);
+          const int64_t end = std::min(b_end + 1, spans.ends[k]);
+          const int64_t first = spans.starts[k] + p + ceil_div(lo - spans.starts[k] - p, s) * s;
+          for (int64_t j = first; j < end; j += s) need_column(j);
+        }
+      } else {
+        need_on_band(b, b.orig, hi);  // an unrelated permutation: cover it, the rule decides
+      }
+    }
+  }
+
+  void collect_requirements() {
+    const TileRows& T = tile_;
+    if (r_.all) need_range(0, limit(T.max));
+    int64_t dense_row = -1;  // the last row that keeps every key
+    for (int64_t p : T.pos) {
+      if (p < r_.dense_rows_before || p >= r_.dense_rows_from) dense_row = p;
+    }
+    if (r_.grid_hline) {
+      for (int64_t p : T.pos) {
+        if (phase(p) == r_.grid_phase) dense_row = std::max(dense_row, p);
+      }
+    }
+    if (dense_row >= 0) need_range(0, limit(dense_row));
+    if (r_.sink > 0) need_range(0, std::min(r_.sink - 1, limit(T.max)));
+    if (r_.local > r_.min_distance) {
+      for (const auto& [a, z] : T.runs) need_range(a - r_.local + 1, limit(z));
+    }
+    if (r_.block > 0) collect_block();
+    if (r_.diagonal_period > 0) collect_diagonals();
+    if (spec_.verticals) {
+      for (int64_t j : *spec_.verticals) {
+        if (j > limit(T.max)) break;
+        need_column(j);
+      }
+    }
+    if (spec_.slashes) collect_slashes();
+    if (r_.grid_stride > 0 && (r_.grid_vline || r_.grid_slash)) collect_grid_lines();
+  }
+
+  void collect_block() {
+    const int64_t l = r_.block;
+    for (const auto& [a, z] : tile_.runs) need_range(a / l * l, limit(z));
+    if (r_.block_head <= 0) return;
+    const int64_t last = limit(tile_.max);
+    for (int64_t start = 0; start <= last; start += l) {
+      const int64_t head_end = std::min(start + std::min(r_.block_head, l) - 1, last);
+      if (r_.block_head >= 16) {
+        need_range(start, head_end);
+      } else {
+        for (int64_t j = start; j <= head_end; ++j) need_column(j);
+      }
+    }
+  }
+
+  void collect_diagonals() {
+    const int64_t period = r_.diagonal_period;
+    std::vector<int64_t> last_row(period, -1);  // per residue, the last row of the tile
+    for (int64_t p : tile_.pos) last_row[p % period] = p;
+    for (const Band& b : spec_.cols.bands()) {
+      if (b.step % period == 0) {
+        const int64_t row = last_row[b.orig % period];
+        if (row >= 0) need_on_band(b, b.orig, limit(row));
+      } else {
+        need_on_band(b, b.orig, limit(tile_.max));
+      }
+    }
+  }
+
+  void collect_slashes() {
+    const std::vector<int64_t>& d = *spec_.slashes;
+    for (size_t k = 0; k < d.size();) {
+      size_t e = k;  // group consecutive distances [d[k], d[e]]
+      while (e + 1 < d.size() && d[e + 1] == d[e] + 1) ++e;
+      const int64_t d_lo = std::max(d[k], r_.min_distance), d_hi = d[e];
+      if (d_lo <= d_hi) {
+        for (const auto& [a, z] : tile_.runs) need_range(a - d_hi, z - d_lo);
+      }
+      k = e + 1;
+    }
+  }
+
+  void collect_grid_lines() {
+    if (r_.grid_vline) need_phase(r_.grid_phase, limit(tile_.max));
+    if (r_.grid_slash) {
+      std::vector<int64_t> last_row(r_.grid_stride, -1);  // per phase, the last visual row
+      for (int64_t p : tile_.pos) {
+        const int64_t ph = phase(p);
+        if (ph >= 0) last_row[ph] = p;
+      }
+      for (int64_t ph = 0; ph < r_.grid_stride; ++ph) {
+        if (last_row[ph] >= 0) need_phase(ph, limit(last_row[ph]));
+      }
+    }
+  }
+
+  // ---- emission ------------------------------------------------------------------------------------
+
+  void emit_runs(Pass& pass) {
+    std::sort(intervals_.begin(), intervals_.end());
+    std::vector<std::pair<int64_t, int64_t>> merged;
+    for (const auto& iv : intervals_) {
+      if (!merged.empty() && iv.first <= merged.back().second) {
+        merged.back().second = std::max(merged.back().second, iv.second);
+      } else {
+        merged.push_back(iv);
+      }
+    }
+    intervals_ = merged;
+    const size_t first_run = pass.runs.size();
+    for (const auto& [begin, end] : merged) {
+      for (int64_t c = begin; c < end; c += plan_.block_n) {
+        const int64_t c_end = std::min(end, c + plan_.block_n);
+        const ChunkMask mask = classify(chunk_cols(c, c_end));
+        // Extend the previous run when this chunk continues it with the same mask; chunk boundaries
+        // stay block_n apart because only whole chunks are ever followed by another in one interval.
+        if (pass.runs.size() > first_run && pass.runs.back().end == c && pass.runs.back().mask == mask) {
+          pass.runs.back().end = c_end;
+        } else {
+          pass.runs.push_back(KeyRun{c, c_end, mask});
+        }
+      }
+    }
+  }
+
+  void emit_columns(Pass& pass) {
+    std::sort(gathered_.begin(), gathered_.end());
+    gathered_.erase(std::unique(gathered_.begin(), gathered_.end()), gathered_.end());
+    for (int64_t j : gathered_) {
+      const int64_t logical = spec_.cols.to_logical(j);
+      if (logical < 0 || covered(logical)) continue;
+      pass.columns.push_back(j);
+    }
+  }
+
+  bool covered(int64_t logical) const {
+    auto it = std::upper_bound(intervals_.begin(), intervals_.end(), logical,
+                               [](int64_t x, const std::pair<int64_t, int64_t>& iv) { return x < iv.first; });
+    return it != intervals_.begin() && logical < (it - 1)->second;
+  }
+
+  ChunkCols chunk_cols(int64_t begin, int64_t end) const {
+    const auto& bands = spec_.cols.bands();
+    const int first = spec_.cols.band_at(begin), last = spec_.cols.band_at(end - 1);
+    ChunkCols c;
+    c.min = INT64_MAX;
+    c.max = INT64_MIN;
+    for (int b = first; b <= last; ++b) {
+      const int64_t lo = std::max(begin, bands[b].logical);
+      const int64_t hi = std::min(end, bands[b].logical + bands[b].count) - 1;
+      c.min = std::min(c.min, bands[b].orig_at(lo));
+      c.max = std::max(c.max, bands[b].orig_at(hi));
+    }
+    if (first == last) c.band = &bands[first];
+    return c;
+  }
+
+  // kFull / kCausal when one component provably keeps every element (conservative: kRule otherwise).
+  ChunkMask classify(const ChunkCols& c) const {
+    const TileRows& T = tile_;
+    bool keeps_all = r_.all || c.max < r_.sink || T.max - c.min < r_.local ||
+                     T.max < r_.dense_rows_before || T.min >= r_.dense_rows_from;
+    if (!keeps_all && r_.block > 0) {
+      const int64_t blk = T.min / r_.block;
+      keeps_all = T.max / r_.block == blk && c.min / r_.block == blk && c.max / r_.block == blk;
+    }
+    if (!keeps_all && r_.slash_words >= 0 && T.runs.size() == 1 && c.band && c.band->step == 1) {
+      keeps_all = all_bits(r_.slash_words, std::max<int64_t>(0, T.min - c.max), T.max - c.min);
+    }
+    if (!keeps_all && r_.grid_stride > 0 && c.band && c.band->step == r_.grid_stride) {
+      const int64_t col_phase = phase(c.band->orig);
+      keeps_all = (r_.grid_vline && col_phase == r_.grid_phase) ||
+                  (r_.grid_hline && T.grid_phase == r_.grid_phase && T.grid_phase >= 0) ||
+                  (r_.grid_slash && T.grid_phase >= 0 && T.grid_phase == col_phase);
+    }
+    if (!keeps_all && r_.diagonal_period > 0 && T.residue >= 0 && c.band &&
+        c.band->step % r_.diagonal_period == 0) {
+      keeps_all = c.band->orig % r_.diagonal_period == T.residue;
+    }
+    if (!keeps_all) return ChunkMask::kRule;
+    if (c.max <= T.min && T.min - c.max >= r_.min_distance && c.min >= r_.min_col) return ChunkMask::kFull;
+    if (r_.min_distance == 0 && c.min >= r_.min_col) return ChunkMask::kCausal;
+    return ChunkMask::kRule;
+  }
+
+  bool all_bits(int64_t offset, int64_t lo, int64_t hi) const {
+    const uint64_t* words = plan_.words.data() + offset;
+    for (int64_t b = lo; b <= hi; ++b) {
+      if (!test_bit(words, b)) return false;
+    }
+    return true;
+  }
+
+  const SparsePlan& plan_;
+  const PassSpec& spec_;
+  const MaskRule& r_;
+  TileRows tile_;
+  std::vector<std::pair<int64_t, int64_t>> intervals_;
+  std::vector<int64_t> gathered_;
+};
+
+class PlanAssembler {
+ public:
+  PlanAssembler(const SequenceLayout& layout, SparsePlan& plan) : layout_(layout), plan_(plan) {}
+
+  HeadPlan head(const ResolvedHead& head) {
+    HeadPlan out;
+    const Segments all = {{0, layout_.length()}};
+    switch (head.boundary) {
+      case BoundaryKind::kNone:
+      case BoundaryKind::kK: add_pattern(out, head.patterns[0][0], all, all, "all"); break;
+      case BoundaryKind::kQ:
+        for (Modality m : layout_.modalities()) {
+          add_pattern(out, head.patterns[int(m)][0], segments_of(layout_, m), all,
+                      std::string(modality_name(m)) + " rows");
+        }
+        break;
+      case BoundaryKind::k2D:
+        for (Modality m : layout_.modalities()) {
+          for (Modality n : layout_.modalities()) {
+            add_pattern(out, head.patterns[int(m)][int(n)], segments_of(layout_, m), segments_of(layout_, n),
+                        std::string(modality_name(m)) + "->" + modality_name(n));
+          }
+        }
+        break;
+    }
+    out.description = describe_resolved(head, layout_);
+    return out;
+  }
+
+ private:
+  void add_pattern(HeadPlan& out, const ResolvedPattern& p, const Segments& rows, const Segments& cols,
+                   const std::string& scope) {
+    const PatternParams& c = p.params;
+    MaskRule rule;
+    switch (c.kind) {
+      case PatternKind::kDense: rule.all = true; break;
+      case PatternKind::kTriShape: rule.dense_rows_from = layout_.length() - c.last_rows; [[fallthrough]];
+      case PatternKind::kAShape:
+        rule.sink = c.sink;
+        rule.local = c.local;
+        break;
+      case PatternKind::kSfFixed:
+        rule.block = p.index.block;
+        rule.block_head = c.block_head;
+        break;
+      case PatternKind::kSfStrided: return add_strided(out, p, rows, cols, scope);
+      case PatternKind::kVerticalSlash: return add_vertical_slash(out, p, rows, cols, scope);
+      case PatternKind::kGrid: return add_grid(out, p, rows, cols, scope);
+    }
+    add(out, PassSpec{IndexMap::of_segments(rows), IndexMap::of_segments(cols), rule,
+                      scope + ": " + pattern_name(c.kind)});
+  }
+
+  void add_strided(HeadPlan& out, const ResolvedPattern& p, const Segments& rows, const Segments& cols,
+                   const std::string& scope) {
+    const int64_t l = p.index.block;
+    MaskRule local;
+    local.local = l;
+    add(out, PassSpec{IndexMap::of_segments(rows), IndexMap::of_segments(cols), local, scope + ": local window"});
+    MaskRule diagonals;
+    diagonals.diagonal_period = l;
+    diagonals.min_distance = l;
+    add(out, PassSpec{IndexMap::phase_major(rows, l, false), IndexMap::phase_major(cols, l, false), diagonals,
+                      scope + ": strided diagonals (phase-major)"});
+  }
+
+  void add_vertical_slash(HeadPlan& out, const ResolvedPattern& p, const Segments& rows,
+                          const Segments& cols, const std::string& scope) {
+    MaskRule rule;
+    rule.vertical_words = add_bitmap(p.index.verticals);
+    rule.slash_words = add_bitmap(p.index.slashes);
+    PassSpec spec{IndexMap::of_segments(rows), IndexMap::of_segments(cols), rule, scope + ": vertical-slash"};
+    spec.verticals = &p.index.verticals;
+    spec.slashes = &p.index.slashes;
+    add(out, spec);
+  }
+
+  void add_grid(HeadPlan& out, const ResolvedPattern& p, const Segments& rows, const Segments& cols,
+                const std::string& scope) {
+    const PatternParams& c = p.params;
+    MaskRule base;
+    if (!layout_.has_visual()) {
+      base.all = true;  // no visual region: every row lies outside it
+      add(out, PassSpec{IndexMap::of_segments(rows), IndexMap::of_segments(cols), base, scope + ": grid (dense)"});
+      return;
+    }
+    const int64_t begin = layout_.visual_begin(), end = layout_.visual_end();
+    base.sink = begin;
+    base.local = c.grid_local;
+    base.dense_rows_before = begin;
+    base.dense_rows_from = end;
+    add(out, PassSpec{IndexMap::of_segments(rows), IndexMap::of_segments(cols), base,
+                      scope + ": grid sinks, local window, dense text rows"});
+    if (!(c.vline || c.hline || c.slash)) return;
+    // Visual rows and keys go phase-major so lines become dense bands. Text inside the region is
+    // appended in order: its rows meet vertical lines, and horizontal lines reach its keys.
+    const Segments visual = visual_segments(layout_);
+    const Segments region = {{begin, end}};
+    const int64_t s = p.index.stride;
+    IndexMap row_map = IndexMap::phase_major(intersect(rows, visual), s, true);
+    if (c.vline) row_map = IndexMap::concat(row_map, IndexMap::of_segments(subtract(intersect(rows, region), visual)));
+    IndexMap col_map = IndexMap::phase_major(intersect(cols, visual), s, true);
+    if (c.hline) col_map = IndexMap::concat(col_map, IndexMap::of_segments(subtract(intersect(cols, region), visual)));
+    if (row_map.empty() || col_map.empty()) return;
+    MaskRule lines;
+    lines.min_distance = c.grid_local;
+    lines.min_col = begin;
+    lines.grid_stride = s;
+    lines.grid_phase = p.index.phase;
+    lines.grid_vline = c.vline;
+    lines.grid_hline = c.hline;
+    lines.grid_slash = c.slash;
+    add(out, PassSpec{row_map, col_map, lines, scope + ": grid lines (phase-major)"});
+  }
+
+  int64_t add_bitmap(const std::vector<int64_t>& bits) {
+    const int64_t offset = static_cast<int64_t>(plan_.words.size());
+    plan_.words.resize(offset + (layout_.length() + 63) / 64 + 1, 0);
+    for (int64_t b : bits) {
+      if (b >= 0 && b < layout_.length()) plan_.words[offset + (b >> 6)] |= uint64_t(1) << (b & 63);
+    }
+    return offset;
+  }
+
+  void add(HeadPlan& out, const PassSpec& spec) {
+    if (spec.rows.empty() || spec.cols.empty()) return;
+    out.passes.push_back(PassBuilder(plan_, spec).build());
+  }
+
+  const SequenceLayout& layout_;
+  SparsePlan& plan_;
+};
+
+}  // namespace
+
+SparsePlan build_plan(const SequenceLayout& layout, const std::vector<ResolvedHead>& heads,
+                      const PlanOptions& options) {
+  if (options.block_m <= 0 || options.block_n <= 0) throw std::invalid_argument("plan: tile sizes must be positive");
+  SparsePlan plan;
+  plan.length = layout.length();
+  plan.block_m = options.block_m;
+  plan.block_n = options.block_n;
+  for (const Span& s : layout.spans()) {
+    if (!is_visual(s.modality)) continue;
+    plan.visual_starts.push_back(s.start);
+    plan.visual_ends.push_back(s.end());
+  }
+  PlanAssembler assembler(layout, plan);
+  for (const ResolvedHead& head : heads) plan.heads.push_back(assembler.head(head));
+  return plan;
+}
+
+std::string describe_resolved(const ResolvedPattern& p) {
+  const PatternParams& c = p.params;
+  switch (c.kind) {
+    case PatternKind::kSfFixed:
+      return "sf_fixed(block=" + std::to_string(p.index.block) + ",block_head=" + std::to_string(c.block_head) + ")";
+    case PatternKind::kSfStrided: return "sf_strided(block=" + std::to_string(p.index.block) + ")";
+    case PatternKind::kVerticalSlash:
+      return "vertical_slash(verticals=" + std::to_string(p.index.verticals.size()) +
+             ",slashes=" + std::to_string(p.index.slashes.size()) + ")";
+    case PatternKind::kGrid:
+      return "grid(stride=" + std::to_string(p.index.stride) + ",phase=" + std::to_string(p.index.phase) +
+             ",lines=" + (c.vline ? "v" : "") + (c.hline ? "h" : "") + (c.slash ? "s" : "") +
+             ",local=" + std::to_string(c.grid_local) + ")";
+    default: return c.describe();
+  }
+}
+
+std::string describe_resolved(const ResolvedHead& head, const SequenceLayout& layout) {
+  switch (head.boundary) {
+    case BoundaryKind::kNone: return describe_resolved(head.patterns[0][0]);
+    case BoundaryKind::kK: return describe_resolved(head.patterns[0][0]) + " [k-boundary]";
+    case BoundaryKind::kQ: {
+      std::string out = "q-boundary{";
+      for (Modality m : layout.modalities()) {
+        out += std::string(modality_name(m)) + ": " + describe_resolved(head.patterns[int(m)][0]) + "; ";
+      }
+      return out + "}";
+    }
+    case BoundaryKind::k2D: {
+      std::string out = "2d-boundary{";
+      for (Modality m : layout.modalities()) {
+        for (Modality n : layout.modalities()) {
+          out += std::string(modality_name(m)) + "->" + modality_name(n) + ": " +
+                 describe_resolved(head.patterns[int(m)][int(n)]) + "; ";
+        }
+      }
+      return out + "}";
+    }
+  }
+  return "";
+}
+
+}  // namespace mmi

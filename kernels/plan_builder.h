@@ -1,0 +1,25 @@
+// Turns resolved per-head patterns into a SparsePlan (SPEC §2–3). Torch-free.
+#pragma once
+
+#include <vector>
+
+#include "kernels/layout.h"
+#include "kernels/pattern.h"
+#include "kernels/plan.h"
+
+namespace mmi {
+
+struct PlanOptions {
+  int64_t block_m = 64;  // query tile
+  int64_t block_n = 64;  // key chunk
+};
+
+// heads[h] is query head h's resolved patterns. The plan's kept elements equal head_keeps() exactly.
+SparsePlan build_plan(const SequenceLayout& layout, const std::vector<ResolvedHead>& heads,
+                      const PlanOptions& options = {});
+
+// Human-readable form of one resolved pattern, e.g. "grid(stride=64,phase=3,lines=v,local=1024)".
+std::string describe_resolved(const ResolvedPattern& pattern);
+std::string describe_resolved(const ResolvedHead& head, const SequenceLayout& layout);
+
+}  // namespace mmi
