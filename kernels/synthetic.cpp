@@ -38,8 +38,9 @@ QKV make_qkv(const SequenceLayout& layout, const SyntheticOptions& o) {
   if (o.head_dim <= 0) throw std::invalid_argument("synthetic inputs: head_dim must be positive");
   const int64_t n = layout.length(), d = o.head_dim, group = o.heads / o.kv_heads;
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
-  at::Tensor q = at::randn({n, o.heads, d}, gen);
-  at::Tensor k = at::randn({n, o.kv_heads, d}, gen);
+  // Unstructured logits have a standard deviation of 0.5 (q, k entries ~ N(0, 0.5^(1/2))).
+  at::Tensor q = at::randn({n, o.heads, d}, gen) * std::sqrt(0.5);
+  at::Tensor k = at::randn({n, o.kv_heads, d}, gen) * std::sqrt(0.5);
   at::Tensor v = at::randn({n, o.kv_heads, d}, gen);
   if (o.structured) {
     add_local_bias(q, k, 3.0, gen);
@@ -48,7 +49,7 @@ QKV make_qkv(const SequenceLayout& layout, const SyntheticOptions& o) {
       at::Tensor kg = k.select(1, g);                 // [N, D]
       at::Tensor qg = q.narrow(1, g * group, group);  // [N, G, D]
       // Per query head of the group, how strongly it follows each structure.
-      const at::Tensor follow = at::rand({3, group}, gen) * 0.8 + 0.2;
+      const at::Tensor follow = at::rand({3, group}, gen) * 0.4 + 0.6;
       auto plant = [&](const at::Tensor& key_rows, double logit, int which) {
         const at::Tensor dir = unit(gen, d) * shared_scale(logit, d);
         kg.index_put_({key_rows}, kg.index({key_rows}) + dir);
@@ -62,9 +63,9 @@ QKV make_qkv(const SequenceLayout& layout, const SyntheticOptions& o) {
           if (!is_visual(s.modality)) continue;
           for (int64_t x = s.start + phase; x < s.end(); x += stride) rows.push_back(x);
         }
-        if (!rows.empty()) plant(at::tensor(rows, at::kLong), 4.0, 1);
+        if (!rows.empty()) plant(at::tensor(rows, at::kLong), 5.0, 1);
       }
-      plant(at::randint(n, {8}, gen, at::kLong), 5.0, 2);  // a few hot columns
+      plant(at::randint(n, {4}, gen, at::kLong), 4.0, 2);  // a few hot columns
     }
   }
   return {q.to(o.dtype), k.to(o.dtype), v.to(o.dtype)};
