@@ -5,5 +5,6 @@
 namespace mmi {
 
 int attention_command(int argc, char** argv);
+int bench_command(int argc, char** argv);
 
 }  // namespace mmi

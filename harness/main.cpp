@@ -18,6 +18,7 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"attention", "compare attention methods on a synthetic sequence layout", mmi::attention_command},
+    {"bench", "benchmark attention methods against cuDNN SDPA on the GPU (mmi bench attention)", mmi::bench_command},
 };
 
 void print_help() {

@@ -64,26 +64,30 @@ AttentionProfile last_query_profile(const at::Tensor& q, const at::Tensor& k, in
     l = l * at::exp(m - m_new) + at::exp(s - m_new.unsqueeze(1)).sum(1);
     m = m_new;
   }
-  // Pass 2: probabilities, summed per column and per distance on the host.
-  AttentionProfile profile;
-  profile.column.assign(end, 0.0);
-  profile.distance.assign(end, 0.0);
+  // Pass 2: probabilities, summed per column and per distance where the tensors live. The distance sums
+  // use a skew: with the rows reversed and each row shifted by its index, a diagonal i - j = const of
+  // the chunk becomes a column of a [L, C + L - 1] view, so one reduction sums every diagonal.
+  const auto f64 = queries.options().dtype(at::kDouble);
+  at::Tensor column = at::zeros({end}, f64), distance = at::zeros({end}, f64);
+  at::Tensor filter;
+  if (key_filter) filter = at::tensor(std::vector<double>(key_filter->begin(), key_filter->begin() + end)).to(f64.device());
   for (int64_t c0 = 0; c0 < end; c0 += kKeyChunk) {
-    const int64_t c1 = std::min(end, c0 + kKeyChunk);
-    const at::Tensor p = (at::exp(chunk_scores(c0, c1) - m.unsqueeze(1)) / l.unsqueeze(1)).cpu().contiguous();
-    const float* data = p.data_ptr<float>();
-    const int64_t width = c1 - c0;
-    for (int64_t r = 0; r < count; ++r) {
-      const int64_t i = end - count + r;
-      const float* row = data + r * width;
-      for (int64_t j = c0; j < std::min(c1, i + 1); ++j) {
-        if (key_filter && !(*key_filter)[j]) continue;
-        const double a = row[j - c0];
-        profile.column[j] += a;
-        profile.distance[i - j] += a;
-      }
-    }
+    const int64_t c1 = std::min(end, c0 + kKeyChunk), width = c1 - c0;
+    at::Tensor p = (at::exp(chunk_scores(c0, c1) - m.unsqueeze(1)) / l.unsqueeze(1)).to(at::kDouble);  // [L, C]
+    if (key_filter) p = p * filter.narrow(0, c0, width).unsqueeze(0);
+    column.narrow(0, c0, width).add_(p.sum(0));
+    const at::Tensor skewed = at::constant_pad_nd(p.flip(0), {0, count}).reshape({-1})
+                                  .narrow(0, 0, count * (width + count - 1)).reshape({count, width + count - 1});
+    // Column x of `skewed` holds the diagonal j - r = x - (L - 1): distance end - 1 - c0 - x.
+    const at::Tensor sums = skewed.sum(0).flip(0);  // index y = width + L - 2 - x
+    const int64_t d_lo = end - 1 - c0 - (width + count - 2);  // distance of y = 0
+    const int64_t lo = std::max<int64_t>(0, d_lo), hi = std::min(end, end - c0);  // valid distances [lo, hi)
+    if (lo < hi) distance.narrow(0, lo, hi - lo).add_(sums.narrow(0, lo - d_lo, hi - lo));
   }
+  const at::Tensor column_host = column.cpu(), distance_host = distance.cpu();
+  AttentionProfile profile;
+  profile.column.assign(column_host.data_ptr<double>(), column_host.data_ptr<double>() + end);
+  profile.distance.assign(distance_host.data_ptr<double>(), distance_host.data_ptr<double>() + end);
   return profile;
 }
 

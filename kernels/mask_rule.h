@@ -59,8 +59,10 @@ MMI_HD bool test_bit(const uint64_t* words, int64_t bit) {
   return (words[bit >> 6] >> (bit & 63)) & 1u;
 }
 
-MMI_HD bool rule_keeps(const MaskRule& r, const uint64_t* words, const VisualSpans& spans, int64_t i,
-                       int64_t j) {
+// The rule with the grid phases of i and j already known (each -1 when not visual or no grid):
+// executors compute them once per row and per key instead of once per element.
+MMI_HD bool rule_keeps_at(const MaskRule& r, const uint64_t* words, int64_t i, int64_t j, int64_t phase_i,
+                          int64_t phase_j) {
   const int64_t d = i - j;
   if (d < 0 || d < r.min_distance || j < r.min_col) return false;
   if (r.all || j < r.sink || d < r.local) return true;
@@ -70,15 +72,20 @@ MMI_HD bool rule_keeps(const MaskRule& r, const uint64_t* words, const VisualSpa
   if (r.vertical_words >= 0 && test_bit(words + r.vertical_words, j)) return true;
   if (r.slash_words >= 0 && test_bit(words + r.slash_words, d)) return true;
   if (r.grid_stride > 0) {
-    const int64_t phase_j = visual_phase_of(spans, j, r.grid_stride);
     if (r.grid_vline && phase_j == r.grid_phase) return true;
-    if (r.grid_hline || r.grid_slash) {
-      const int64_t phase_i = visual_phase_of(spans, i, r.grid_stride);
-      if (r.grid_hline && phase_i == r.grid_phase) return true;
-      if (r.grid_slash && phase_i >= 0 && phase_i == phase_j) return true;
-    }
+    if (r.grid_hline && phase_i == r.grid_phase) return true;
+    if (r.grid_slash && phase_i >= 0 && phase_i == phase_j) return true;
   }
   return false;
+}
+
+MMI_HD int64_t rule_phase(const MaskRule& r, const VisualSpans& spans, int64_t pos) {
+  return r.grid_stride > 0 ? visual_phase_of(spans, pos, r.grid_stride) : -1;
+}
+
+MMI_HD bool rule_keeps(const MaskRule& r, const uint64_t* words, const VisualSpans& spans, int64_t i,
+                       int64_t j) {
+  return rule_keeps_at(r, words, i, j, rule_phase(r, spans, i), rule_phase(r, spans, j));
 }
 
 }  // namespace mmi

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "kernels/cpu/executor.h"
+#include "kernels/cuda/cuda_executor.h"
 #include "kernels/estimate.h"
 #include "kernels/method_config.h"
 
@@ -31,9 +32,10 @@ class PatternMethod : public AttentionMethod {
 class DenseMethod : public PatternMethod {
  public:
   DenseMethod() : PatternMethod("dense", uniform_head(PatternParams{})) {}
-  AttentionOutput run(const SparsePlan&, const at::Tensor& q, const at::Tensor& k,
+  AttentionOutput run(const SparsePlan& plan, const at::Tensor& q, const at::Tensor& k,
                       const at::Tensor& v) const override {
-    return dense_attention_cpu(q, k, v);
+    if (!q.is_cuda()) return dense_attention_cpu(q, k, v);
+    return AttentionMethod::run(plan, q, k, v);  // our kernel on the full causal plan
   }
 };
 
@@ -109,7 +111,7 @@ std::vector<ResolvedHead> AttentionMethod::resolve(const AttentionContext& ctx, 
 
 AttentionOutput AttentionMethod::run(const SparsePlan& plan, const at::Tensor& q, const at::Tensor& k,
                                      const at::Tensor& v) const {
-  return execute_plan_cpu(plan, q, k, v);
+  return q.is_cuda() ? execute_plan_cuda(plan, q, k, v) : execute_plan_cpu(plan, q, k, v);
 }
 
 std::vector<std::string> method_names() {

@@ -1,7 +1,11 @@
 #include "kernels/plan_builder.h"
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 
 namespace mmi {
 namespace {
@@ -77,7 +81,9 @@ struct ChunkCols {
 
 class PassBuilder {
  public:
-  PassBuilder(const SparsePlan& plan, const PassSpec& spec) : plan_(plan), spec_(spec), r_(spec.rule) {}
+  // `plan` supplies the tile sizes and visual spans; `words` the bitmaps the rule's offsets refer to.
+  PassBuilder(const SparsePlan& plan, const std::vector<uint64_t>& words, const PassSpec& spec)
+      : plan_(plan), words_(words), spec_(spec), r_(spec.rule) {}
 
   Pass build() {
     Pass pass;
@@ -347,7 +353,7 @@ class PassBuilder {
   }
 
   bool all_bits(int64_t offset, int64_t lo, int64_t hi) const {
-    const uint64_t* words = plan_.words.data() + offset;
+    const uint64_t* words = words_.data() + offset;
     for (int64_t b = lo; b <= hi; ++b) {
       if (!test_bit(words, b)) return false;
     }
@@ -355,6 +361,7 @@ class PassBuilder {
   }
 
   const SparsePlan& plan_;
+  const std::vector<uint64_t>& words_;
   const PassSpec& spec_;
   const MaskRule& r_;
   TileRows tile_;
@@ -362,9 +369,12 @@ class PassBuilder {
   std::vector<int64_t> gathered_;
 };
 
+// Builds one head's passes. Bitmaps go to the assembler's own word list (offsets relative to it), so
+// heads can be built in parallel and their words concatenated afterwards.
 class PlanAssembler {
  public:
-  PlanAssembler(const SequenceLayout& layout, SparsePlan& plan) : layout_(layout), plan_(plan) {}
+  PlanAssembler(const SequenceLayout& layout, const SparsePlan& plan) : layout_(layout), plan_(plan) {}
+  std::vector<uint64_t>& words() { return words_; }
 
   HeadPlan head(const ResolvedHead& head) {
     HeadPlan out;
@@ -478,22 +488,47 @@ class PlanAssembler {
   }
 
   int64_t add_bitmap(const std::vector<int64_t>& bits) {
-    const int64_t offset = static_cast<int64_t>(plan_.words.size());
-    plan_.words.resize(offset + (layout_.length() + 63) / 64 + 1, 0);
+    const int64_t offset = static_cast<int64_t>(words_.size());
+    words_.resize(offset + (layout_.length() + 63) / 64 + 1, 0);
     for (int64_t b : bits) {
-      if (b >= 0 && b < layout_.length()) plan_.words[offset + (b >> 6)] |= uint64_t(1) << (b & 63);
+      if (b >= 0 && b < layout_.length()) words_[offset + (b >> 6)] |= uint64_t(1) << (b & 63);
     }
     return offset;
   }
 
   void add(HeadPlan& out, const PassSpec& spec) {
     if (spec.rows.empty() || spec.cols.empty()) return;
-    out.passes.push_back(PassBuilder(plan_, spec).build());
+    out.passes.push_back(PassBuilder(plan_, words_, spec).build());
   }
 
   const SequenceLayout& layout_;
-  SparsePlan& plan_;
+  const SparsePlan& plan_;
+  std::vector<uint64_t> words_;
 };
+
+// Runs body(h) for h in [0, count) on up to hardware_concurrency threads; rethrows the first error.
+template <typename Body>
+void parallel_for_heads(size_t count, Body body) {
+  const size_t workers = std::min<size_t>(count, std::max(1u, std::thread::hardware_concurrency()));
+  std::atomic<size_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto work = [&] {
+    for (size_t h = next++; h < count; h = next++) {
+      try {
+        body(h);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t w = 1; w < workers; ++w) threads.emplace_back(work);
+  work();
+  for (auto& t : threads) t.join();
+  if (error) std::rethrow_exception(error);
+}
 
 }  // namespace
 
@@ -509,8 +544,21 @@ SparsePlan build_plan(const SequenceLayout& layout, const std::vector<ResolvedHe
     plan.visual_starts.push_back(s.start);
     plan.visual_ends.push_back(s.end());
   }
-  PlanAssembler assembler(layout, plan);
-  for (const ResolvedHead& head : heads) plan.heads.push_back(assembler.head(head));
+  plan.heads.resize(heads.size());
+  std::vector<std::vector<uint64_t>> words(heads.size());
+  parallel_for_heads(heads.size(), [&](size_t h) {
+    PlanAssembler assembler(layout, plan);
+    plan.heads[h] = assembler.head(heads[h]);
+    words[h] = std::move(assembler.words());
+  });
+  for (size_t h = 0; h < heads.size(); ++h) {  // concatenate the bitmaps, rebasing the offsets
+    const int64_t base = static_cast<int64_t>(plan.words.size());
+    plan.words.insert(plan.words.end(), words[h].begin(), words[h].end());
+    for (Pass& pass : plan.heads[h].passes) {
+      if (pass.rule.vertical_words >= 0) pass.rule.vertical_words += base;
+      if (pass.rule.slash_words >= 0) pass.rule.slash_words += base;
+    }
+  }
   return plan;
 }
 

@@ -1,0 +1,42 @@
+// The CUDA entry points in a build without the CUDA kernels (MMI_CUDA=OFF or no nvcc): they report
+// that clearly instead of failing to link.
+#include <stdexcept>
+
+#include "kernels/cuda/cuda_executor.h"
+
+namespace mmi {
+namespace {
+
+[[noreturn]] void no_cuda(const char* what) {
+  throw std::runtime_error(std::string(what) +
+                           ": this build has no CUDA kernels (configure with `cmake --preset cuda` or "
+                           "`PRESET=cuda make`)");
+}
+
+}  // namespace
+
+bool cuda_available() { return false; }
+
+AttentionOutput execute_plan_cuda(const SparsePlan&, const at::Tensor&, const at::Tensor&, const at::Tensor&) {
+  no_cuda("execute_plan_cuda");
+}
+
+double time_cuda_ms(const std::function<void()>&, int, int) { no_cuda("time_cuda_ms"); }
+
+void cuda_synchronize() { no_cuda("cuda_synchronize"); }
+
+void cuda_release_cached_memory() {}
+
+std::string cuda_device_description() { return "no CUDA kernels in this build"; }
+
+const char* dense_backend_name(DenseBackend backend) {
+  return backend == DenseBackend::kCudnn ? "cudnn_sdpa" : backend == DenseBackend::kFlash ? "flash_sdpa" : "efficient_sdpa";
+}
+
+DenseInputs prepare_dense_inputs(const at::Tensor&, const at::Tensor&, const at::Tensor&) {
+  no_cuda("dense attention on the GPU");
+}
+
+at::Tensor run_dense_cuda(const DenseInputs&, DenseBackend) { no_cuda("dense attention on the GPU"); }
+
+}  // namespace mmi

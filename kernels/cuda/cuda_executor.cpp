@@ -1,0 +1,234 @@
+#include "kernels/cuda/cuda_executor.h"
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+#include "kernels/cuda/sparse_attention.cuh"
+
+namespace mmi {
+namespace {
+
+void check_cuda(cudaError_t err, const char* what) {
+  if (err != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
+}
+
+template <typename T>
+at::Tensor upload(const std::vector<T>& items, at::Device device) {
+  at::Tensor host = at::empty({static_cast<int64_t>(std::max<size_t>(1, items.size() * sizeof(T)))}, at::kByte);
+  if (!items.empty()) std::memcpy(host.data_ptr(), items.data(), items.size() * sizeof(T));
+  return host.to(device);
+}
+
+int32_t narrow32(int64_t x, const char* what) {
+  if (x < std::numeric_limits<int32_t>::min() || x > std::numeric_limits<int32_t>::max()) {
+    throw std::invalid_argument(std::string("execute_plan_cuda: ") + what + " does not fit 32 bits");
+  }
+  return static_cast<int32_t>(x);
+}
+
+// The plan flattened into device arrays; each level is the p-th pass of every head that has one.
+struct DevicePlan {
+  at::Tensor passes, bands, tiles, runs, columns, words, visual_starts, visual_ends;
+  std::vector<std::pair<int32_t, int32_t>> levels;  // [first, last) tiles of each launch
+
+  DevicePlan(const SparsePlan& plan, int64_t group, at::Device device) {
+    std::vector<cuda::DevicePass> passes_h;
+    std::vector<cuda::DeviceBand> bands_h;
+    std::vector<cuda::DeviceTile> tiles_h;
+    std::vector<cuda::DeviceRun> runs_h;
+    std::vector<int32_t> columns_h;
+    auto add_bands = [&](const IndexMap& map) {
+      for (const Band& b : map.bands()) {
+        bands_h.push_back({narrow32(b.logical, "band"), narrow32(b.orig, "band"), narrow32(b.step, "band"),
+                           narrow32(b.count, "band")});
+      }
+    };
+    size_t depth = 0;
+    for (const HeadPlan& head : plan.heads) depth = std::max(depth, head.passes.size());
+    for (size_t level = 0; level < depth; ++level) {
+      const int32_t first = static_cast<int32_t>(tiles_h.size());
+      std::vector<std::pair<int64_t, cuda::DeviceTile>> weighted;  // (chunks, tile)
+      for (size_t h = 0; h < plan.heads.size(); ++h) {
+        if (level >= plan.heads[h].passes.size()) continue;
+        const Pass& pass = plan.heads[h].passes[level];
+        cuda::DevicePass dp{};
+        dp.rule = pass.rule;
+        dp.head = static_cast<int32_t>(h);
+        dp.kv_head = static_cast<int32_t>(h / group);
+        dp.row_bands = static_cast<int32_t>(bands_h.size());
+        dp.num_row_bands = static_cast<int32_t>(pass.rows.bands().size());
+        add_bands(pass.rows);
+        dp.col_bands = static_cast<int32_t>(bands_h.size());
+        dp.num_col_bands = static_cast<int32_t>(pass.cols.bands().size());
+        add_bands(pass.cols);
+        dp.num_rows = narrow32(pass.rows.size(), "rows");
+        const int32_t pass_index = static_cast<int32_t>(passes_h.size());
+        passes_h.push_back(dp);
+        for (int64_t t = 0; t < pass.num_tiles(); ++t) {
+          cuda::DeviceTile tile{pass_index, static_cast<int32_t>(t), static_cast<int32_t>(runs_h.size()), 0, 0, 0};
+          int64_t chunks = 0;
+          for (int64_t r = pass.run_offsets[t]; r < pass.run_offsets[t + 1]; ++r) {
+            const KeyRun& run = pass.runs[r];
+            runs_h.push_back({narrow32(run.begin, "run"), narrow32(run.end, "run"), static_cast<int32_t>(run.mask)});
+            chunks += (run.end - run.begin + plan.block_n - 1) / plan.block_n;
+          }
+          tile.run_end = static_cast<int32_t>(runs_h.size());
+          tile.column_begin = static_cast<int32_t>(columns_h.size());
+          for (int64_t c = pass.column_offsets[t]; c < pass.column_offsets[t + 1]; ++c) {
+            columns_h.push_back(narrow32(pass.columns[c], "column"));
+          }
+          tile.column_end = static_cast<int32_t>(columns_h.size());
+          chunks += (tile.column_end - tile.column_begin + plan.block_n - 1) / plan.block_n;
+          if (chunks > 0) weighted.emplace_back(chunks, tile);
+        }
+      }
+      // Heaviest tiles first, so the long causal rows do not finish last on a half-empty GPU.
+      std::stable_sort(weighted.begin(), weighted.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+      for (const auto& w : weighted) tiles_h.push_back(w.second);
+      levels.emplace_back(first, static_cast<int32_t>(tiles_h.size()));
+    }
+    passes = upload(passes_h, device);
+    bands = upload(bands_h, device);
+    tiles = upload(tiles_h, device);
+    runs = upload(runs_h, device);
+    columns = upload(columns_h, device);
+    words = upload(plan.words, device);
+    visual_starts = upload(plan.visual_starts, device);
+    visual_ends = upload(plan.visual_ends, device);
+  }
+};
+
+}  // namespace
+
+bool cuda_available() { return at::hasCUDA() && at::cuda::device_count() > 0; }
+
+AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in, const at::Tensor& k_in,
+                                  const at::Tensor& v_in) {
+  check_attention_inputs(q_in, k_in, v_in, "execute_plan_cuda");
+  const int64_t n = q_in.size(0), hq = q_in.size(1), hkv = k_in.size(1), d = q_in.size(2);
+  auto fail = [](const std::string& what) { throw std::invalid_argument("execute_plan_cuda: " + what); };
+  if (!q_in.is_cuda()) fail("inputs must be CUDA tensors");
+  const auto dtype = q_in.scalar_type();
+  if (dtype != at::kBFloat16 && dtype != at::kHalf) fail("inputs must be bf16 or fp16");
+  if (d != 64 && d != 80 && d != 128) fail("head_dim must be 64, 80 or 128, got " + std::to_string(d));
+  if (plan.block_m != cuda::kBlockM || plan.block_n != cuda::kBlockN) fail("plan tiles must be 64x64");
+  if (plan.length != n || static_cast<int64_t>(plan.heads.size()) != hq) fail("plan does not match the inputs");
+  narrow32(n * std::max(hq, hkv), "tokens x heads");
+  const at::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+  const DevicePlan dp(plan, hq / hkv, q.device());
+  const auto f32 = q.options().dtype(at::kFloat);
+  at::Tensor out_state = at::zeros({n, hq, d}, f32);
+  at::Tensor lse = at::full({hq, n}, -std::numeric_limits<float>::infinity(), f32);
+  cuda::SparseAttentionParams p{};
+  p.q = q.data_ptr();
+  p.k = k.data_ptr();
+  p.v = v.data_ptr();
+  p.out_state = out_state.data_ptr<float>();
+  p.lse_state = lse.data_ptr<float>();
+  p.passes = static_cast<const cuda::DevicePass*>(dp.passes.data_ptr());
+  p.bands = static_cast<const cuda::DeviceBand*>(dp.bands.data_ptr());
+  p.runs = static_cast<const cuda::DeviceRun*>(dp.runs.data_ptr());
+  p.columns = static_cast<const int32_t*>(dp.columns.data_ptr());
+  p.words = static_cast<const uint64_t*>(dp.words.data_ptr());
+  p.visual_starts = static_cast<const int64_t*>(dp.visual_starts.data_ptr());
+  p.visual_ends = static_cast<const int64_t*>(dp.visual_ends.data_ptr());
+  p.num_visual_spans = static_cast<int32_t>(plan.visual_starts.size());
+  p.n = static_cast<int32_t>(n);
+  p.q_heads = static_cast<int32_t>(hq);
+  p.kv_heads = static_cast<int32_t>(hkv);
+  p.softmax_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  const cuda::DType kind = dtype == at::kBFloat16 ? cuda::DType::kBFloat16 : cuda::DType::kFloat16;
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const auto* tiles = static_cast<const cuda::DeviceTile*>(dp.tiles.data_ptr());
+  for (const auto& [first, last] : dp.levels) {
+    p.tiles = tiles + first;
+    p.num_tiles = last - first;
+    check_cuda(cuda::launch_sparse_attention(p, static_cast<int>(d), kind, stream), "sparse attention kernel");
+  }
+  at::Tensor out = at::empty({n, hq, d}, q.options());
+  check_cuda(cuda::launch_finalize(out_state.data_ptr<float>(), out.data_ptr(), out.numel(), kind, stream),
+             "finalize kernel");
+  return {out, lse};
+}
+
+double time_cuda_ms(const std::function<void()>& fn, int warmup, int repeats) {
+  for (int r = 0; r < warmup; ++r) fn();
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  cudaEvent_t start, stop;
+  check_cuda(cudaEventCreate(&start), "cudaEventCreate");
+  check_cuda(cudaEventCreate(&stop), "cudaEventCreate");
+  std::vector<double> times;
+  for (int r = 0; r < std::max(1, repeats); ++r) {
+    check_cuda(cudaEventRecord(start, stream), "cudaEventRecord");
+    fn();
+    check_cuda(cudaEventRecord(stop, stream), "cudaEventRecord");
+    check_cuda(cudaEventSynchronize(stop), "cudaEventSynchronize");
+    float ms = 0.f;
+    check_cuda(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+    times.push_back(ms);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
+}
+
+void cuda_synchronize() { check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize"); }
+
+void cuda_release_cached_memory() { c10::cuda::CUDACachingAllocator::emptyCache(); }
+
+std::string cuda_device_description() {
+  if (!cuda_available()) return "no CUDA device";
+  cudaDeviceProp prop{};
+  check_cuda(cudaGetDeviceProperties(&prop, at::cuda::current_device()), "cudaGetDeviceProperties");
+  int driver = 0, runtime = 0;
+  cudaDriverGetVersion(&driver);
+  cudaRuntimeGetVersion(&runtime);
+  auto version = [](int v) { return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10); };
+  return std::string(prop.name) + ", driver CUDA " + version(driver) + ", runtime CUDA " + version(runtime);
+}
+
+const char* dense_backend_name(DenseBackend backend) {
+  switch (backend) {
+    case DenseBackend::kCudnn: return "cudnn_sdpa";
+    case DenseBackend::kFlash: return "flash_sdpa";
+    case DenseBackend::kEfficient: return "efficient_sdpa";
+  }
+  return "unknown";
+}
+
+DenseInputs prepare_dense_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  check_attention_inputs(q, k, v, "dense attention");
+  const int64_t group = q.size(1) / k.size(1);
+  auto view = [](const at::Tensor& x) { return x.unsqueeze(0).transpose(1, 2); };  // [1, H, N, D]
+  return {view(q), view(k.repeat_interleave(group, 1)), view(v.repeat_interleave(group, 1))};
+}
+
+at::Tensor run_dense_cuda(const DenseInputs& x, DenseBackend backend) {
+  try {
+    at::Tensor out;
+    switch (backend) {
+      case DenseBackend::kCudnn:
+        out = std::get<0>(at::_scaled_dot_product_cudnn_attention(x.q, x.k, x.v, std::nullopt, false, 0.0, true));
+        break;
+      case DenseBackend::kFlash:
+        out = std::get<0>(at::_scaled_dot_product_flash_attention(x.q, x.k, x.v, 0.0, true));
+        break;
+      case DenseBackend::kEfficient:
+        out = std::get<0>(at::_scaled_dot_product_efficient_attention(x.q, x.k, x.v, std::nullopt, false, 0.0, true));
+        break;
+    }
+    return out.squeeze(0).transpose(0, 1);  // [N, Hq, D]
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string(dense_backend_name(backend)) + ": " + e.what());
+  }
+}
+
+}  // namespace mmi

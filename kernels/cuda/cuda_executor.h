@@ -1,0 +1,44 @@
+// The CUDA side at the LibTorch boundary: the SparsePlan executor and the dense baselines.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <string>
+
+#include "kernels/cpu/executor.h"
+#include "kernels/plan.h"
+
+namespace mmi {
+
+// True when this build has the CUDA kernels and a GPU is visible.
+bool cuda_available();
+
+// Executes `plan` on the GPU. q: [N, Hq, D], k, v: [N, Hkv, D], CUDA, bf16 or fp16, D in {64, 80, 128};
+// plan tiles must be 64x64. Returns out [N, Hq, D] (q's dtype) and lse [Hq, N] fp32. Query head h reads
+// KV head h / (Hq / Hkv) directly; permutations are applied through index loads.
+AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q, const at::Tensor& k,
+                                  const at::Tensor& v);
+
+// Median milliseconds of `fn` on the current CUDA stream over `repeats` runs after `warmup` runs,
+// timed with CUDA events.
+double time_cuda_ms(const std::function<void()>& fn, int warmup, int repeats);
+void cuda_synchronize();
+void cuda_release_cached_memory();  // returns the caching allocator's free blocks to the driver
+// "NVIDIA H100 80GB HBM3, driver 580.x, CUDA 13.0", or a message saying there is no GPU.
+std::string cuda_device_description();
+
+// Dense causal attention through PyTorch's SDPA backends on the GPU.
+enum class DenseBackend { kCudnn, kFlash, kEfficient };
+const char* dense_backend_name(DenseBackend backend);
+
+// The SDPA views of q, k, v: [1, Hq, N, D], with KV heads repeated for the backends that need it.
+// Prepare once outside a timed region.
+struct DenseInputs {
+  at::Tensor q, k, v;
+};
+DenseInputs prepare_dense_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+// Returns out [N, Hq, D]. Throws naming the backend when it cannot run these inputs.
+at::Tensor run_dense_cuda(const DenseInputs& inputs, DenseBackend backend);
+
+}  // namespace mmi

@@ -1,0 +1,77 @@
+// The CUDA executor for SparsePlans: raw pointers only (no LibTorch), so it compiles fast and the
+// binding (device_plan.cpp) stays the one place that speaks tensors.
+//
+// One launch runs one "level" of passes (the p-th pass of every head that has one): each CTA takes one
+// query tile (64 logical rows) of one pass, walks its key runs and gathered columns in chunks of 64
+// keys with tensor-core MMAs (bf16/fp16 in, fp32 accumulate) and an online softmax, then merges its
+// rows into the fp32 running state (out_state, lse_state) by log-sum-exp. A final launch casts the
+// state to the output dtype. Rows of one pass are distinct, so no two CTAs of a launch touch a row.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/mask_rule.h"
+
+namespace mmi::cuda {
+
+constexpr int kBlockM = 64;  // query rows per tile (must equal SparsePlan::block_m)
+constexpr int kBlockN = 64;  // keys per chunk (must equal SparsePlan::block_n)
+
+struct DeviceBand {
+  int32_t logical, orig, step, count;
+};
+
+struct DeviceRun {
+  int32_t begin, end;  // logical key columns of the pass
+  int32_t mask;        // ChunkMask
+};
+
+struct DevicePass {
+  MaskRule rule;
+  int32_t head, kv_head;
+  int32_t row_bands, num_row_bands;  // offsets into the band array
+  int32_t col_bands, num_col_bands;
+  int32_t num_rows;                  // logical rows of the pass
+  int32_t first_tile;                // index of its tile 0 in the tile arrays
+};
+
+struct DeviceTile {
+  int32_t pass;        // index into passes
+  int32_t tile;        // tile index within the pass
+  int32_t run_begin, run_end;        // into runs
+  int32_t column_begin, column_end;  // into columns (original positions)
+};
+
+// Everything a launch reads. Tensors are [N, heads, head_dim] contiguous; states are fp32.
+struct SparseAttentionParams {
+  const void* q;          // [N, Hq, D] bf16 or fp16
+  const void* k;          // [N, Hkv, D]
+  const void* v;          // [N, Hkv, D]
+  float* out_state;       // [N, Hq, D] fp32, zero-initialised
+  float* lse_state;       // [Hq, N] fp32, -inf-initialised (natural log)
+  const DevicePass* passes;
+  const DeviceBand* bands;
+  const DeviceTile* tiles;  // the tiles of this launch, heaviest first
+  int32_t num_tiles;
+  const DeviceRun* runs;
+  const int32_t* columns;
+  const uint64_t* words;
+  const int64_t* visual_starts;
+  const int64_t* visual_ends;
+  int32_t num_visual_spans;
+  int32_t n, q_heads, kv_heads;
+  float softmax_scale;    // 1/sqrt(D)
+};
+
+enum class DType { kBFloat16, kFloat16 };
+
+// Runs one level. head_dim must be 64, 80 or 128. Returns the launch error (cudaSuccess when fine).
+cudaError_t launch_sparse_attention(const SparseAttentionParams& params, int head_dim, DType dtype,
+                                    cudaStream_t stream);
+
+// out[n, h, :] = out_state[n, h, :] cast to dtype. count = N * Hq * D.
+cudaError_t launch_finalize(const float* out_state, void* out, int64_t count, DType dtype, cudaStream_t stream);
+
+}  // namespace mmi::cuda

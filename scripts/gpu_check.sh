@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# On the GPU machine, in one call: build the CUDA variant, run the GPU tests (plus compute-sanitizer on
+# a small case) and the attention benchmark. Logs and JSON go to OUT_DIR (default results/gpu); the
+# last thing printed is the benchmark table.
+#   scripts/gpu_check.sh [OUT_DIR]
+#   LENGTHS=16K,32K,64K,128K,256K,512K,1M METHODS=grid,vertical_slash,dense scripts/gpu_check.sh
+# The GPU machine has LibTorch in its system Python and no network: this script installs nothing.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-${OUT:-results/gpu}}
+LENGTHS=${LENGTHS:-16K,32K,64K,128K}
+METHODS=${METHODS:-grid,vertical_slash,a_shape,tri_shape,dense}
+TESTS=${TESTS:-1}
+mkdir -p "$OUT"
+step() { printf '\n== %s\n' "$*"; }
+
+step "device"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
+
+step "configure + build (cmake --preset cuda)"
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0a}
+TORCH_PREFIX=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+start=$(date +%s)
+if ! cmake --preset cuda -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" >"$OUT/configure.log" 2>&1; then
+  tail -40 "$OUT/configure.log"; exit 1
+fi
+if ! cmake --build build/cuda -j "$(nproc)" >"$OUT/build.log" 2>&1; then
+  grep -E "error|Error" -A4 "$OUT/build.log" | head -80; exit 1
+fi
+echo "built in $(( $(date +%s) - start )) s"
+
+status=0
+if [ "$TESTS" = 1 ]; then
+  step "tests: every Catch2 case (the [cuda] ones run on this GPU)"
+  build/cuda/tests/mmi_tests --durations yes >"$OUT/tests.log" 2>&1 || status=1
+  tail -4 "$OUT/tests.log"
+  step "compute-sanitizer memcheck on a small case"
+  if command -v compute-sanitizer >/dev/null; then
+    compute-sanitizer --tool memcheck --error-exitcode 3 build/cuda/tests/mmi_tests "[sanitizer]" \
+      >"$OUT/sanitizer.log" 2>&1 || status=1
+    grep -E "ERROR SUMMARY|passed|failed" "$OUT/sanitizer.log" | tail -3
+  else
+    echo "compute-sanitizer not found"
+  fi
+fi
+
+step "benchmark: mmi bench attention --lengths $LENGTHS"
+build/cuda/harness/mmi bench attention --lengths "$LENGTHS" --methods "$METHODS" \
+  --json "$OUT/bench_attention.json" 2>&1 | tee "$OUT/bench_attention.txt"
+exit $status

@@ -1,0 +1,127 @@
+// The CUDA executor against the CPU executor on identical plans (and against cuDNN for dense).
+// Tagged [cuda]; each case passes with a warning where no GPU is present.
+#include <ATen/ATen.h>
+
+#include <random>
+
+#include "kernels/cpu/executor.h"
+#include "kernels/cuda/cuda_executor.h"
+#include "kernels/metrics.h"
+#include "kernels/plan_builder.h"
+#include "tests/catch.h"
+#include "tests/kernels/attention_testing.h"
+
+using namespace mmi;
+using namespace mmi::testing;
+
+namespace {
+
+const std::vector<PatternKind> kKinds = {PatternKind::kDense,     PatternKind::kAShape,
+                                         PatternKind::kTriShape,  PatternKind::kSfFixed,
+                                         PatternKind::kSfStrided, PatternKind::kVerticalSlash,
+                                         PatternKind::kGrid};
+
+bool have_gpu() {
+  if (cuda_available()) return true;
+  WARN("no GPU in this build or machine: CUDA test skipped");
+  return false;
+}
+
+// Runs the plan on both executors from the same 16-bit inputs; output written everywhere, finite, close.
+void compare_executors(const SparsePlan& plan, const RandomQKV& x, double tolerance) {
+  // Poison: free a NaN-filled block of the output's size so the caching allocator hands it back.
+  { at::Tensor poison = at::full(x.q.sizes(), NAN, x.q.options().device(at::kCUDA)); }
+  const AttentionOutput gpu = execute_plan_cuda(plan, x.q.cuda(), x.k.cuda(), x.v.cuda());
+  const AttentionOutput cpu = execute_plan_cpu(plan, x.q, x.k, x.v);
+  const at::Tensor got = gpu.out.cpu();
+  REQUIRE(got.scalar_type() == x.q.scalar_type());
+  REQUIRE(at::isfinite(got.to(at::kFloat)).all().item<bool>());
+  REQUIRE(relative_error(got, cpu.out) <= tolerance);
+  const at::Tensor lse_gpu = gpu.lse.cpu(), lse_cpu = cpu.lse;
+  REQUIRE(at::equal(at::isinf(lse_gpu), at::isinf(lse_cpu)));
+  const at::Tensor finite = at::isfinite(lse_cpu);
+  REQUIRE(at::allclose(lse_gpu.masked_select(finite), lse_cpu.masked_select(finite), 2e-2, 2e-2));
+}
+
+}  // namespace
+
+TEST_CASE("CUDA executor equals the CPU executor on every pattern and boundary kind", "[cuda]") {
+  if (!have_gpu()) return;
+  std::mt19937_64 rng(31);
+  uint64_t seed = 1000;
+  for (const SequenceLayout& layout : test_layouts()) {
+    for (BoundaryKind boundary : {BoundaryKind::kNone, BoundaryKind::kQ, BoundaryKind::k2D}) {
+      for (int64_t dim : {64, 80, 128}) {
+        std::vector<ResolvedHead> heads;
+        for (int h = 0; h < 4; ++h) heads.push_back(random_head(boundary, kKinds, layout, rng));
+        const SparsePlan plan = build_plan(layout, heads);
+        INFO("layout " << layout.describe() << ", boundary " << boundary_name(boundary) << ", d " << dim);
+        compare_executors(plan, random_qkv(layout.length(), 4, 2, dim, ++seed, at::kBFloat16), 1e-2);
+      }
+    }
+  }
+  // fp16 too.
+  const SequenceLayout layout = SequenceLayout::parse("text:33,video:7x4x9,text:40");
+  std::vector<ResolvedHead> heads;
+  for (int h = 0; h < 4; ++h) heads.push_back(random_head(BoundaryKind::kQ, kKinds, layout, rng));
+  compare_executors(build_plan(layout, heads), random_qkv(layout.length(), 4, 1, 128, 77, at::kHalf), 1e-2);
+}
+
+TEST_CASE("CUDA executor at long, odd lengths", "[cuda][long]") {
+  if (!have_gpu()) return;
+  for (int64_t frames : {7, 63, 255}) {  // 1,000 to 65,5xx tokens with 256-token frames
+    const SequenceLayout layout = LayoutBuilder().text(129).video(frames, 16, 16).text(61).build();
+    std::mt19937_64 rng(frames);
+    std::vector<ResolvedHead> heads(2);
+    heads[0].patterns[0][0].params.kind = PatternKind::kAShape;  // a_shape sink 128, local 256
+    heads[0].patterns[0][0].params.local = 256;
+    heads[1].patterns[0][0].params.kind = PatternKind::kGrid;    // permuted grid, stride 256
+    heads[1].patterns[0][0].params.grid_local = 256;
+    heads[1].patterns[0][0].params.slash = true;
+    heads[1].patterns[0][0].index.stride = 256;
+    heads[1].patterns[0][0].index.phase = 3;
+    INFO(layout.length() << " tokens");
+    compare_executors(build_plan(layout, heads), random_qkv(layout.length(), 2, 1, 128, frames, at::kBFloat16), 1e-2);
+  }
+}
+
+TEST_CASE("CUDA dense plan matches cuDNN SDPA", "[cuda]") {
+  if (!have_gpu()) return;
+  for (int64_t n : {1, 100, 4097, 16384}) {
+    const SequenceLayout layout = SequenceLayout::parse("text:" + std::to_string(n));
+    const std::vector<ResolvedHead> heads(4);
+    const SparsePlan plan = build_plan(layout, heads);
+    const RandomQKV x = random_qkv(n, 4, 2, 128, uint64_t(n), at::kBFloat16);
+    const at::Tensor q = x.q.cuda(), k = x.k.cuda(), v = x.v.cuda();
+    const at::Tensor ours = execute_plan_cuda(plan, q, k, v).out;
+    for (DenseBackend backend : {DenseBackend::kCudnn, DenseBackend::kFlash}) {
+      INFO(dense_backend_name(backend) << " at " << n);
+      const at::Tensor reference = run_dense_cuda(prepare_dense_inputs(q, k, v), backend);
+      REQUIRE(relative_error(ours, reference) <= 1e-2);
+    }
+  }
+}
+
+TEST_CASE("CUDA executor: a small case for compute-sanitizer", "[cuda][sanitizer]") {
+  if (!have_gpu()) return;
+  const SequenceLayout layout = SequenceLayout::parse("text:21,video:3x4x5,text:11,image:4x4,text:9");
+  std::mt19937_64 rng(5);
+  std::vector<ResolvedHead> heads;
+  for (int h = 0; h < 2; ++h) heads.push_back(random_head(BoundaryKind::k2D, kKinds, layout, rng));
+  compare_executors(build_plan(layout, heads), random_qkv(layout.length(), 2, 1, 64, 3, at::kBFloat16), 1e-2);
+}
+
+TEST_CASE("CUDA executor rejects what it cannot run", "[cuda]") {
+  const SequenceLayout layout = SequenceLayout::parse("text:40");
+  const SparsePlan plan = build_plan(layout, std::vector<ResolvedHead>(2));
+  const RandomQKV x = random_qkv(40, 2, 1, 32, 1, at::kBFloat16);
+  if (!cuda_available()) {
+    REQUIRE_THROWS_WITH(execute_plan_cuda(plan, x.q, x.k, x.v), Catch::Matchers::Contains("CUDA"));
+    return;
+  }
+  REQUIRE_THROWS_WITH(execute_plan_cuda(plan, x.q.cuda(), x.k.cuda(), x.v.cuda()),
+                      Catch::Matchers::Contains("head_dim must be 64, 80 or 128"));
+  const RandomQKV y = random_qkv(40, 2, 1, 64, 1, at::kFloat);
+  REQUIRE_THROWS_WITH(execute_plan_cuda(plan, y.q.cuda(), y.k.cuda(), y.v.cuda()),
+                      Catch::Matchers::Contains("bf16 or fp16"));
+}
