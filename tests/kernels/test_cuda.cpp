@@ -116,12 +116,12 @@ TEST_CASE("CUDA executor rejects what it cannot run", "[cuda]") {
   const SparsePlan plan = build_plan(layout, std::vector<ResolvedHead>(2));
   const RandomQKV x = random_qkv(40, 2, 1, 32, 1, at::kBFloat16);
   if (!cuda_available()) {
-    REQUIRE_THROWS_WITH(execute_plan_cuda(plan, x.q, x.k, x.v), Catch::Matchers::Contains("CUDA"));
+    REQUIRE_THROWS_WITH(execute_plan_cuda(plan, x.q, x.k, x.v), Contains("CUDA"));
     return;
   }
   REQUIRE_THROWS_WITH(execute_plan_cuda(plan, x.q.cuda(), x.k.cuda(), x.v.cuda()),
-                      Catch::Matchers::Contains("head_dim must be 64, 80 or 128"));
+                      Contains("head_dim must be 64, 80 or 128"));
   const RandomQKV y = random_qkv(40, 2, 1, 64, 1, at::kFloat);
   REQUIRE_THROWS_WITH(execute_plan_cuda(plan, y.q.cuda(), y.k.cuda(), y.v.cuda()),
-                      Catch::Matchers::Contains("bf16 or fp16"));
+                      Contains("bf16 or fp16"));
 }

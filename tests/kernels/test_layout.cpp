@@ -21,11 +21,11 @@ TEST_CASE("layouts parse, describe and locate positions", "[layout]") {
   REQUIRE(layout.count(Modality::kText) == 15);
   REQUIRE(layout.modalities().size() == 3);
   REQUIRE(SequenceLayout::parse("video:4x16").span(0).tokens_per_frame == 16);
-  REQUIRE_THROWS_WITH(layout.span_index_at(45), Catch::Matchers::Contains("outside [0, 45)"));
+  REQUIRE_THROWS_WITH(layout.span_index_at(45), Contains("outside [0, 45)"));
 }
 
 TEST_CASE("bad layouts are rejected with the offending span named", "[layout]") {
-  using Catch::Matchers::Contains;
+  
   REQUIRE_THROWS_WITH(SequenceLayout(std::vector<Span>{}), Contains("no spans"));
   REQUIRE_THROWS_WITH(SequenceLayout({Span{0, 10}, Span{12, 5}}), Contains("span 1") && Contains("gap"));
   REQUIRE_THROWS_WITH(SequenceLayout({Span{0, 10}, Span{8, 5}}), Contains("overlaps"));

@@ -13,7 +13,7 @@
 #include "tests/kernels/attention_testing.h"
 
 using namespace mmi;
-using Catch::Matchers::Contains;
+
 
 TEST_CASE("every registered method plans and runs exactly its mask", "[method][exact]") {
   const SequenceLayout layout = SequenceLayout::parse("text:40,video:6x4x6,text:20,video:3x4x6,text:25");
