@@ -95,7 +95,7 @@ struct HeadPlan {
 
 struct SparsePlan {
   int64_t length = 0;     // N
-  int64_t block_m = 64;   // query tile
+  int64_t block_m = 128;  // query tile
   int64_t block_n = 64;   // key chunk
   std::vector<HeadPlan> heads;           // one per query head
   std::vector<uint64_t> words;           // bitmaps referenced by MaskRule offsets

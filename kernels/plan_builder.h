@@ -10,7 +10,7 @@
 namespace mmi {
 
 struct PlanOptions {
-  int64_t block_m = 64;  // query tile
+  int64_t block_m = 128;  // query tile (the CUDA executor's tile)
   int64_t block_n = 64;  // key chunk
 };
 

@@ -76,7 +76,8 @@ struct DevicePlan {
           int64_t chunks = 0;
           for (int64_t r = pass.run_offsets[t]; r < pass.run_offsets[t + 1]; ++r) {
             const KeyRun& run = pass.runs[r];
-            runs_h.push_back({narrow32(run.begin, "run"), narrow32(run.end, "run"), static_cast<int32_t>(run.mask)});
+            runs_h.push_back({narrow32(run.begin, "run"), narrow32(run.end, "run"), static_cast<int32_t>(run.mask),
+                              dp.col_bands + pass.cols.band_at(run.begin)});
             chunks += (run.end - run.begin + plan.block_n - 1) / plan.block_n;
           }
           tile.run_end = static_cast<int32_t>(runs_h.size());
@@ -118,7 +119,9 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in
   const auto dtype = q_in.scalar_type();
   if (dtype != at::kBFloat16 && dtype != at::kHalf) fail("inputs must be bf16 or fp16");
   if (d != 64 && d != 80 && d != 128) fail("head_dim must be 64, 80 or 128, got " + std::to_string(d));
-  if (plan.block_m != cuda::kBlockM || plan.block_n != cuda::kBlockN) fail("plan tiles must be 64x64");
+  if (plan.block_m != cuda::kBlockM || plan.block_n != cuda::kBlockN) {
+    fail("plan tiles must be " + std::to_string(cuda::kBlockM) + "x" + std::to_string(cuda::kBlockN) + " (PlanOptions defaults)");
+  }
   if (plan.length != n || static_cast<int64_t>(plan.heads.size()) != hq) fail("plan does not match the inputs");
   narrow32(n * std::max(hq, hkv), "tokens x heads");
   const at::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();

@@ -15,7 +15,7 @@ namespace mmi {
 bool cuda_available();
 
 // Executes `plan` on the GPU. q: [N, Hq, D], k, v: [N, Hkv, D], CUDA, bf16 or fp16, D in {64, 80, 128};
-// plan tiles must be 64x64. Returns out [N, Hq, D] (q's dtype) and lse [Hq, N] fp32. Query head h reads
+// plan tiles must be 128x64 (the PlanOptions defaults). Returns out [N, Hq, D] (q's dtype) and lse [Hq, N] fp32. Query head h reads
 // KV head h / (Hq / Hkv) directly; permutations are applied through index loads.
 AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q, const at::Tensor& k,
                                   const at::Tensor& v);

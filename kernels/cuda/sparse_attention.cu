@@ -14,6 +14,9 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
+constexpr int kRowsPerWarp = kBlockM / kWarps;  // 32: two m16 atoms share every K and V fragment
+constexpr int kMAtoms = kRowsPerWarp / 16;
+static_assert(kThreads == kBlockM, "one query row per thread when loading a tile");
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
@@ -97,8 +100,28 @@ struct SharedStorage {
   int32_t cols[2][kBlockN];
   int32_t col_phase[2][kBlockN];
   int32_t mask[2];
+  uint32_t keep[2][kBlockM][kBlockN / 32];  // rule-tested chunks: bit c of row r = element kept
   MaskRule rule;
 };
+
+// For a rule-tested chunk, evaluates the rule once per element into keep bits (one row per thread),
+// outside the register-heavy MMA loop.
+template <int D, typename T>
+__device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, SharedStorage<D, T>& s, int buf) {
+  if (s.mask[buf] != 2) return;
+  const int r = threadIdx.x;
+  const int32_t i = s.rows[r], phase_i = s.row_phase[r];
+  for (int w = 0; w < kBlockN / 32; ++w) {
+    uint32_t bits = 0;
+    for (int c = 0; c < 32; ++c) {
+      const int32_t j = s.cols[buf][w * 32 + c];
+      if (i >= 0 && j >= 0 && rule_keeps_at(s.rule, p.words, i, j, phase_i, s.col_phase[buf][w * 32 + c])) {
+        bits |= 1u << c;
+      }
+    }
+    s.keep[buf][r][w] = bits;
+  }
+}
 
 // Walks a tile's chunks in order: runs first (in chunks of kBlockN logical keys), then gathered columns.
 struct ChunkCursor {
@@ -120,7 +143,14 @@ struct ChunkCursor {
     if (run < t.run_end) {
       const DeviceRun r = p.runs[run];
       const int32_t len = min(kBlockN, r.end - pos);
-      if (tid < kBlockN && tid < len) col = band_orig(p.bands + pass.col_bands, pass.num_col_bands, pos + tid);
+      if (tid < kBlockN && tid < len) {
+        // Walk forward from the run's first band: a chunk rarely crosses more than one band boundary,
+        // and a binary search per key would put dependent global loads on every chunk.
+        const int32_t x = pos + tid;
+        int32_t b = r.band;
+        while (x >= p.bands[b].logical + p.bands[b].count) ++b;
+        col = p.bands[b].orig + p.bands[b].step * (x - p.bands[b].logical);
+      }
       if (tid == 0) s.mask[buf] = r.mask;
       pos += kBlockN;
       if (pos >= r.end) {
@@ -141,11 +171,13 @@ struct ChunkCursor {
   }
 };
 
-template <int D, typename T>
+// Gathers `kRows` rows (original positions, -1 = zero-fill) of one head into padded shared memory.
+template <int D, typename T, int kRows>
 __device__ __forceinline__ void load_rows(T* dst, const T* base, const int32_t* rows, int heads, int head) {
   constexpr int kChunks = D / 8;  // 16-byte pieces per row
   constexpr int kStride = D + 8;
-  for (int idx = threadIdx.x; idx < kBlockN * kChunks; idx += kThreads) {
+#pragma unroll
+  for (int idx = threadIdx.x; idx < kRows * kChunks; idx += kThreads) {
     const int r = idx / kChunks, c = idx % kChunks;
     const int32_t pos = rows[r];
     const T* src = base + (static_cast<int64_t>(pos < 0 ? 0 : pos) * heads + head) * D + c * 8;
@@ -159,12 +191,13 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
   SharedStorage<D, T>& s = *reinterpret_cast<SharedStorage<D, T>*>(smem_raw);
   constexpr int kStride = D + 8;
   constexpr int kAtomsD = D / 8;  // n-atoms of the output
+  static_assert(D % 16 == 0, "head_dim must be a multiple of 16");
   const DeviceTile tile = p.tiles[blockIdx.x];
   const DevicePass& pass = p.passes[tile.pass];
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const VisualSpans spans{p.visual_starts, p.visual_ends, p.num_visual_spans};
 
-  if (tid < kBlockM) {
+  {  // one query row per thread
     const int32_t logical = tile.tile * kBlockM + tid;
     const int32_t orig = logical < pass.num_rows ? band_orig(p.bands + pass.row_bands, pass.num_row_bands, logical) : -1;
     s.rows[tid] = orig;
@@ -172,7 +205,7 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
   }
   if (tid == 0) s.rule = pass.rule;
   __syncthreads();
-  load_rows<D, T>(s.q, static_cast<const T*>(p.q), s.rows, p.q_heads, pass.head);
+  load_rows<D, T, kBlockM>(s.q, static_cast<const T*>(p.q), s.rows, p.q_heads, pass.head);
   cp_async_commit();
 
   const T* k_base = static_cast<const T*>(p.k);
@@ -183,105 +216,136 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
   if (have_chunk) {
     cursor.fetch<D, T>(p, tile, pass, s, 0);
     __syncthreads();
-    load_rows<D, T>(s.k[0], k_base, s.cols[0], p.kv_heads, pass.kv_head);
-    load_rows<D, T>(s.v[0], v_base, s.cols[0], p.kv_heads, pass.kv_head);
+    load_rows<D, T, kBlockN>(s.k[0], k_base, s.cols[0], p.kv_heads, pass.kv_head);
+    load_rows<D, T, kBlockN>(s.v[0], v_base, s.cols[0], p.kv_heads, pass.kv_head);
+    evaluate_rule(p, s, 0);
   }
   cp_async_commit();
 
-  const int row0 = warp * 16 + lane / 4, row1 = row0 + 8;
+  // This thread's rows: m-atom a, half h -> warp * 32 + a * 16 + h * 8 + lane / 4.
+  auto row_of = [&](int a, int h) { return warp * kRowsPerWarp + a * 16 + h * 8 + lane / 4; };
   const float scale_log2 = p.softmax_scale * kLog2e;
-  uint32_t qf[D / 16][4];
-  float o[kAtomsD][4];
-  for (int n = 0; n < kAtomsD; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-  bool first_chunk = true;
-  static_assert(D % 16 == 0, "head_dim must be a multiple of 16");
+  float o[kMAtoms][kAtomsD][4];
+#pragma unroll
+  for (int a = 0; a < kMAtoms; ++a)
+#pragma unroll
+    for (int n = 0; n < kAtomsD; ++n) o[a][n][0] = o[a][n][1] = o[a][n][2] = o[a][n][3] = 0.f;
+  float m[kMAtoms][2], l[kMAtoms][2];
+#pragma unroll
+  for (int a = 0; a < kMAtoms; ++a) m[a][0] = m[a][1] = -INFINITY, l[a][0] = l[a][1] = 0.f;
 
   for (int buf = 0; have_chunk; buf ^= 1) {
     const bool more = !cursor.done(tile);
     if (more) {
       cursor.fetch<D, T>(p, tile, pass, s, buf ^ 1);
       __syncthreads();
-      load_rows<D, T>(s.k[buf ^ 1], k_base, s.cols[buf ^ 1], p.kv_heads, pass.kv_head);
-      load_rows<D, T>(s.v[buf ^ 1], v_base, s.cols[buf ^ 1], p.kv_heads, pass.kv_head);
+      load_rows<D, T, kBlockN>(s.k[buf ^ 1], k_base, s.cols[buf ^ 1], p.kv_heads, pass.kv_head);
+      load_rows<D, T, kBlockN>(s.v[buf ^ 1], v_base, s.cols[buf ^ 1], p.kv_heads, pass.kv_head);
+      evaluate_rule(p, s, buf ^ 1);  // overlaps the loads just issued
     }
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
-    if (first_chunk) {  // Q landed with the first chunk: keep its fragments in registers
-      first_chunk = false;
-      for (int kk = 0; kk < D / 16; ++kk) {
-        ldmatrix_x4(qf[kk], &s.q[(warp * 16 + lane % 16) * kStride + kk * 16 + (lane / 16) * 8]);
-      }
-    }
 
-    // S = Q K^T for this warp's 16 rows x 64 keys.
-    float sc[8][4];
-    for (int a = 0; a < 8; ++a) sc[a][0] = sc[a][1] = sc[a][2] = sc[a][3] = 0.f;
+    // S = Q K^T: the warp's 32 rows x 64 keys; every K fragment serves both m-atoms.
+    float sc[kMAtoms][8][4];
+#pragma unroll
+    for (int a = 0; a < kMAtoms; ++a)
+#pragma unroll
+      for (int n = 0; n < 8; ++n) sc[a][n][0] = sc[a][n][1] = sc[a][n][2] = sc[a][n][3] = 0.f;
+#pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t qa[kMAtoms][4];
+#pragma unroll
+      for (int a = 0; a < kMAtoms; ++a) {
+        ldmatrix_x4(qa[a], &s.q[(warp * kRowsPerWarp + a * 16 + lane % 16) * kStride + kk * 16 + (lane / 16) * 8]);
+      }
+#pragma unroll
       for (int nn = 0; nn < 4; ++nn) {
         uint32_t b[4];
         ldmatrix_x4(b, &s.k[buf][(nn * 16 + lane % 8 + (lane / 16) * 8) * kStride + kk * 16 + ((lane / 8) % 2) * 8]);
-        Mma<T>::run(sc[2 * nn], qf[kk], b[0], b[1]);
-        Mma<T>::run(sc[2 * nn + 1], qf[kk], b[2], b[3]);
+#pragma unroll
+        for (int a = 0; a < kMAtoms; ++a) {
+          Mma<T>::run(sc[a][2 * nn], qa[a], b[0], b[1]);
+          Mma<T>::run(sc[a][2 * nn + 1], qa[a], b[2], b[3]);
+        }
       }
     }
 
     // Mask (on original positions) and scale into the log2 domain.
     const int mask = s.mask[buf];
-    const int32_t i0 = s.rows[row0], i1 = s.rows[row1];
-    for (int a = 0; a < 8; ++a) {
-      for (int e = 0; e < 4; ++e) {
-        const int c = a * 8 + (lane % 4) * 2 + (e & 1);
-        const int32_t i = e < 2 ? i0 : i1, j = s.cols[buf][c];
-        bool keep = j >= 0 && i >= 0;
-        if (keep && mask == 1) keep = j <= i;
-        if (keep && mask == 2) {
-          keep = rule_keeps_at(s.rule, p.words, i, j, s.row_phase[e < 2 ? row0 : row1], s.col_phase[buf][c]);
+#pragma unroll
+    for (int a = 0; a < kMAtoms; ++a) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = warp * kRowsPerWarp + a * 16 + h * 8 + lane / 4;
+        const int32_t i = s.rows[row];
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int c = n * 8 + (lane % 4) * 2 + e;
+            const int32_t j = s.cols[buf][c];
+            bool keep = j >= 0 && i >= 0;
+            if (mask == 1) keep = keep && j <= i;
+            if (mask == 2) keep = (s.keep[buf][row][c / 32] >> (c % 32)) & 1u;
+            float& x = sc[a][n][2 * h + e];
+            x = keep ? x * scale_log2 : -INFINITY;
+          }
         }
-        sc[a][e] = keep ? sc[a][e] * scale_log2 : -INFINITY;
       }
     }
 
     // Online softmax: each row's state lives in the 4 threads of its quad.
-    float mx[2] = {-INFINITY, -INFINITY};
-    for (int a = 0; a < 8; ++a) {
-      mx[0] = fmaxf(mx[0], fmaxf(sc[a][0], sc[a][1]));
-      mx[1] = fmaxf(mx[1], fmaxf(sc[a][2], sc[a][3]));
-    }
-    float correction[2], base[2];
-    for (int r = 0; r < 2; ++r) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffff, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffff, mx[r], 2));
-      const float m_new = fmaxf(m[r], mx[r]);
-      base[r] = m_new == -INFINITY ? 0.f : m_new;  // a row with nothing kept yet stays empty
-      correction[r] = exp2f(m[r] - base[r]);
-      m[r] = m_new;
-      l[r] *= correction[r];
-    }
-    for (int n = 0; n < kAtomsD; ++n) {
-      o[n][0] *= correction[0];
-      o[n][1] *= correction[0];
-      o[n][2] *= correction[1];
-      o[n][3] *= correction[1];
-    }
-    for (int a = 0; a < 8; ++a) {
-      for (int e = 0; e < 4; ++e) {
-        sc[a][e] = exp2f(sc[a][e] - base[e / 2]);
-        l[e / 2] += sc[a][e];
+#pragma unroll
+    for (int a = 0; a < kMAtoms; ++a) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < 8; ++n) mx = fmaxf(mx, fmaxf(sc[a][n][2 * h], sc[a][n][2 * h + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+        const float m_new = fmaxf(m[a][h], mx);
+        const float base = m_new == -INFINITY ? 0.f : m_new;  // a row with nothing kept yet stays empty
+        const float correction = exp2f(m[a][h] - base);
+        m[a][h] = m_new;
+        float sum = 0.f;
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+          sc[a][n][2 * h] = exp2f(sc[a][n][2 * h] - base);
+          sc[a][n][2 * h + 1] = exp2f(sc[a][n][2 * h + 1] - base);
+          sum += sc[a][n][2 * h] + sc[a][n][2 * h + 1];
+        }
+        l[a][h] = l[a][h] * correction + sum;
+#pragma unroll
+        for (int n = 0; n < kAtomsD; ++n) {
+          o[a][n][2 * h] *= correction;
+          o[a][n][2 * h + 1] *= correction;
+        }
       }
     }
 
     // O += P V: P is reused from the accumulators as A fragments (16 keys per k-step).
+#pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
-      const uint32_t pa[4] = {Mma<T>::pack(sc[2 * kk][0], sc[2 * kk][1]), Mma<T>::pack(sc[2 * kk][2], sc[2 * kk][3]),
-                              Mma<T>::pack(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
-                              Mma<T>::pack(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+      uint32_t pa[kMAtoms][4];
+#pragma unroll
+      for (int a = 0; a < kMAtoms; ++a) {
+        pa[a][0] = Mma<T>::pack(sc[a][2 * kk][0], sc[a][2 * kk][1]);
+        pa[a][1] = Mma<T>::pack(sc[a][2 * kk][2], sc[a][2 * kk][3]);
+        pa[a][2] = Mma<T>::pack(sc[a][2 * kk + 1][0], sc[a][2 * kk + 1][1]);
+        pa[a][3] = Mma<T>::pack(sc[a][2 * kk + 1][2], sc[a][2 * kk + 1][3]);
+      }
+#pragma unroll
       for (int dn = 0; dn < kAtomsD / 2; ++dn) {
         uint32_t b[4];
         ldmatrix_x4_trans(b, &s.v[buf][(kk * 16 + lane % 8 + ((lane / 8) % 2) * 8) * kStride + dn * 16 + (lane / 16) * 8]);
-        Mma<T>::run(o[2 * dn], pa, b[0], b[1]);
-        Mma<T>::run(o[2 * dn + 1], pa, b[2], b[3]);
+#pragma unroll
+        for (int a = 0; a < kMAtoms; ++a) {
+          Mma<T>::run(o[a][2 * dn], pa[a], b[0], b[1]);
+          Mma<T>::run(o[a][2 * dn + 1], pa[a], b[2], b[3]);
+        }
       }
     }
     have_chunk = more;
@@ -289,39 +353,48 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
   }
   cp_async_wait<0>();
 
-  // Merge this pass's rows into the running state by log-sum-exp.
-  for (int r = 0; r < 2; ++r) {
-    l[r] += __shfl_xor_sync(0xffffffff, l[r], 1);
-    l[r] += __shfl_xor_sync(0xffffffff, l[r], 2);
-  }
-  const int32_t rows[2] = {s.rows[row0], s.rows[row1]};
-  float old_lse[2];
-  for (int r = 0; r < 2; ++r) {
-    old_lse[r] = (rows[r] >= 0 && l[r] > 0.f) ? p.lse_state[static_cast<int64_t>(pass.head) * p.n + rows[r]] : 0.f;
+  // Merge this pass's rows into the running state by log-sum-exp. All four threads of a quad read the
+  // old lse before the first of them writes the new one.
+  float old_lse[kMAtoms][2];
+#pragma unroll
+  for (int a = 0; a < kMAtoms; ++a) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      l[a][h] += __shfl_xor_sync(0xffffffff, l[a][h], 1);
+      l[a][h] += __shfl_xor_sync(0xffffffff, l[a][h], 2);
+      const int32_t i = s.rows[row_of(a, h)];
+      old_lse[a][h] = (i >= 0 && l[a][h] > 0.f) ? p.lse_state[static_cast<int64_t>(pass.head) * p.n + i] : 0.f;
+    }
   }
   __syncwarp();
-  for (int r = 0; r < 2; ++r) {
-    if (rows[r] < 0 || !(l[r] > 0.f)) continue;
-    const float lse = m[r] * kLn2 + logf(l[r]);
-    float w_old = 0.f, w_new = 1.f, new_lse = lse;
-    if (old_lse[r] != -INFINITY) {
-      const float top = fmaxf(old_lse[r], lse);
-      w_old = expf(old_lse[r] - top);
-      w_new = expf(lse - top);
-      new_lse = top + logf(w_old + w_new);
-      const float inv_total = 1.f / (w_old + w_new);
-      w_old *= inv_total;
-      w_new *= inv_total;
+#pragma unroll
+  for (int a = 0; a < kMAtoms; ++a) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int32_t i = s.rows[row_of(a, h)];
+      if (i < 0 || !(l[a][h] > 0.f)) continue;
+      const float lse = m[a][h] * kLn2 + logf(l[a][h]);
+      float w_old = 0.f, w_new = 1.f, new_lse = lse;
+      if (old_lse[a][h] != -INFINITY) {
+        const float top = fmaxf(old_lse[a][h], lse);
+        w_old = expf(old_lse[a][h] - top);
+        w_new = expf(lse - top);
+        new_lse = top + logf(w_old + w_new);
+        const float inv_total = 1.f / (w_old + w_new);
+        w_old *= inv_total;
+        w_new *= inv_total;
+      }
+      const float scale_new = w_new / l[a][h];
+      float* out = p.out_state + (static_cast<int64_t>(i) * p.q_heads + pass.head) * D + (lane % 4) * 2;
+#pragma unroll
+      for (int n = 0; n < kAtomsD; ++n) {
+        float2 prev = *reinterpret_cast<float2*>(out + n * 8);
+        prev.x = prev.x * w_old + o[a][n][2 * h] * scale_new;
+        prev.y = prev.y * w_old + o[a][n][2 * h + 1] * scale_new;
+        *reinterpret_cast<float2*>(out + n * 8) = prev;
+      }
+      if (lane % 4 == 0) p.lse_state[static_cast<int64_t>(pass.head) * p.n + i] = new_lse;
     }
-    const float scale_new = w_new / l[r];
-    float* out = p.out_state + (static_cast<int64_t>(rows[r]) * p.q_heads + pass.head) * D + (lane % 4) * 2;
-    for (int n = 0; n < kAtomsD; ++n) {
-      float2 prev = *reinterpret_cast<float2*>(out + n * 8);
-      prev.x = prev.x * w_old + o[n][2 * r] * scale_new;
-      prev.y = prev.y * w_old + o[n][2 * r + 1] * scale_new;
-      *reinterpret_cast<float2*>(out + n * 8) = prev;
-    }
-    if (lane % 4 == 0) p.lse_state[static_cast<int64_t>(pass.head) * p.n + rows[r]] = new_lse;
   }
 }
 

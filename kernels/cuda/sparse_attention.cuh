@@ -2,7 +2,7 @@
 // binding (device_plan.cpp) stays the one place that speaks tensors.
 //
 // One launch runs one "level" of passes (the p-th pass of every head that has one): each CTA takes one
-// query tile (64 logical rows) of one pass, walks its key runs and gathered columns in chunks of 64
+// query tile (128 logical rows) of one pass, walks its key runs and gathered columns in chunks of 64
 // keys with tensor-core MMAs (bf16/fp16 in, fp32 accumulate) and an online softmax, then merges its
 // rows into the fp32 running state (out_state, lse_state) by log-sum-exp. A final launch casts the
 // state to the output dtype. Rows of one pass are distinct, so no two CTAs of a launch touch a row.
@@ -16,7 +16,7 @@
 
 namespace mmi::cuda {
 
-constexpr int kBlockM = 64;  // query rows per tile (must equal SparsePlan::block_m)
+constexpr int kBlockM = 128;  // query rows per tile (must equal SparsePlan::block_m)
 constexpr int kBlockN = 64;  // keys per chunk (must equal SparsePlan::block_n)
 
 struct DeviceBand {
@@ -26,6 +26,7 @@ struct DeviceBand {
 struct DeviceRun {
   int32_t begin, end;  // logical key columns of the pass
   int32_t mask;        // ChunkMask
+  int32_t band;        // index (into the band array) of the column band holding `begin`
 };
 
 struct DevicePass {
