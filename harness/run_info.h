@@ -5,7 +5,8 @@
 
 namespace mmi {
 
-std::string git_commit();       // short hash (with "-dirty" when the tree has changes), or "unknown"
+// Short hash (with "-dirty" when the tree has changes); $MMI_GIT_COMMIT when set; else "unknown".
+std::string git_commit();
 std::string utc_timestamp();    // RFC 3339, e.g. 2026-11-26T10:11:12Z
 std::string libtorch_version();
 

@@ -13,7 +13,8 @@
 namespace mmi {
 namespace {
 
-constexpr int64_t kKeyChunk = 16384;
+// Keys per step of the window's softmax: large on the GPU (few launches), moderate on the CPU.
+int64_t key_chunk(const at::Tensor& t) { return t.is_cuda() ? 262144 : 16384; }
 
 int64_t resolve_block(const SequenceLayout& layout, const PatternParams& p) {
   if (p.block > 0) return p.block;
@@ -38,7 +39,8 @@ QueryWindow window_for(const SequenceLayout& layout, BoundaryKind boundary, Moda
 }  // namespace
 
 AttentionProfile last_query_profile(const at::Tensor& q, const at::Tensor& k, int64_t head,
-                                    const QueryWindow& window, const std::vector<uint8_t>* key_filter) {
+                                    const QueryWindow& window, const std::vector<uint8_t>* key_filter,
+                                    bool distances) {
   const int64_t end = window.end, count = window.count;
   if (count <= 0 || count > end || end > q.size(0)) {
     throw std::invalid_argument("last_query_profile: bad window (end " + std::to_string(end) + ", count " +
@@ -58,8 +60,9 @@ AttentionProfile last_query_profile(const at::Tensor& q, const at::Tensor& k, in
   // Pass 1: row maxima and normalisers, online over key chunks.
   at::Tensor m = at::full({count}, -std::numeric_limits<float>::infinity(), queries.options());
   at::Tensor l = at::zeros({count}, queries.options());
-  for (int64_t c0 = 0; c0 < end; c0 += kKeyChunk) {
-    const at::Tensor s = chunk_scores(c0, std::min(end, c0 + kKeyChunk));
+  const int64_t chunk = key_chunk(q);
+  for (int64_t c0 = 0; c0 < end; c0 += chunk) {
+    const at::Tensor s = chunk_scores(c0, std::min(end, c0 + chunk));
     const at::Tensor m_new = at::maximum(m, std::get<0>(s.max(1)));
     l = l * at::exp(m - m_new) + at::exp(s - m_new.unsqueeze(1)).sum(1);
     m = m_new;
@@ -68,63 +71,66 @@ AttentionProfile last_query_profile(const at::Tensor& q, const at::Tensor& k, in
   // use a skew: with the rows reversed and each row shifted by its index, a diagonal i - j = const of
   // the chunk becomes a column of a [L, C + L - 1] view, so one reduction sums every diagonal.
   const auto f64 = queries.options().dtype(at::kDouble);
-  at::Tensor column = at::zeros({end}, f64), distance = at::zeros({end}, f64);
+  AttentionProfile profile;
+  profile.column = at::zeros({end}, f64);
+  if (distances) profile.distance = at::zeros({end}, f64);
   at::Tensor filter;
-  if (key_filter) filter = at::tensor(std::vector<double>(key_filter->begin(), key_filter->begin() + end)).to(f64.device());
-  for (int64_t c0 = 0; c0 < end; c0 += kKeyChunk) {
-    const int64_t c1 = std::min(end, c0 + kKeyChunk), width = c1 - c0;
+  if (key_filter) {
+    filter = at::tensor(std::vector<double>(key_filter->begin(), key_filter->begin() + end)).to(f64.device());
+  }
+  for (int64_t c0 = 0; c0 < end; c0 += chunk) {
+    const int64_t c1 = std::min(end, c0 + chunk), width = c1 - c0;
     at::Tensor p = (at::exp(chunk_scores(c0, c1) - m.unsqueeze(1)) / l.unsqueeze(1)).to(at::kDouble);  // [L, C]
     if (key_filter) p = p * filter.narrow(0, c0, width).unsqueeze(0);
-    column.narrow(0, c0, width).add_(p.sum(0));
+    profile.column.narrow(0, c0, width).add_(p.sum(0));
+    if (!distances) continue;
     const at::Tensor skewed = at::constant_pad_nd(p.flip(0), {0, count}).reshape({-1})
                                   .narrow(0, 0, count * (width + count - 1)).reshape({count, width + count - 1});
     // Column x of `skewed` holds the diagonal j - r = x - (L - 1): distance end - 1 - c0 - x.
     const at::Tensor sums = skewed.sum(0).flip(0);  // index y = width + L - 2 - x
     const int64_t d_lo = end - 1 - c0 - (width + count - 2);  // distance of y = 0
     const int64_t lo = std::max<int64_t>(0, d_lo), hi = std::min(end, end - c0);  // valid distances [lo, hi)
-    if (lo < hi) distance.narrow(0, lo, hi - lo).add_(sums.narrow(0, lo - d_lo, hi - lo));
+    if (lo < hi) profile.distance.narrow(0, lo, hi - lo).add_(sums.narrow(0, lo - d_lo, hi - lo));
   }
-  const at::Tensor column_host = column.cpu(), distance_host = distance.cpu();
-  AttentionProfile profile;
-  profile.column.assign(column_host.data_ptr<double>(), column_host.data_ptr<double>() + end);
-  profile.distance.assign(distance_host.data_ptr<double>(), distance_host.data_ptr<double>() + end);
   return profile;
 }
 
-std::vector<int64_t> top_k_forced(const std::vector<double>& scores, int64_t k, int64_t forced) {
-  const int64_t n = static_cast<int64_t>(scores.size());
+std::vector<int64_t> top_k_forced(const at::Tensor& scores, int64_t k, int64_t forced) {
+  const int64_t n = scores.size(0);
   forced = std::min(forced, n);
-  std::vector<int64_t> out(forced);
-  std::iota(out.begin(), out.end(), 0);
-  std::vector<int64_t> rest;
-  for (int64_t j = forced; j < n; ++j) {
-    if (scores[j] > 0.0) rest.push_back(j);
-  }
-  const int64_t take = std::min<int64_t>(std::max<int64_t>(k - forced, 0), rest.size());
-  auto better = [&](int64_t a, int64_t b) { return scores[a] != scores[b] ? scores[a] > scores[b] : a < b; };
-  std::partial_sort(rest.begin(), rest.begin() + take, rest.end(), better);
-  out.insert(out.end(), rest.begin(), rest.begin() + take);
-  std::sort(out.begin(), out.end());
-  return out;
+  at::Tensor s = scores.to(at::kDouble).clone();
+  if (forced > 0) s.narrow(0, 0, forced).fill_(std::numeric_limits<double>::infinity());
+  const int64_t positive = (s > 0).sum().item<int64_t>();
+  const int64_t take = std::min(std::max(k, forced), positive);
+  if (take <= 0) return {};
+  // Everything above the take-th value, then the lowest indices among those equal to it.
+  const at::Tensor threshold = std::get<0>(at::topk(s, take)).narrow(0, take - 1, 1);
+  const at::Tensor above = at::nonzero(s > threshold).flatten();
+  const at::Tensor tied = at::nonzero(s == threshold).flatten().narrow(0, 0, take - above.size(0));
+  const at::Tensor chosen = std::get<0>(at::cat({above, tied}).sort()).cpu().contiguous();
+  return std::vector<int64_t>(chosen.data_ptr<int64_t>(), chosen.data_ptr<int64_t>() + chosen.numel());
 }
 
-GridEstimate estimate_grid(const SequenceLayout& layout, const std::vector<double>& column_mass,
+GridEstimate estimate_grid(const SequenceLayout& layout, const at::Tensor& column_mass,
                            const std::vector<int64_t>& candidate_strides) {
   GridEstimate best;
+  const int64_t available = column_mass.size(0);
   for (int64_t candidate : candidate_strides) {
     const int64_t s = candidate > 0 ? candidate : layout.frame_stride();
     if (s <= 0) continue;
     if (best.stride == 0) best.stride = s;  // fallback when no span holds a whole period
-    std::vector<double> mass(s, 0.0);
+    at::Tensor mass = at::zeros({s}, column_mass.options());
     for (const Span& span : layout.spans()) {
       if (!is_visual(span.modality)) continue;
-      const int64_t whole = std::min<int64_t>(span.length / s * s, std::max<int64_t>(0, int64_t(column_mass.size()) - span.start));
-      for (int64_t t = 0; t < whole; ++t) mass[t % s] += column_mass[span.start + t];
+      const int64_t whole = std::min(span.length, std::max<int64_t>(0, available - span.start)) / s * s;
+      if (whole > 0) mass += column_mass.narrow(0, span.start, whole).view({whole / s, s}).sum(0);
     }
-    const double total = std::accumulate(mass.begin(), mass.end(), 0.0);
+    const at::Tensor host = mass.to(at::kDouble).cpu().contiguous();
+    const double* m = host.data_ptr<double>();
+    const double total = std::accumulate(m, m + s, 0.0);
     if (total <= 0.0) continue;
-    const int64_t phase = std::max_element(mass.begin(), mass.end()) - mass.begin();
-    const double lift = mass[phase] * s / total;
+    const int64_t phase = std::max_element(m, m + s) - m;
+    const double lift = m[phase] * s / total;
     const bool better = lift > best.lift * (1 + 1e-9) || (lift >= best.lift * (1 - 1e-9) && s < best.stride);
     if (best.lift == 0.0 || better) best = GridEstimate{s, phase, lift};
   }
@@ -137,10 +143,10 @@ ResolvedHead resolve_head(const SequenceLayout& layout, const HeadConfig& config
   ResolvedHead out;
   out.boundary = config.boundary;
   std::map<std::tuple<int64_t, int64_t, int>, AttentionProfile> profiles;  // (end, count, key modality)
-  auto profile = [&](const QueryWindow& w, int key_modality) -> const AttentionProfile& {
+  auto profile = [&](const QueryWindow& w, int key_modality, bool distances) -> const AttentionProfile& {
     const auto key = std::make_tuple(w.end, w.count, key_modality);
     auto it = profiles.find(key);
-    if (it != profiles.end()) return it->second;
+    if (it != profiles.end() && (!distances || it->second.distance.defined())) return it->second;
     std::vector<uint8_t> filter;
     if (key_modality >= 0) {
       filter.assign(layout.length(), 0);
@@ -148,8 +154,7 @@ ResolvedHead resolve_head(const SequenceLayout& layout, const HeadConfig& config
         std::fill(filter.begin() + layout.span(s).start, filter.begin() + layout.span(s).end(), 1);
       }
     }
-    return profiles.emplace(key, last_query_profile(q, k, head, w, key_modality >= 0 ? &filter : nullptr))
-        .first->second;
+    return profiles[key] = last_query_profile(q, k, head, w, key_modality >= 0 ? &filter : nullptr, distances);
   };
   auto resolve = [&](const PatternParams& p, Modality rows, int key_modality) {
     p.validate();
@@ -158,14 +163,14 @@ ResolvedHead resolve_head(const SequenceLayout& layout, const HeadConfig& config
       case PatternKind::kSfFixed:
       case PatternKind::kSfStrided: r.index.block = resolve_block(layout, p); break;
       case PatternKind::kVerticalSlash: {
-        const AttentionProfile& a = profile(window_for(layout, config.boundary, rows, p.last_q), key_modality);
+        const AttentionProfile& a = profile(window_for(layout, config.boundary, rows, p.last_q), key_modality, true);
         r.index.verticals = top_k_forced(a.column, p.n_vertical, kForcedColumns);
         r.index.slashes = top_k_forced(a.distance, p.n_slash, kForcedDistances);
         break;
       }
       case PatternKind::kGrid: {
         if (!layout.has_visual()) break;
-        const AttentionProfile& a = profile(window_for(layout, config.boundary, rows, p.last_q), key_modality);
+        const AttentionProfile& a = profile(window_for(layout, config.boundary, rows, p.last_q), key_modality, false);
         const GridEstimate g = estimate_grid(layout, a.column, p.strides);
         r.index.stride = g.stride;
         r.index.phase = g.phase;

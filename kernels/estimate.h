@@ -19,10 +19,11 @@ struct QueryWindow {
   int64_t count = 0;
 };
 
-// Softmax attention of the window's queries, summed per key column and per distance i - j.
+// Softmax attention of the window's queries, summed per key column and per distance i - j. fp64, on
+// the device of the inputs (estimation never leaves the GPU until the chosen indices are known).
 struct AttentionProfile {
-  std::vector<double> column;    // [end]: sum over window rows of A[i, j]
-  std::vector<double> distance;  // [end]: sum over window rows of A[i, i - d]
+  at::Tensor column;    // [end]: sum over window rows of A[i, j]
+  at::Tensor distance;  // [end]: sum over window rows of A[i, i - d]; undefined unless requested
 };
 
 // q: [N, Hq, D], k: [N, Hkv, D]; query head `head` reads KV head head / (Hq / Hkv).
@@ -30,11 +31,11 @@ struct AttentionProfile {
 // the softmax itself always runs over every causal key. Keys are processed in chunks: memory O(N).
 AttentionProfile last_query_profile(const at::Tensor& q, const at::Tensor& k, int64_t head,
                                     const QueryWindow& window,
-                                    const std::vector<uint8_t>* key_filter = nullptr);
+                                    const std::vector<uint8_t>* key_filter = nullptr, bool distances = true);
 
-// Indices of the `k` largest positive scores, always including [0, forced) (which count toward k),
-// ascending. Ties go to the lower index, so the result is deterministic.
-std::vector<int64_t> top_k_forced(const std::vector<double>& scores, int64_t k, int64_t forced);
+// Indices of the `k` largest positive scores ([n] tensor, any device), always including [0, forced)
+// (which count toward k), ascending. Ties go to the lower index, so the result is deterministic.
+std::vector<int64_t> top_k_forced(const at::Tensor& scores, int64_t k, int64_t forced);
 
 struct GridEstimate {
   int64_t stride = 0;
@@ -47,7 +48,8 @@ struct GridEstimate {
 // stride is the one holding the most mass; strides are compared by that mass times the stride (the lift
 // over a uniform spread), because raw mass always favours the smallest stride, which simply has more
 // lines. Ties go to the smaller stride.
-GridEstimate estimate_grid(const SequenceLayout& layout, const std::vector<double>& column_mass,
+// column_mass: [end] (any device), the column profile of the estimation window.
+GridEstimate estimate_grid(const SequenceLayout& layout, const at::Tensor& column_mass,
                            const std::vector<int64_t>& candidate_strides);
 
 // Resolves every pattern a head uses: static patterns get their block lengths, Vertical-Slash and grid

@@ -94,7 +94,9 @@ std::unique_ptr<AttentionMethod> make_mminference(const YAML::Node& params) {
 }  // namespace
 
 SparsePlan AttentionMethod::plan(const AttentionContext& ctx, const at::Tensor& q, const at::Tensor& k) const {
-  return build_plan(*ctx.layout, resolve(ctx, q, k), plan_options);
+  SparsePlan plan = build_plan(*ctx.layout, resolve(ctx, q, k), plan_options);
+  if (q.is_cuda()) prepare_plan_cuda(plan, q.size(1) / k.size(1), q.device());  // upload: part of the index build
+  return plan;
 }
 
 std::vector<ResolvedHead> AttentionMethod::resolve(const AttentionContext& ctx, const at::Tensor& q,

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -101,6 +102,9 @@ struct SparsePlan {
   std::vector<uint64_t> words;           // bitmaps referenced by MaskRule offsets
   std::vector<int64_t> visual_starts;    // the layout's visual spans, for grid phases
   std::vector<int64_t> visual_ends;
+  // An executor's upload of this plan (the CUDA executor's device arrays), made once when the plan is
+  // built for GPU inputs so that running it launches kernels and nothing else. Opaque here.
+  std::shared_ptr<const void> device;
 
   VisualSpans visual_spans() const {
     return VisualSpans{visual_starts.data(), visual_ends.data(), static_cast<int64_t>(visual_starts.size())};

@@ -26,6 +26,15 @@ at::Tensor upload(const std::vector<T>& items, at::Device device) {
   return host.to(device);
 }
 
+// A rule with only vertical and slash bitmaps (Vertical-Slash passes): the kernel tests it by bit windows.
+bool is_vertical_slash_only(const MaskRule& r) {
+  const MaskRule none;
+  return (r.vertical_words >= 0 || r.slash_words >= 0) && r.min_distance == none.min_distance &&
+         r.min_col == none.min_col && !r.all && r.sink == none.sink && r.local == none.local &&
+         r.dense_rows_before == none.dense_rows_before && r.dense_rows_from == none.dense_rows_from &&
+         r.block == none.block && r.diagonal_period == none.diagonal_period && r.grid_stride == none.grid_stride;
+}
+
 int32_t narrow32(int64_t x, const char* what) {
   if (x < std::numeric_limits<int32_t>::min() || x > std::numeric_limits<int32_t>::max()) {
     throw std::invalid_argument(std::string("execute_plan_cuda: ") + what + " does not fit 32 bits");
@@ -37,8 +46,10 @@ int32_t narrow32(int64_t x, const char* what) {
 struct DevicePlan {
   at::Tensor passes, bands, tiles, runs, columns, words, visual_starts, visual_ends;
   std::vector<std::pair<int32_t, int32_t>> levels;  // [first, last) tiles of each launch
+  int64_t group;
+  at::Device device;
 
-  DevicePlan(const SparsePlan& plan, int64_t group, at::Device device) {
+  DevicePlan(const SparsePlan& plan, int64_t group_, at::Device device_) : group(group_), device(device_) {
     std::vector<cuda::DevicePass> passes_h;
     std::vector<cuda::DeviceBand> bands_h;
     std::vector<cuda::DeviceTile> tiles_h;
@@ -60,6 +71,7 @@ struct DevicePlan {
         const Pass& pass = plan.heads[h].passes[level];
         cuda::DevicePass dp{};
         dp.rule = pass.rule;
+        dp.rule_kind = is_vertical_slash_only(pass.rule) ? 1 : 0;
         dp.head = static_cast<int32_t>(h);
         dp.kv_head = static_cast<int32_t>(h / group);
         dp.row_bands = static_cast<int32_t>(bands_h.size());
@@ -108,6 +120,10 @@ struct DevicePlan {
 
 }  // namespace
 
+void prepare_plan_cuda(SparsePlan& plan, int64_t group, const at::Device& device) {
+  plan.device = std::make_shared<const DevicePlan>(plan, group, device);
+}
+
 bool cuda_available() { return at::hasCUDA() && at::cuda::device_count() > 0; }
 
 AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in, const at::Tensor& k_in,
@@ -125,7 +141,12 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in
   if (plan.length != n || static_cast<int64_t>(plan.heads.size()) != hq) fail("plan does not match the inputs");
   narrow32(n * std::max(hq, hkv), "tokens x heads");
   const at::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
-  const DevicePlan dp(plan, hq / hkv, q.device());
+  // The upload made at planning time, or one made now.
+  auto uploaded = std::static_pointer_cast<const DevicePlan>(plan.device);
+  if (!uploaded || uploaded->group != hq / hkv || uploaded->device != q.device()) {
+    uploaded = std::make_shared<const DevicePlan>(plan, hq / hkv, q.device());
+  }
+  const DevicePlan& dp = *uploaded;
   const auto f32 = q.options().dtype(at::kFloat);
   at::Tensor out_state = at::zeros({n, hq, d}, f32);
   at::Tensor lse = at::full({hq, n}, -std::numeric_limits<float>::infinity(), f32);

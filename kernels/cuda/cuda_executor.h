@@ -14,6 +14,10 @@ namespace mmi {
 // True when this build has the CUDA kernels and a GPU is visible.
 bool cuda_available();
 
+// Uploads `plan` for GPU execution with query heads grouped `group` per KV head; stored in plan.device.
+// Optional: execute_plan_cuda uploads on the fly when it is missing.
+void prepare_plan_cuda(SparsePlan& plan, int64_t group, const at::Device& device);
+
 // Executes `plan` on the GPU. q: [N, Hq, D], k, v: [N, Hkv, D], CUDA, bf16 or fp16, D in {64, 80, 128};
 // plan tiles must be 128x64 (the PlanOptions defaults). Returns out [N, Hq, D] (q's dtype) and lse [Hq, N] fp32. Query head h reads
 // KV head h / (Hq / Hkv) directly; permutations are applied through index loads.

@@ -100,73 +100,129 @@ struct SharedStorage {
   int32_t cols[2][kBlockN];
   int32_t col_phase[2][kBlockN];
   int32_t mask[2];
+  int32_t len[2];
+  int32_t contiguous[2];  // the chunk's keys are len consecutive positions from cols[0]
   uint32_t keep[2][kBlockM][kBlockN / 32];  // rule-tested chunks: bit c of row r = element kept
   MaskRule rule;
 };
 
+// Bits [start, start + 64) of a bitmap as one word (bit t = bitmap bit start + t); bits below 0 read 0.
+// Bitmaps carry one spare word at the end, so reading the word after the last is safe.
+__device__ __forceinline__ uint64_t bit_window(const uint64_t* words, int64_t start) {
+  if (start <= -64) return 0;
+  const int shift = start < 0 ? static_cast<int>(-start) : 0;  // bits below 0
+  const int64_t from = start < 0 ? 0 : start;
+  const int64_t q = from >> 6;
+  const int r = static_cast<int>(from & 63);
+  const uint64_t window = r == 0 ? words[q] : (words[q] >> r) | (words[q + 1] << (64 - r));
+  return window << shift;
+}
+
 // For a rule-tested chunk, evaluates the rule once per element into keep bits (one row per thread),
-// outside the register-heavy MMA loop.
+// outside the register-heavy MMA loop. Vertical-Slash rules over consecutive keys take 64 elements at
+// a time: the verticals are a window of their bitmap, the slashes a reversed window of theirs.
 template <int D, typename T>
-__device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, SharedStorage<D, T>& s, int buf) {
-  if (s.mask[buf] != 2) return;
+__device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, SharedStorage<D, T>& s, int buf,
+                                              int rule_kind) {
+  static_assert(kBlockN == 64, "one 64-bit word of keep bits per row");
   const int r = threadIdx.x;
-  const int32_t i = s.rows[r], phase_i = s.row_phase[r];
-  for (int w = 0; w < kBlockN / 32; ++w) {
-    uint32_t bits = 0;
-    for (int c = 0; c < 32; ++c) {
-      const int32_t j = s.cols[buf][w * 32 + c];
-      if (i >= 0 && j >= 0 && rule_keeps_at(s.rule, p.words, i, j, phase_i, s.col_phase[buf][w * 32 + c])) {
-        bits |= 1u << c;
-      }
+  const int32_t i = s.rows[r], len = s.len[buf];
+  const MaskRule& rule = s.rule;
+  uint64_t bits = 0;
+  if (i >= 0 && rule_kind == 1 && s.contiguous[buf]) {
+    const int64_t c0 = s.cols[buf][0], reach = i - c0;  // key c0 + c is causal iff c <= reach
+    if (reach >= 0) {
+      if (rule.vertical_words >= 0) bits |= bit_window(p.words + rule.vertical_words, c0);
+      if (rule.slash_words >= 0) bits |= __brevll(bit_window(p.words + rule.slash_words, reach - 63));
+      if (reach < 63) bits &= (uint64_t(2) << reach) - 1;
+      if (len < 64) bits &= (uint64_t(1) << len) - 1;
     }
-    s.keep[buf][r][w] = bits;
+  } else if (i >= 0) {
+    const int32_t phase_i = s.row_phase[r];
+    for (int c = 0; c < len; ++c) {
+      const int32_t j = s.cols[buf][c];
+      const bool keep = rule_kind == 1
+                            ? j <= i && ((rule.vertical_words >= 0 && test_bit(p.words + rule.vertical_words, j)) ||
+                                         (rule.slash_words >= 0 && test_bit(p.words + rule.slash_words, i - j)))
+                            : rule_keeps_at(rule, p.words, i, j, phase_i, s.col_phase[buf][c]);
+      if (keep) bits |= uint64_t(1) << c;
+    }
   }
+  s.keep[buf][r][0] = static_cast<uint32_t>(bits);
+  s.keep[buf][r][1] = static_cast<uint32_t>(bits >> 32);
 }
 
 // Walks a tile's chunks in order: runs first (in chunks of kBlockN logical keys), then gathered columns.
+// Every thread keeps the same cursor in registers, including the current run and the band holding the
+// chunk start, so a chunk inside one band costs no global loads to locate.
 struct ChunkCursor {
   int32_t run, pos, column;
+  DeviceRun current;
+  int32_t band_index;
+  DeviceBand band;
 
+  __device__ void enter_run(const SparseAttentionParams& p) {
+    current = p.runs[run];
+    pos = current.begin;
+    band_index = current.band;
+    band = p.bands[band_index];
+  }
   __device__ void start(const SparseAttentionParams& p, const DeviceTile& t) {
     run = t.run_begin;
-    pos = run < t.run_end ? p.runs[run].begin : 0;
     column = t.column_begin;
+    if (run < t.run_end) enter_run(p);
   }
   __device__ bool done(const DeviceTile& t) const { return run >= t.run_end && column >= t.column_end; }
 
-  // Fills cols/col_phase/mask of buffer `buf` for the next chunk and advances.
+  // Original position of logical column x (x at or after the chunk start).
+  __device__ int32_t col_at(const SparseAttentionParams& p, int32_t x) const {
+    DeviceBand b = band;
+    for (int32_t k = band_index; x >= b.logical + b.count;) b = p.bands[++k];
+    return b.orig + b.step * (x - b.logical);
+  }
+
+  // Issues the K and V loads of the next chunk into buffer `buf`, records its columns, phases, mask and
+  // length for the masking step, and advances.
   template <int D, typename T>
   __device__ void fetch(const SparseAttentionParams& p, const DeviceTile& t, const DevicePass& pass,
-                        SharedStorage<D, T>& s, int buf) {
+                        SharedStorage<D, T>& s, int buf, const T* k_base, const T* v_base) {
+    constexpr int kPieces = D / 8;  // 16-byte pieces per row
+    constexpr int kStride = D + 8;
     const int tid = threadIdx.x;
-    int32_t col = -1;
-    if (run < t.run_end) {
-      const DeviceRun r = p.runs[run];
-      const int32_t len = min(kBlockN, r.end - pos);
-      if (tid < kBlockN && tid < len) {
-        // Walk forward from the run's first band: a chunk rarely crosses more than one band boundary,
-        // and a binary search per key would put dependent global loads on every chunk.
-        const int32_t x = pos + tid;
-        int32_t b = r.band;
-        while (x >= p.bands[b].logical + p.bands[b].count) ++b;
-        col = p.bands[b].orig + p.bands[b].step * (x - p.bands[b].logical);
-      }
-      if (tid == 0) s.mask[buf] = r.mask;
-      pos += kBlockN;
-      if (pos >= r.end) {
-        ++run;
-        if (run < t.run_end) pos = p.runs[run].begin;
-      }
-    } else {
-      const int32_t len = min(kBlockN, t.column_end - column);
-      if (tid < kBlockN && tid < len) col = p.columns[column + tid];
-      if (tid == 0) s.mask[buf] = 2;  // gathered columns are always tested by the rule
-      column += kBlockN;
+    const bool from_run = run < t.run_end;
+    const int32_t len = from_run ? min(kBlockN, current.end - pos) : min(kBlockN, t.column_end - column);
+    auto col_of = [&](int r) -> int32_t {
+      if (r >= len) return -1;
+      return from_run ? col_at(p, pos + r) : p.columns[column + r];
+    };
+#pragma unroll
+    for (int idx = tid; idx < kBlockN * kPieces; idx += kThreads) {
+      const int r = idx / kPieces, c = idx % kPieces;
+      const int32_t j = col_of(r);
+      const int64_t offset = (static_cast<int64_t>(j < 0 ? 0 : j) * p.kv_heads + pass.kv_head) * D + c * 8;
+      cp_async_16(&s.k[buf][r * kStride + c * 8], k_base + offset, j >= 0);
+      cp_async_16(&s.v[buf][r * kStride + c * 8], v_base + offset, j >= 0);
     }
     if (tid < kBlockN) {
-      s.cols[buf][tid] = col;
+      const int32_t j = col_of(tid);
+      s.cols[buf][tid] = j;
       const VisualSpans spans{p.visual_starts, p.visual_ends, p.num_visual_spans};
-      s.col_phase[buf][tid] = col >= 0 ? static_cast<int32_t>(rule_phase(pass.rule, spans, col)) : -1;
+      s.col_phase[buf][tid] = j >= 0 ? static_cast<int32_t>(rule_phase(pass.rule, spans, j)) : -1;
+    }
+    if (tid == 0) {
+      s.mask[buf] = from_run ? current.mask : 2;  // gathered columns are always tested by the rule
+      s.len[buf] = len;
+      s.contiguous[buf] = from_run && band.step == 1 && pos + len <= band.logical + band.count;
+    }
+    if (!from_run) {
+      column += kBlockN;
+      return;
+    }
+    pos += kBlockN;
+    if (pos < current.end) {
+      while (pos >= band.logical + band.count) band = p.bands[++band_index];
+    } else if (++run < t.run_end) {
+      enter_run(p);
     }
   }
 };
@@ -213,14 +269,9 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
   ChunkCursor cursor;
   cursor.start(p, tile);
   bool have_chunk = !cursor.done(tile);
-  if (have_chunk) {
-    cursor.fetch<D, T>(p, tile, pass, s, 0);
-    __syncthreads();
-    load_rows<D, T, kBlockN>(s.k[0], k_base, s.cols[0], p.kv_heads, pass.kv_head);
-    load_rows<D, T, kBlockN>(s.v[0], v_base, s.cols[0], p.kv_heads, pass.kv_head);
-    evaluate_rule(p, s, 0);
-  }
+  if (have_chunk) cursor.fetch<D, T>(p, tile, pass, s, 0, k_base, v_base);
   cp_async_commit();
+  const bool rows_valid = (tile.tile + 1) * kBlockM <= pass.num_rows;
 
   // This thread's rows: m-atom a, half h -> warp * 32 + a * 16 + h * 8 + lane / 4.
   auto row_of = [&](int a, int h) { return warp * kRowsPerWarp + a * 16 + h * 8 + lane / 4; };
@@ -236,16 +287,15 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
 
   for (int buf = 0; have_chunk; buf ^= 1) {
     const bool more = !cursor.done(tile);
-    if (more) {
-      cursor.fetch<D, T>(p, tile, pass, s, buf ^ 1);
-      __syncthreads();
-      load_rows<D, T, kBlockN>(s.k[buf ^ 1], k_base, s.cols[buf ^ 1], p.kv_heads, pass.kv_head);
-      load_rows<D, T, kBlockN>(s.v[buf ^ 1], v_base, s.cols[buf ^ 1], p.kv_heads, pass.kv_head);
-      evaluate_rule(p, s, buf ^ 1);  // overlaps the loads just issued
-    }
+    if (more) cursor.fetch<D, T>(p, tile, pass, s, buf ^ 1, k_base, v_base);
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
+    const int mask = s.mask[buf];
+    if (mask == 2) {  // rule bits for this chunk, once per element, outside the MMA loop
+      evaluate_rule(p, s, buf, pass.rule_kind);
+      __syncthreads();
+    }
 
     // S = Q K^T: the warp's 32 rows x 64 keys; every K fragment serves both m-atoms.
     float sc[kMAtoms][8][4];
@@ -272,8 +322,9 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
       }
     }
 
-    // Mask (on original positions) and scale into the log2 domain.
-    const int mask = s.mask[buf];
+    // Mask (on original positions) and scale into the log2 domain. A fully kept, full chunk of valid
+    // rows needs no test at all.
+    const bool plain = mask == 0 && rows_valid && s.len[buf] == kBlockN;
 #pragma unroll
     for (int a = 0; a < kMAtoms; ++a) {
 #pragma unroll
@@ -284,12 +335,16 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
         for (int n = 0; n < 8; ++n) {
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
+            float& x = sc[a][n][2 * h + e];
+            if (plain) {
+              x *= scale_log2;
+              continue;
+            }
             const int c = n * 8 + (lane % 4) * 2 + e;
             const int32_t j = s.cols[buf][c];
             bool keep = j >= 0 && i >= 0;
             if (mask == 1) keep = keep && j <= i;
             if (mask == 2) keep = (s.keep[buf][row][c / 32] >> (c % 32)) & 1u;
-            float& x = sc[a][n][2 * h + e];
             x = keep ? x * scale_log2 : -INFINITY;
           }
         }

@@ -31,6 +31,7 @@ struct DeviceRun {
 
 struct DevicePass {
   MaskRule rule;
+  int32_t rule_kind;                 // 0: general rule; 1: only vertical and slash bitmaps
   int32_t head, kv_head;
   int32_t row_bands, num_row_bands;  // offsets into the band array
   int32_t col_bands, num_col_bands;

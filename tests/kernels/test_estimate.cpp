@@ -47,19 +47,22 @@ TEST_CASE("last-query profile matches a brute-force softmax", "[estimate]") {
       distance[100 + r - j] += acc[r][j];
     }
   }
+  const auto got_column = profile.column.accessor<double, 1>();
+  const auto got_distance = profile.distance.accessor<double, 1>();
   for (int64_t j = 0; j < 120; ++j) {
-    REQUIRE(profile.column[j] == Approx(column[j]).margin(1e-6));
-    REQUIRE(profile.distance[j] == Approx(distance[j]).margin(1e-6));
+    REQUIRE(got_column[j] == Approx(column[j]).margin(1e-6));
+    REQUIRE(got_distance[j] == Approx(distance[j]).margin(1e-6));
   }
   std::vector<uint8_t> filter(150, 0);
   std::fill(filter.begin(), filter.begin() + 50, 1);
   const AttentionProfile filtered = last_query_profile(x.q, x.k, 3, w, &filter);
-  REQUIRE(filtered.column[49] == Approx(column[49]).margin(1e-6));
-  REQUIRE(filtered.column[50] == 0.0);
+  REQUIRE(filtered.column[49].item<double>() == Approx(column[49]).margin(1e-6));
+  REQUIRE(filtered.column[50].item<double>() == 0.0);
+  REQUIRE_FALSE(last_query_profile(x.q, x.k, 3, w, nullptr, false).distance.defined());
 }
 
 TEST_CASE("top-k keeps the forced prefix and breaks ties deterministically", "[estimate]") {
-  const std::vector<double> scores = {0, 0, 0.5, 0.1, 0.9, 0.1, 0.0, 0.3};
+  const at::Tensor scores = at::tensor(std::vector<double>{0, 0, 0.5, 0.1, 0.9, 0.1, 0.0, 0.3});
   REQUIRE(top_k_forced(scores, 4, 2) == std::vector<int64_t>{0, 1, 2, 4});
   REQUIRE(top_k_forced(scores, 5, 2) == std::vector<int64_t>{0, 1, 2, 4, 7});
   REQUIRE(top_k_forced(scores, 6, 2) == std::vector<int64_t>{0, 1, 2, 3, 4, 7});  // 0.1 tie: lower index
