@@ -20,8 +20,8 @@ at::Tensor unit(const at::Generator& gen, int64_t d) {
 // Adds a distance-decaying similarity: sum over frequencies of cos(w (i - j)), `logit` at distance 0.
 void add_local_bias(at::Tensor& q, at::Tensor& k, double logit, const at::Generator& gen) {
   const int64_t n = q.size(0), d = q.size(2), half = d / 2;
-  const at::Tensor freq = at::rand({half}, gen) * (M_PI / 48.0);
-  const at::Tensor angle = at::arange(n, at::kFloat).unsqueeze(1) * freq.unsqueeze(0);  // [N, d/2]
+  const at::Tensor freq = (at::rand({half}, gen) * (M_PI / 48.0)).to(q.device());
+  const at::Tensor angle = at::arange(n, q.options()).unsqueeze(1) * freq.unsqueeze(0);  // [N, d/2]
   const double c = std::sqrt(logit * std::sqrt(double(d)) / half);
   const at::Tensor pos = at::cat({at::cos(angle), at::sin(angle)}, 1) * c;             // [N, 2*(d/2)]
   q.narrow(2, 0, 2 * half).add_(pos.unsqueeze(1));
@@ -37,11 +37,16 @@ QKV make_qkv(const SequenceLayout& layout, const SyntheticOptions& o) {
   }
   if (o.head_dim <= 0) throw std::invalid_argument("synthetic inputs: head_dim must be positive");
   const int64_t n = layout.length(), d = o.head_dim, group = o.heads / o.kv_heads;
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);  // small draws, always on the host
+  auto noise = [&](int64_t heads) {
+    if (o.device.is_cpu()) return at::randn({n, heads, d}, gen);
+    return at::randn({n, heads, d}, at::TensorOptions().device(o.device));
+  };
+  if (!o.device.is_cpu()) at::manual_seed(o.seed);
   // Unstructured logits have a standard deviation of 0.5 (q, k entries ~ N(0, 0.5^(1/2))).
-  at::Tensor q = at::randn({n, o.heads, d}, gen) * std::sqrt(0.5);
-  at::Tensor k = at::randn({n, o.kv_heads, d}, gen) * std::sqrt(0.5);
-  at::Tensor v = at::randn({n, o.kv_heads, d}, gen);
+  at::Tensor q = noise(o.heads) * std::sqrt(0.5);
+  at::Tensor k = noise(o.kv_heads) * std::sqrt(0.5);
+  at::Tensor v = noise(o.kv_heads);
   if (o.structured) {
     add_local_bias(q, k, 3.0, gen);
     const int64_t stride = layout.frame_stride();
@@ -49,9 +54,10 @@ QKV make_qkv(const SequenceLayout& layout, const SyntheticOptions& o) {
       at::Tensor kg = k.select(1, g);                 // [N, D]
       at::Tensor qg = q.narrow(1, g * group, group);  // [N, G, D]
       // Per query head of the group, how strongly it follows each structure.
-      const at::Tensor follow = at::rand({3, group}, gen) * 0.4 + 0.6;
-      auto plant = [&](const at::Tensor& key_rows, double logit, int which) {
-        const at::Tensor dir = unit(gen, d) * shared_scale(logit, d);
+      const at::Tensor follow = (at::rand({3, group}, gen) * 0.4 + 0.6).to(o.device);
+      auto plant = [&](const at::Tensor& rows_host, double logit, int which) {
+        const at::Tensor key_rows = rows_host.to(o.device);
+        const at::Tensor dir = (unit(gen, d) * shared_scale(logit, d)).to(o.device);
         kg.index_put_({key_rows}, kg.index({key_rows}) + dir);
         qg.add_(follow[which].unsqueeze(1) * dir.unsqueeze(0).unsqueeze(0));
       };

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include <cstdint>
 
@@ -19,6 +20,9 @@ struct SyntheticOptions {
   // Otherwise q, k, v are i.i.d. normal.
   bool structured = true;
   uint64_t seed = 0;
+  // Where the tensors are made. On a GPU the bulk noise comes from the device generator (seeded from
+  // `seed`), so million-token inputs need no host round trip.
+  at::Device device = at::kCPU;
 };
 
 struct QKV {
