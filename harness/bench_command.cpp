@@ -115,7 +115,7 @@ int bench_command(int argc, char** argv) {
       .option("warmup", "N", "untimed runs before timing", "2")
       .option("repeats", "N", "timed runs (median reported)", "10")
       .option("json", "FILE", "write the results as JSON", "")
-      .flag("no-baselines", "skip the dense SDPA baselines");
+      .option("baselines", "LIST", "dense SDPA baselines to time: cudnn, flash, efficient, or none", "cudnn,flash");
   if (!args.parse(argc, argv, 3)) {
     std::printf("%s", args.help().c_str());
     return 0;
@@ -124,6 +124,13 @@ int bench_command(int argc, char** argv) {
   const int64_t heads = args.get_int("heads"), kv_heads = args.get_int("kv-heads"), dim = args.get_int("head-dim");
   const int warmup = static_cast<int>(args.get_int("warmup")), repeats = static_cast<int>(args.get_int("repeats"));
   const at::ScalarType dtype = args.get("dtype") == "fp16" ? at::kHalf : at::kBFloat16;
+  std::vector<DenseBackend> baselines;
+  for (const std::string& name : split(args.get("baselines"), ',')) {
+    if (name == "cudnn") baselines.push_back(DenseBackend::kCudnn);
+    else if (name == "flash") baselines.push_back(DenseBackend::kFlash);
+    else if (name == "efficient") baselines.push_back(DenseBackend::kEfficient);
+    else if (name != "none") throw UsageError("--baselines takes cudnn, flash, efficient or none, got '" + name + "'");
+  }
   std::vector<std::unique_ptr<AttentionMethod>> methods;
   for (std::string spec : split(args.get("methods"), ',')) {
     for (char& c : spec) c = c == ';' ? ',' : c;
@@ -172,8 +179,8 @@ int bench_command(int argc, char** argv) {
       continue;
     }
     double baseline_ms = NAN;
-    if (!args.has("no-baselines")) {
-      for (DenseBackend backend : {DenseBackend::kCudnn, DenseBackend::kFlash}) {
+    {
+      for (DenseBackend backend : baselines) {
         Case c;
         c.tokens = n;
         c.method = dense_backend_name(backend);

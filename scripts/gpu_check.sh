@@ -3,13 +3,15 @@
 # a small case) and the attention benchmark. Logs and JSON go to OUT_DIR (default results/gpu); the
 # last thing printed is the benchmark table.
 #   scripts/gpu_check.sh [OUT_DIR]
-#   LENGTHS=16K,32K,64K,128K,256K,512K,1M METHODS=grid,vertical_slash,dense scripts/gpu_check.sh
+#   LENGTHS=16K,32K,64K,128K,256K,512K,1M METHODS=grid,vertical_slash,dense BASELINES=cudnn TESTS=0 \
+#     scripts/gpu_check.sh
 # The GPU machine has LibTorch in its system Python and no network: this script installs nothing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-${OUT:-results/gpu}}
 LENGTHS=${LENGTHS:-16K,32K,64K,128K}
 METHODS=${METHODS:-grid,vertical_slash,a_shape,tri_shape,dense}
+BASELINES=${BASELINES:-cudnn,flash}
 TESTS=${TESTS:-1}
 mkdir -p "$OUT"
 step() { printf '\n== %s\n' "$*"; }
@@ -45,6 +47,6 @@ if [ "$TESTS" = 1 ]; then
 fi
 
 step "benchmark: mmi bench attention --lengths $LENGTHS"
-build/cuda/harness/mmi bench attention --lengths "$LENGTHS" --methods "$METHODS" \
+build/cuda/harness/mmi bench attention --lengths "$LENGTHS" --methods "$METHODS" --baselines "$BASELINES" \
   --json "$OUT/bench_attention.json" 2>&1 | tee "$OUT/bench_attention.txt"
 exit $status
