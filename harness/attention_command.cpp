@@ -6,6 +6,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -24,7 +25,8 @@ constexpr const char* kDefaultLayout = "text:128,video:16x8x16,text:64";
 
 struct Row {
   std::string method, description, error;
-  double density = 0, flops = 0, recall = 0, error_vs_dense = 0, plan_ms = 0, run_ms = 0;
+  double density = 0, flops = 0, recall = NAN, error_vs_dense = NAN, plan_ms = 0, run_ms = NAN;
+  double estimate_ms = 0, build_ms = 0;
 };
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
@@ -99,6 +101,9 @@ void print_table(const std::vector<Row>& rows, const SequenceLayout& layout, con
     }
     std::printf("%-16s %7.2f%% %7.2f%% %8.4f %10.2e %9.1f %9.1f  %s\n", r.method.c_str(), 100 * r.density,
                 100 * r.flops, r.recall, r.error_vs_dense, r.plan_ms, r.run_ms, r.description.c_str());
+    if (std::isnan(r.run_ms)) {
+      std::printf("%-16s plan: %.1f ms estimating the index, %.1f ms building the plan\n", "", r.estimate_ms, r.build_ms);
+    }
   }
   std::printf("density: kept / causal elements; FLOPs: computed-tile FLOPs / dense causal FLOPs (2*N^2*d);\n"
               "recall: share of dense softmax mass kept; err/dense: relative Frobenius error of the output.\n");
@@ -115,8 +120,11 @@ void write_json(const std::string& path, const std::vector<Row>& rows, const Seq
   for (const Row& r : rows) {
     nlohmann::json m = {{"method", r.method}, {"configuration", r.description}};
     if (r.error.empty()) {
-      m.update({{"density", r.density}, {"flops_ratio", r.flops}, {"recall", r.recall},
-                {"relative_error", r.error_vs_dense}, {"plan_ms", r.plan_ms}, {"run_ms", r.run_ms}});
+      m.update({{"density", r.density}, {"flops_ratio", r.flops}, {"plan_ms", r.plan_ms},
+                {"plan_estimate_ms", r.estimate_ms}, {"plan_build_ms", r.build_ms}});
+      if (!std::isnan(r.run_ms)) {
+        m.update({{"recall", r.recall}, {"relative_error", r.error_vs_dense}, {"run_ms", r.run_ms}});
+      }
     } else {
       m["error"] = r.error;
     }
@@ -144,7 +152,8 @@ int attention_command(int argc, char** argv) {
       .option("seed", "N", "random seed", "0")
       .repeated("method", "SPEC", "NAME or NAME:key=value,... e.g. a_shape:sink=64,local=512")
       .option("config", "FILE", "YAML with layout/heads/kv_heads/head_dim/dtype/inputs/seed/methods")
-      .option("json", "FILE", "also write the results as JSON");
+      .option("json", "FILE", "also write the results as JSON")
+      .flag("plan-only", "only build the plans: density, FLOPs and plan time (estimate/build split), no run");
   if (!args.parse(argc, argv, 2)) {
     std::printf("%s\nmethods: ", args.help().c_str());
     for (const auto& name : method_names()) std::printf("%s ", name.c_str());
@@ -191,7 +200,8 @@ int attention_command(int argc, char** argv) {
   if (methods.empty()) methods = default_methods(layout, o.heads);
 
   const QKV x = make_qkv(layout, o);
-  const AttentionOutput dense = dense_attention_cpu(x.q, x.k, x.v);
+  const bool plan_only = args.has("plan-only");
+  const AttentionOutput dense = plan_only ? AttentionOutput{} : dense_attention_cpu(x.q, x.k, x.v);
   const AttentionContext ctx{&layout, 0};
   std::vector<Row> rows;
   for (const auto& method : methods) {
@@ -202,15 +212,21 @@ int attention_command(int argc, char** argv) {
       auto t0 = std::chrono::steady_clock::now();
       const SparsePlan plan = method->plan(ctx, x.q, x.k);
       row.plan_ms = ms_since(t0);
-      t0 = std::chrono::steady_clock::now();
-      const AttentionOutput out = method->run(plan, x.q, x.k, x.v);
-      row.run_ms = ms_since(t0);
+      row.estimate_ms = plan.estimate_ms;
+      row.build_ms = plan.build_ms;
       const PlanStats stats = plan_stats(plan);
       row.density = stats.density();
       row.flops = stats.flops_ratio(layout.length());
+      if (method->name() == "mminference" || method->name() == "grid") row.description += " " + plan.heads[0].description;
+      if (plan_only) {
+        rows.push_back(row);
+        continue;
+      }
+      t0 = std::chrono::steady_clock::now();
+      const AttentionOutput out = method->run(plan, x.q, x.k, x.v);
+      row.run_ms = ms_since(t0);
       row.recall = attention_recall(out.lse, dense.lse);
       row.error_vs_dense = relative_error(out.out, dense.out);
-      if (method->name() == "mminference" || method->name() == "grid") row.description += " " + plan.heads[0].description;
     } catch (const std::exception& e) {
       row.error = e.what();
     }

@@ -29,6 +29,8 @@ struct Case {
   std::string configuration;
   std::string error;
   double plan_ms = NAN, run_ms = NAN, density = NAN, flops_ratio = NAN;
+  double estimate_ms = NAN, build_ms = NAN, upload_ms = NAN;
+  double peak_gb = NAN;  // peak GPU memory of the case, inputs included
   double achieved_tflops = NAN, effective_tflops = NAN, speedup = NAN, speedup_with_plan = NAN;
 };
 
@@ -84,11 +86,12 @@ void print_row(const Case& c) {
   if (!c.error.empty()) {
     std::printf("%8lld %-16s error: %s\n", (long long)c.tokens, c.method.c_str(), c.error.c_str());
   } else {
-    std::printf("%8lld %-16s %9s %9s %8s %8s %9s %9s %8s %8s\n", (long long)c.tokens, c.method.c_str(),
+    std::printf("%8lld %-16s %9s %9s %8s %8s %9s %9s %8s %8s %7s\n", (long long)c.tokens, c.method.c_str(),
                 format(c.plan_ms, "%.2f").c_str(), format(c.run_ms, "%.2f").c_str(),
                 format(100 * c.density, "%.2f%%").c_str(), format(100 * c.flops_ratio, "%.2f%%").c_str(),
                 format(c.achieved_tflops, "%.1f").c_str(), format(c.effective_tflops, "%.1f").c_str(),
-                format(c.speedup, "%.2fx").c_str(), format(c.speedup_with_plan, "%.2fx").c_str());
+                format(c.speedup, "%.2fx").c_str(), format(c.speedup_with_plan, "%.2fx").c_str(),
+                format(c.peak_gb, "%.1f").c_str());
   }
   std::fflush(stdout);
 }
@@ -142,8 +145,8 @@ int bench_command(int argc, char** argv) {
   std::printf("%lld query heads, %lld KV heads, head_dim %lld, %s, %s inputs; median of %d runs after %d warm-up\n",
               (long long)heads, (long long)kv_heads, (long long)dim, args.get("dtype").c_str(),
               args.get("inputs").c_str(), repeats, warmup);
-  std::printf("%8s %-16s %9s %9s %8s %8s %9s %9s %8s %8s\n", "tokens", "method", "plan ms", "run ms", "density",
-              "FLOPs", "TF/s ach", "TF/s eff", "speedup", "w/ plan");
+  std::printf("%8s %-16s %9s %9s %8s %8s %9s %9s %8s %8s %7s\n", "tokens", "method", "plan ms", "run ms", "density",
+              "FLOPs", "TF/s ach", "TF/s eff", "speedup", "w/ plan", "peak GB");
 
   // Median of `repeats` timed runs; cases slower than a quarter second get one warm-up and 3 runs.
   auto timed = [&](const std::function<void()>& fn) {
@@ -186,12 +189,14 @@ int bench_command(int argc, char** argv) {
         c.method = dense_backend_name(backend);
         c.configuration = "PyTorch SDPA, causal";
         try {
+          cuda_reset_peak_memory();
           const DenseInputs dense = prepare_dense_inputs(q, k, v);
           c.run_ms = timed([&] { run_dense_cuda(dense, backend); });
           c.density = 1.0;
           c.flops_ratio = 1.0;
           c.achieved_tflops = c.effective_tflops = dense_flops / (c.run_ms * 1e9);
           if (backend == DenseBackend::kCudnn) baseline_ms = c.run_ms;
+          c.peak_gb = cuda_peak_memory_bytes() / 1e9;
         } catch (const std::exception& e) {
           c.error = e.what();
         }
@@ -208,11 +213,16 @@ int bench_command(int argc, char** argv) {
       c.configuration = method->describe();
       try {
         const AttentionContext ctx{&layout, 0};
+        cuda_reset_peak_memory();
+        method->plan(ctx, q, k);  // warm-up: first-call library and allocator costs are not the method's
         cuda_synchronize();
-        double t0 = now_ms();
+        const double t0 = now_ms();
         const SparsePlan plan = method->plan(ctx, q, k);
         cuda_synchronize();
         c.plan_ms = now_ms() - t0;
+        c.estimate_ms = plan.estimate_ms;
+        c.build_ms = plan.build_ms;
+        c.upload_ms = plan.upload_ms;
         const PlanStats stats = plan_stats(plan, /*exact=*/n <= 65536);
         c.run_ms = timed([&] { method->run(plan, q, k, v); });
         if (n <= 65536) c.density = stats.density();
@@ -221,6 +231,7 @@ int bench_command(int argc, char** argv) {
         c.effective_tflops = dense_flops / (c.run_ms * 1e9);
         c.speedup = baseline_ms / c.run_ms;
         c.speedup_with_plan = baseline_ms / (c.run_ms + c.plan_ms);
+        c.peak_gb = cuda_peak_memory_bytes() / 1e9;
         if (!plan.heads.empty()) c.configuration += " " + plan.heads[0].description;
       } catch (const c10::OutOfMemoryError&) {
         c.error = "out of GPU memory";
@@ -232,9 +243,11 @@ int bench_command(int argc, char** argv) {
       cuda_release_cached_memory();
     }
   }
-  std::printf("plan ms: index build (estimation + plan, wall clock); run ms: the kernel (CUDA events);\n"
+  std::printf("plan ms: index build (estimation + plan + upload, wall clock; the JSON splits it);\n"
+              "run ms: the kernel (CUDA events);\n"
               "TF/s ach: computed-tile FLOPs / run; TF/s eff: dense causal FLOPs (2*N^2*d*heads) / run;\n"
-              "speedup: cuDNN SDPA time / run time; w/ plan: / (run + plan).\n");
+              "speedup: cuDNN SDPA time / run time; w/ plan: / (run + plan);\n"
+              "peak GB: peak GPU memory allocated during the case, q/k/v and the plan included.\n");
   if (!args.get("json").empty()) {
     nlohmann::json j;
     j["context"] = {{"command", "mmi bench attention"}, {"device", device}, {"commit", git_commit()},
@@ -246,6 +259,10 @@ int bench_command(int argc, char** argv) {
       nlohmann::json row = {{"tokens", c.tokens}, {"method", c.method}, {"configuration", c.configuration}};
       auto put = [&](const char* key, double x) { if (!std::isnan(x)) row[key] = x; };
       put("plan_ms", c.plan_ms);
+      put("plan_estimate_ms", c.estimate_ms);
+      put("plan_build_ms", c.build_ms);
+      put("plan_upload_ms", c.upload_ms);
+      put("peak_gpu_gb", c.peak_gb);
       put("run_ms", c.run_ms);
       put("density", c.density);
       put("flops_ratio", c.flops_ratio);

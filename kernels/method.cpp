@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <yaml-cpp/yaml.h>
 
+#include <chrono>
 #include <stdexcept>
 
 #include "kernels/cpu/executor.h"
@@ -94,8 +95,21 @@ std::unique_ptr<AttentionMethod> make_mminference(const YAML::Node& params) {
 }  // namespace
 
 SparsePlan AttentionMethod::plan(const AttentionContext& ctx, const at::Tensor& q, const at::Tensor& k) const {
-  SparsePlan plan = build_plan(*ctx.layout, resolve(ctx, q, k), plan_options);
-  if (q.is_cuda()) prepare_plan_cuda(plan, q.size(1) / k.size(1), q.device());  // upload: part of the index build
+  using Clock = std::chrono::steady_clock;
+  auto since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
+  auto t = Clock::now();
+  const std::vector<ResolvedHead> heads = resolve(ctx, q, k);  // ends with index copies to the host
+  const double estimate_ms = since(t);
+  t = Clock::now();
+  SparsePlan plan = build_plan(*ctx.layout, heads, plan_options);
+  plan.estimate_ms = estimate_ms;
+  plan.build_ms = since(t);
+  if (q.is_cuda()) {  // the upload is part of the index build
+    t = Clock::now();
+    prepare_plan_cuda(plan, q.size(1) / k.size(1), q.device());
+    cuda_synchronize();
+    plan.upload_ms = since(t);
+  }
   return plan;
 }
 

@@ -105,6 +105,8 @@ struct SparsePlan {
   // An executor's upload of this plan (the CUDA executor's device arrays), made once when the plan is
   // built for GPU inputs so that running it launches kernels and nothing else. Opaque here.
   std::shared_ptr<const void> device;
+  // Where the index-build time went (filled by AttentionMethod::plan, wall clock, GPU synchronised).
+  double estimate_ms = 0, build_ms = 0, upload_ms = 0;
 
   VisualSpans visual_spans() const {
     return VisualSpans{visual_starts.data(), visual_ends.data(), static_cast<int64_t>(visual_starts.size())};

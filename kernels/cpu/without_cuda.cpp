@@ -29,6 +29,10 @@ void cuda_synchronize() { no_cuda("cuda_synchronize"); }
 
 void cuda_release_cached_memory() {}
 
+void cuda_reset_peak_memory() {}
+
+int64_t cuda_peak_memory_bytes() { return 0; }
+
 std::string cuda_device_description() { return "no CUDA kernels in this build"; }
 
 const char* dense_backend_name(DenseBackend backend) {

@@ -208,6 +208,13 @@ void cuda_synchronize() { check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchro
 
 void cuda_release_cached_memory() { c10::cuda::CUDACachingAllocator::emptyCache(); }
 
+void cuda_reset_peak_memory() { c10::cuda::CUDACachingAllocator::resetPeakStats(at::cuda::current_device()); }
+
+int64_t cuda_peak_memory_bytes() {
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(at::cuda::current_device());
+  return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+}
+
 std::string cuda_device_description() {
   if (!cuda_available()) return "no CUDA device";
   cudaDeviceProp prop{};

@@ -29,6 +29,8 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q, c
 double time_cuda_ms(const std::function<void()>& fn, int warmup, int repeats);
 void cuda_synchronize();
 void cuda_release_cached_memory();  // returns the caching allocator's free blocks to the driver
+void cuda_reset_peak_memory();
+int64_t cuda_peak_memory_bytes();   // peak bytes allocated by LibTorch since the last reset
 // "NVIDIA H100 80GB HBM3, driver 580.x, CUDA 13.0", or a message saying there is no GPU.
 std::string cuda_device_description();
 
