@@ -12,7 +12,7 @@ OUT=${1:-${OUT:-results/gpu}}
 LENGTHS=${LENGTHS:-16K,32K,64K,128K}
 METHODS=${METHODS:-grid,vertical_slash,a_shape,tri_shape,dense}
 BASELINES=${BASELINES:-cudnn,flash}
-TESTS=${TESTS:-1}
+TESTS=${TESTS:-1}   # GBENCH=1 also runs the Google Benchmark binary
 mkdir -p "$OUT"
 step() { printf '\n== %s\n' "$*"; }
 
@@ -44,6 +44,13 @@ if [ "$TESTS" = 1 ]; then
   else
     echo "compute-sanitizer not found"
   fi
+fi
+
+if [ "${GBENCH:-0}" = 1 ]; then
+  step "Google Benchmark: build/cuda/kernels/mmi_cuda_bench"
+  build/cuda/kernels/mmi_cuda_bench --benchmark_out="$OUT/cuda_gbench.json" --benchmark_out_format=json \
+    >"$OUT/cuda_gbench.txt" 2>&1 || status=1
+  tail -20 "$OUT/cuda_gbench.txt"
 fi
 
 step "benchmark: mmi bench attention --lengths $LENGTHS"

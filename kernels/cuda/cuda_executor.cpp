@@ -19,11 +19,14 @@ void check_cuda(cudaError_t err, const char* what) {
   if (err != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
 }
 
+// Copies a host array to the device through pinned memory, asynchronously on the current stream (the
+// caching host allocator keeps the staging block alive until the copy is done).
 template <typename T>
 at::Tensor upload(const std::vector<T>& items, at::Device device) {
-  at::Tensor host = at::empty({static_cast<int64_t>(std::max<size_t>(1, items.size() * sizeof(T)))}, at::kByte);
+  const int64_t bytes = static_cast<int64_t>(std::max<size_t>(1, items.size() * sizeof(T)));
+  at::Tensor host = at::empty({bytes}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
   if (!items.empty()) std::memcpy(host.data_ptr(), items.data(), items.size() * sizeof(T));
-  return host.to(device);
+  return host.to(device, /*non_blocking=*/true);
 }
 
 // A rule with only vertical and slash bitmaps (Vertical-Slash passes): the kernel tests it by bit windows.
@@ -61,8 +64,16 @@ struct DevicePlan {
                            narrow32(b.count, "band")});
       }
     };
-    size_t depth = 0;
-    for (const HeadPlan& head : plan.heads) depth = std::max(depth, head.passes.size());
+    size_t depth = 0, total_runs = 0, total_tiles = 0;
+    for (const HeadPlan& head : plan.heads) {
+      depth = std::max(depth, head.passes.size());
+      for (const Pass& pass : head.passes) {
+        total_runs += pass.runs.size();
+        total_tiles += static_cast<size_t>(pass.num_tiles());
+      }
+    }
+    runs_h.reserve(total_runs);
+    tiles_h.reserve(total_tiles);
     for (size_t level = 0; level < depth; ++level) {
       const int32_t first = static_cast<int32_t>(tiles_h.size());
       std::vector<std::pair<int64_t, cuda::DeviceTile>> weighted;  // (chunks, tile)

@@ -1,0 +1,97 @@
+// GPU microbenchmarks (Google Benchmark, manual CUDA-event timing): one layer of Qwen2-7B-geometry
+// attention (28 query heads, 4 KV heads, d=128, bf16) over a video layout, cuDNN SDPA against our
+// kernel on each method's plan. The full sweep with index-build times is `mmi bench attention`.
+//   build/cuda/kernels/mmi_cuda_bench --benchmark_counters_tabular=true
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <map>
+#include <memory>
+
+#include "kernels/cuda/cuda_executor.h"
+#include "kernels/method.h"
+#include "kernels/synthetic.h"
+
+namespace {
+
+const char* const kMethods[] = {"grid", "vertical_slash", "a_shape", "dense"};
+
+struct Case {
+  mmi::SequenceLayout layout;
+  mmi::QKV qkv;
+};
+
+// One set of inputs per length, kept for the whole run (generating them is not what is measured).
+const Case& inputs(int64_t tokens) {
+  static std::map<int64_t, std::unique_ptr<Case>> cache;
+  auto& slot = cache[tokens];
+  if (!slot) {
+    const int64_t frames = (tokens - 192) / 256;
+    auto layout = mmi::LayoutBuilder().text(128).video(frames, 16, 16).text(tokens - 128 - frames * 256).build();
+    mmi::SyntheticOptions o;
+    o.heads = 28;
+    o.kv_heads = 4;
+    o.head_dim = 128;
+    o.dtype = at::kBFloat16;
+    o.device = at::Device(at::kCUDA);
+    slot = std::make_unique<Case>(Case{layout, mmi::make_qkv(layout, o)});
+  }
+  return *slot;
+}
+
+double dense_flops(int64_t tokens) { return 2.0 * tokens * tokens * 128 * 28; }
+
+void BM_CudnnSdpa(benchmark::State& state) {
+  const Case& c = inputs(state.range(0));
+  const mmi::DenseInputs dense = mmi::prepare_dense_inputs(c.qkv.q, c.qkv.k, c.qkv.v);
+  for (auto _ : state) {
+    state.SetIterationTime(mmi::time_cuda_ms([&] { mmi::run_dense_cuda(dense, mmi::DenseBackend::kCudnn); }, 0, 1) / 1e3);
+  }
+  state.counters["TFLOP/s"] = benchmark::Counter(dense_flops(state.range(0)) * state.iterations() / 1e12,
+                                                 benchmark::Counter::kIsRate);
+}
+
+void BM_SparseRun(benchmark::State& state) {
+  const Case& c = inputs(state.range(1));
+  const auto method = mmi::make_method_from_spec(kMethods[state.range(0)]);
+  const mmi::SparsePlan plan = method->plan(mmi::AttentionContext{&c.layout, 0}, c.qkv.q, c.qkv.k);
+  for (auto _ : state) {
+    state.SetIterationTime(mmi::time_cuda_ms([&] { method->run(plan, c.qkv.q, c.qkv.k, c.qkv.v); }, 0, 1) / 1e3);
+  }
+  state.SetLabel(kMethods[state.range(0)]);
+  state.counters["effective TFLOP/s"] = benchmark::Counter(dense_flops(state.range(1)) * state.iterations() / 1e12,
+                                                           benchmark::Counter::kIsRate);
+  state.counters["FLOPs %"] = 100.0 * mmi::plan_stats(plan, false).flops_ratio(state.range(1));
+}
+
+void BM_SparsePlan(benchmark::State& state) {
+  const Case& c = inputs(state.range(1));
+  const auto method = mmi::make_method_from_spec(kMethods[state.range(0)]);
+  for (auto _ : state) benchmark::DoNotOptimize(method->plan(mmi::AttentionContext{&c.layout, 0}, c.qkv.q, c.qkv.k));
+  state.SetLabel(kMethods[state.range(0)]);
+}
+
+void lengths(benchmark::internal::Benchmark* b) {
+  for (int64_t n : {32768, 131072}) b->Arg(n);
+}
+void methods_by_lengths(benchmark::internal::Benchmark* b) {
+  for (int m = 0; m < 4; ++m) {
+    for (int64_t n : {32768, 131072}) b->Args({m, n});
+  }
+}
+
+BENCHMARK(BM_CudnnSdpa)->Apply(lengths)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SparseRun)->Apply(methods_by_lengths)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SparsePlan)->Apply(methods_by_lengths)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!mmi::cuda_available()) {
+    std::fprintf(stderr, "mmi_cuda_bench: needs a CUDA GPU\n");
+    return 1;
+  }
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  return 0;
+}
