@@ -5,7 +5,8 @@
 PRESET ?= cpu
 BUILD := build/$(PRESET)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-PYTHON := $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
+# The project venv (made by setup) provides LibTorch; decided when the recipe runs, after setup.
+PYTHON = $$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )
 # nvcc lives outside PATH on a fresh CUDA install; LibTorch's CMake needs the toolkit either way.
 export PATH := $(PATH):/usr/local/cuda/bin
 

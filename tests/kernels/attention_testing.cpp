@@ -7,6 +7,10 @@
 
 namespace mmi::testing {
 
+const std::vector<PatternKind> kAllPatternKinds = {
+    PatternKind::kDense,     PatternKind::kAShape,        PatternKind::kTriShape, PatternKind::kSfFixed,
+    PatternKind::kSfStrided, PatternKind::kVerticalSlash, PatternKind::kGrid};
+
 RandomQKV random_qkv(int64_t n, int64_t heads, int64_t kv_heads, int64_t dim, uint64_t seed, at::ScalarType dtype) {
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   return {at::randn({n, heads, dim}, gen).to(dtype), at::randn({n, kv_heads, dim}, gen).to(dtype),

@@ -32,6 +32,9 @@ ResolvedPattern random_pattern(PatternKind kind, const SequenceLayout& layout, s
 ResolvedHead random_head(BoundaryKind boundary, const std::vector<PatternKind>& kinds,
                          const SequenceLayout& layout, std::mt19937_64& rng);
 
+// Every pattern kind.
+extern const std::vector<PatternKind> kAllPatternKinds;
+
 // Layouts with odd sizes, interleaved spans and every modality.
 std::vector<SequenceLayout> test_layouts();
 

@@ -16,10 +16,7 @@ using namespace mmi::testing;
 
 namespace {
 
-const std::vector<PatternKind> kKinds = {PatternKind::kDense,     PatternKind::kAShape,
-                                         PatternKind::kTriShape,  PatternKind::kSfFixed,
-                                         PatternKind::kSfStrided, PatternKind::kVerticalSlash,
-                                         PatternKind::kGrid};
+const std::vector<PatternKind>& kKinds = kAllPatternKinds;
 
 bool have_gpu() {
   if (cuda_available()) return true;

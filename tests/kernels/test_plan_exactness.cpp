@@ -14,10 +14,7 @@ using namespace mmi::testing;
 
 namespace {
 
-const std::vector<PatternKind> kKinds = {PatternKind::kDense,     PatternKind::kAShape,
-                                         PatternKind::kTriShape,  PatternKind::kSfFixed,
-                                         PatternKind::kSfStrided, PatternKind::kVerticalSlash,
-                                         PatternKind::kGrid};
+const std::vector<PatternKind>& kKinds = kAllPatternKinds;
 const std::vector<BoundaryKind> kBoundaries = {BoundaryKind::kNone, BoundaryKind::kK, BoundaryKind::kQ,
                                                BoundaryKind::k2D};
 const std::vector<PlanOptions> kTiles = {{16, 16}, {64, 64}, {8, 24}};
