@@ -1,0 +1,103 @@
+#include "tasks/frame_cache.h"
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
+namespace mmi {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kMagic[8] = {'M', 'M', 'I', 'F', 'R', 'M', '0', '1'};
+
+// FNV-1a: stable across runs and machines, unlike std::hash.
+uint64_t fnv1a(const void* data, size_t size, uint64_t h = 1469598103934665603ull) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < size; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+template <typename T>
+void put(std::ofstream& out, const T& x) { out.write(reinterpret_cast<const char*>(&x), sizeof(T)); }
+template <typename T>
+bool get(std::ifstream& in, T& x) { return static_cast<bool>(in.read(reinterpret_cast<char*>(&x), sizeof(T))); }
+
+std::optional<std::vector<VideoFrame>> read_entry(const std::string& file, size_t expected) {
+  std::ifstream in(file, std::ios::binary);
+  char magic[sizeof(kMagic)];
+  uint64_t count = 0;
+  if (!in || !in.read(magic, sizeof(magic)) || std::memcmp(magic, kMagic, sizeof(kMagic)) || !get(in, count) ||
+      count != expected) {
+    return std::nullopt;
+  }
+  std::vector<VideoFrame> frames(count);
+  for (VideoFrame& f : frames) {
+    int32_t w = 0, h = 0;
+    if (!get(in, f.timestamp_s) || !get(in, w) || !get(in, h) || w <= 0 || h <= 0 || w > 65536 || h > 65536) {
+      return std::nullopt;
+    }
+    f.width = w;
+    f.height = h;
+    f.rgb.resize(static_cast<size_t>(w) * h * 3);
+    if (!in.read(reinterpret_cast<char*>(f.rgb.data()), static_cast<std::streamsize>(f.rgb.size()))) return std::nullopt;
+  }
+  return frames;
+}
+
+void write_entry(const std::string& file, const std::vector<VideoFrame>& frames) {
+  const std::string partial = file + ".partial";  // renamed into place: readers never see half an entry
+  {
+    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
+    if (!out) throw VideoError("frame cache: cannot write " + partial);
+    out.write(kMagic, sizeof(kMagic));
+    put(out, static_cast<uint64_t>(frames.size()));
+    for (const VideoFrame& f : frames) {
+      put(out, f.timestamp_s);
+      put(out, static_cast<int32_t>(f.width));
+      put(out, static_cast<int32_t>(f.height));
+      out.write(reinterpret_cast<const char*>(f.rgb.data()), static_cast<std::streamsize>(f.rgb.size()));
+    }
+    if (!out) throw VideoError("frame cache: cannot write " + partial);
+  }
+  fs::rename(partial, file);
+}
+
+}  // namespace
+
+FrameCache::FrameCache(std::string directory) : directory_(std::move(directory)) {
+  std::error_code err;
+  fs::create_directories(directory_, err);
+  if (err) throw VideoError("frame cache: cannot create " + directory_ + ": " + err.message());
+}
+
+std::string FrameCache::entry_path(const std::string& path, const std::vector<double>& timestamps) const {
+  std::error_code err;
+  const std::string absolute = fs::absolute(path, err).string();
+  const auto size = fs::file_size(path, err);
+  if (err) throw VideoError(path + ": cannot open: " + err.message());
+  const auto mtime = fs::last_write_time(path, err).time_since_epoch().count();
+  uint64_t h = fnv1a(absolute.data(), absolute.size());
+  h = fnv1a(&size, sizeof(size), h);
+  h = fnv1a(&mtime, sizeof(mtime), h);
+  h = fnv1a(timestamps.data(), timestamps.size() * sizeof(double), h);
+  char name[32];
+  std::snprintf(name, sizeof(name), "%016llx.frames", static_cast<unsigned long long>(h));
+  return (fs::path(directory_) / name).string();
+}
+
+std::vector<VideoFrame> FrameCache::frames(const std::string& path, const std::vector<double>& timestamps) {
+  const std::string entry = entry_path(path, timestamps);
+  if (auto cached = read_entry(entry, timestamps.size())) {
+    ++hits_;
+    return std::move(*cached);
+  }
+  ++misses_;
+  std::vector<VideoFrame> decoded = decode_frames(path, timestamps);
+  write_entry(entry, decoded);
+  return decoded;
+}
+
+}  // namespace mmi
