@@ -2,14 +2,13 @@
 
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <optional>
 
+#include "tasks/files.h"
+
 namespace mmi {
 namespace {
-
-namespace fs = std::filesystem;
 
 constexpr char kMagic[8] = {'M', 'M', 'I', 'F', 'R', 'M', '0', '1'};
 
@@ -62,30 +61,33 @@ void write_entry(const std::string& file, const std::vector<VideoFrame>& frames)
     }
     if (!out) throw VideoError("frame cache: cannot write " + partial);
   }
-  fs::rename(partial, file);
+  if (std::rename(partial.c_str(), file.c_str()) != 0) throw VideoError("frame cache: cannot write " + file);
 }
 
 }  // namespace
 
 FrameCache::FrameCache(std::string directory) : directory_(std::move(directory)) {
-  std::error_code err;
-  fs::create_directories(directory_, err);
-  if (err) throw VideoError("frame cache: cannot create " + directory_ + ": " + err.message());
+  try {
+    make_directories(directory_);
+  } catch (const std::runtime_error& e) {
+    throw VideoError(std::string("frame cache: ") + e.what());
+  }
 }
 
 std::string FrameCache::entry_path(const std::string& path, const std::vector<double>& timestamps) const {
-  std::error_code err;
-  const std::string absolute = fs::absolute(path, err).string();
-  const auto size = fs::file_size(path, err);
-  if (err) throw VideoError(path + ": cannot open: " + err.message());
-  const auto mtime = fs::last_write_time(path, err).time_since_epoch().count();
-  uint64_t h = fnv1a(absolute.data(), absolute.size());
-  h = fnv1a(&size, sizeof(size), h);
-  h = fnv1a(&mtime, sizeof(mtime), h);
+  FileIdentity id;
+  try {
+    id = file_identity(path);
+  } catch (const std::runtime_error& e) {
+    throw VideoError(e.what());
+  }
+  uint64_t h = fnv1a(id.absolute_path.data(), id.absolute_path.size());
+  h = fnv1a(&id.size, sizeof(id.size), h);
+  h = fnv1a(&id.modified_ns, sizeof(id.modified_ns), h);
   h = fnv1a(timestamps.data(), timestamps.size() * sizeof(double), h);
   char name[32];
   std::snprintf(name, sizeof(name), "%016llx.frames", static_cast<unsigned long long>(h));
-  return (fs::path(directory_) / name).string();
+  return join_path(directory_, name);
 }
 
 std::vector<VideoFrame> FrameCache::frames(const std::string& path, const std::vector<double>& timestamps) {

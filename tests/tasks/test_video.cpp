@@ -1,9 +1,11 @@
 // Decoding generated videos: counts, timestamps, sampling, seeking, pixels, and clear errors for
 // missing, empty, corrupt, truncated and unsupported files.
-#include <chrono>
+#include <sys/stat.h>
+#include <utime.h>
+
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
+#include <ctime>
 #include <fstream>
 #include <iterator>
 
@@ -115,9 +117,8 @@ TEST_CASE("bad video files give one clear error naming the file", "[video]") {
 }
 
 TEST_CASE("the frame cache decodes once per file and sampling", "[video]") {
-  namespace fs = std::filesystem;
-  fs::remove_all("mmi_test_cache");
-  FrameCache cache("mmi_test_cache");
+  const std::string directory = "mmi_test_cache_" + std::to_string(std::time(nullptr));  // a fresh cache
+  FrameCache cache(directory);
   VideoWriteOptions o;
   o.frames = 30;
   write_generated_video("mmi_test_cached.mp4", o);
@@ -140,7 +141,10 @@ TEST_CASE("the frame cache decodes once per file and sampling", "[video]") {
   // A rewritten video is a new file identity.
   o.frames = 40;
   write_generated_video("mmi_test_cached.mp4", o);
-  fs::last_write_time("mmi_test_cached.mp4", fs::last_write_time("mmi_test_cached.mp4") + std::chrono::seconds(5));
+  struct stat st {};
+  stat("mmi_test_cached.mp4", &st);
+  const utimbuf later{st.st_atime, st.st_mtime + 5};  // a different modification time, whatever the clock
+  utime("mmi_test_cached.mp4", &later);
   cache.frames("mmi_test_cached.mp4", t);
   REQUIRE(cache.misses() == 4);
   REQUIRE_THROWS_WITH(cache.frames("mmi_test_gone.mp4", t), Contains("mmi_test_gone.mp4"));
