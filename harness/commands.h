@@ -6,5 +6,6 @@ namespace mmi {
 
 int attention_command(int argc, char** argv);
 int bench_command(int argc, char** argv);
+int video_command(int argc, char** argv);  // built with FFmpeg only
 
 }  // namespace mmi

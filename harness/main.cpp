@@ -19,6 +19,9 @@ struct Command {
 constexpr Command kCommands[] = {
     {"attention", "compare attention methods on a synthetic sequence layout", mmi::attention_command},
     {"bench", "benchmark attention methods against cuDNN SDPA on the GPU (mmi bench attention)", mmi::bench_command},
+#ifdef MMI_WITH_VIDEO
+    {"video", "probe, sample and decode videos, or generate test videos (info|frames|generate)", mmi::video_command},
+#endif
 };
 
 void print_help() {
