@@ -1,0 +1,29 @@
+// V-NIAH (LongVA's visual needle in a haystack): a haystack of video frames sampled at 1 fps and one
+// needle image inserted as an extra frame at depth d among the first F frames, over a frames x depth
+// grid. Scored by the option letter (teacher-forced in the harness).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tasks/sample.h"
+
+namespace mmi {
+
+struct NiahOptions {
+  std::vector<int64_t> frames = {8, 16};  // haystack frames F per sample
+  std::vector<double> depths = {0.0, 0.2, 0.4, 0.6, 0.8, 1.0};
+  int64_t first_needle = 0;  // needles are make_needle(first_needle + k) for the k-th sample
+  std::string preprompt = "Watch the video carefully.";
+  std::string instruction = "Answer with the option's letter from the given choices directly.";
+};
+
+// Where the needle goes among F haystack frames at depth d in [0, 1]: round(d * F).
+int64_t needle_position(int64_t frames, double depth);
+
+// One sample per (F, depth): [preprompt, video of F + 1 frames, question + options + instruction].
+// haystack holds at least max(F) frames of one size; throws std::invalid_argument otherwise.
+std::vector<TaskSample> build_vniah(const std::vector<VideoFrame>& haystack, const NiahOptions& options);
+
+}  // namespace mmi

@@ -1,0 +1,79 @@
+// Needle images and the V-NIAH grid: the needle lands at the requested depth, the haystack keeps its
+// order, the answer matches the drawn shape.
+#include <set>
+
+#include "tasks/answers.h"
+#include "tasks/needles.h"
+#include "tasks/niah.h"
+#include "tests/catch.h"
+
+using namespace mmi;
+
+namespace {
+
+std::vector<VideoFrame> haystack(int64_t n, int width, int height) {
+  std::vector<VideoFrame> frames(n);
+  for (int64_t k = 0; k < n; ++k) {
+    frames[k].width = width;
+    frames[k].height = height;
+    frames[k].timestamp_s = static_cast<double>(k);
+    frames[k].rgb.assign(static_cast<size_t>(width) * height * 3, static_cast<uint8_t>(k));  // frame k is all k
+  }
+  return frames;
+}
+
+}  // namespace
+
+TEST_CASE("needles differ, and their answer names the drawn shape", "[niah]") {
+  std::set<std::vector<uint8_t>> seen;
+  for (int64_t k = 0; k < 20; ++k) {
+    const Needle n = make_needle(k, 96, 64);
+    REQUIRE(n.image.rgb.size() == 96u * 64u * 3u);
+    REQUIRE(seen.insert(n.image.rgb).second);  // every needle image is different
+    REQUIRE(n.options.size() == 4);
+    const char letter = n.answer[0];
+    REQUIRE(n.options[letter - 'A'].find(n.shape) != std::string::npos);
+    REQUIRE(extract_choice(n.options[letter - 'A']) == letter);
+  }
+  // The shape is really drawn: a circle covers about pi r^2 of its colour, a triangle about 2 r^2.
+  auto coloured = [](const Needle& n) {
+    int64_t count = 0;
+    for (size_t p = 0; p < n.image.rgb.size(); p += 3) count += n.image.rgb[p] > 200 && n.image.rgb[p + 1] < 60;
+    return count;
+  };
+  const Needle circle = make_needle(0, 200, 200), triangle = make_needle(2, 200, 200);  // both red
+  REQUIRE(circle.color == "red");
+  REQUIRE(triangle.color == "red");
+  REQUIRE(coloured(circle) == Approx(M_PI * 50 * 50).epsilon(0.1));
+  REQUIRE(coloured(triangle) == Approx(2.0 * 50 * 50).epsilon(0.1));
+}
+
+TEST_CASE("V-NIAH puts the needle at the requested depth", "[niah]") {
+  NiahOptions o;
+  o.frames = {5, 10};
+  o.depths = {0.0, 0.5, 1.0};
+  const std::vector<VideoFrame> hay = haystack(10, 32, 24);
+  const std::vector<TaskSample> samples = build_vniah(hay, o);
+  REQUIRE(samples.size() == 6);
+  for (const TaskSample& s : samples) {
+    const int64_t f = static_cast<int64_t>(s.grid.at("frames"));
+    const int64_t at = needle_position(f, s.grid.at("depth"));
+    REQUIRE(s.prompt.size() == 3);
+    const std::vector<VideoFrame>& frames = s.prompt[1].frames;
+    REQUIRE(static_cast<int64_t>(frames.size()) == f + 1);
+    int64_t next = 0;
+    for (int64_t k = 0; k <= f; ++k) {
+      if (k == at) continue;  // the needle
+      REQUIRE(frames[k].rgb[0] == next++);  // haystack frames in order, none lost
+    }
+    REQUIRE(frames[at].rgb != hay[0].rgb);
+    REQUIRE(s.answer.kind == AnswerSpec::Kind::kChoice);
+    REQUIRE(s.prompt[2].text.find("A. circle") != std::string::npos);
+  }
+  REQUIRE(needle_position(10, 0.0) == 0);
+  REQUIRE(needle_position(10, 1.0) == 10);
+  REQUIRE(needle_position(10, 0.25) == 3);  // round half away from zero
+  REQUIRE_THROWS_WITH(needle_position(10, 1.5), Contains("depth must be in [0, 1]"));
+  o.frames = {20};
+  REQUIRE_THROWS_WITH(build_vniah(hay, o), Contains("haystack has 10 frames, the grid needs 20"));
+}
