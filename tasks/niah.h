@@ -26,4 +26,10 @@ int64_t needle_position(int64_t frames, double depth);
 // haystack holds at least max(F) frames of one size; throws std::invalid_argument otherwise.
 std::vector<TaskSample> build_vniah(const std::vector<VideoFrame>& haystack, const NiahOptions& options);
 
+class FrameCache;
+// The same from a haystack video: its frames at 1 fps (as many as the grid needs), decoded through
+// `cache` so that repeated sweeps decode once. Throws VideoError naming the file when it is too short.
+std::vector<TaskSample> build_vniah_from_video(const std::string& haystack_video, FrameCache& cache,
+                                               const NiahOptions& options);
+
 }  // namespace mmi

@@ -3,8 +3,10 @@
 #include <set>
 
 #include "tasks/answers.h"
+#include "tasks/frame_cache.h"
 #include "tasks/needles.h"
 #include "tasks/niah.h"
+#include "tasks/video_writer.h"
 #include "tests/catch.h"
 
 using namespace mmi;
@@ -76,4 +78,25 @@ TEST_CASE("V-NIAH puts the needle at the requested depth", "[niah]") {
   REQUIRE_THROWS_WITH(needle_position(10, 1.5), Contains("depth must be in [0, 1]"));
   o.frames = {20};
   REQUIRE_THROWS_WITH(build_vniah(hay, o), Contains("haystack has 10 frames, the grid needs 20"));
+}
+
+TEST_CASE("V-NIAH from a haystack video samples it at 1 fps", "[niah][video]") {
+  VideoWriteOptions video;
+  video.frames = 120;  // 12 s at 10 fps
+  write_generated_video("mmi_test_haystack.mp4", video);
+  FrameCache cache("mmi_test_niah_cache");
+  NiahOptions o;
+  o.frames = {4, 12};
+  o.depths = {0.5};
+  const std::vector<TaskSample> samples = build_vniah_from_video("mmi_test_haystack.mp4", cache, o);
+  REQUIRE(samples.size() == 2);
+  const std::vector<VideoFrame>& frames = samples[1].prompt[1].frames;  // F = 12, needle at 6
+  REQUIRE(frames.size() == 13);
+  REQUIRE(read_frame_index(frames[0]) == 0);
+  REQUIRE(read_frame_index(frames[5]) == 50);  // one frame per second of the 10 fps video
+  REQUIRE(read_frame_index(frames[7]) == 60);
+  REQUIRE(frames[6].width == 128);
+  o.frames = {20};
+  REQUIRE_THROWS_WITH(build_vniah_from_video("mmi_test_haystack.mp4", cache, o),
+                      Contains("mmi_test_haystack.mp4") && Contains("needs 20 frames at 1 fps"));
 }
