@@ -1,11 +1,13 @@
 // Needle images and the V-NIAH grid: the needle lands at the requested depth, the haystack keeps its
 // order, the answer matches the drawn shape.
+#include <fstream>
 #include <set>
 
 #include "tasks/answers.h"
 #include "tasks/frame_cache.h"
 #include "tasks/needles.h"
 #include "tasks/niah.h"
+#include "tasks/video_qa.h"
 #include "tasks/video_writer.h"
 #include "tests/catch.h"
 
@@ -99,4 +101,41 @@ TEST_CASE("V-NIAH from a haystack video samples it at 1 fps", "[niah][video]") {
   o.frames = {20};
   REQUIRE_THROWS_WITH(build_vniah_from_video("mmi_test_haystack.mp4", cache, o),
                       Contains("mmi_test_haystack.mp4") && Contains("needs 20 frames at 1 fps"));
+}
+
+TEST_CASE("Video-QA and captioning samples from manifests over generated videos", "[video_qa][video]") {
+  VideoWriteOptions video;
+  video.frames = 40;
+  write_generated_video("mmi_test_qa_video.mp4", video);
+  std::ofstream("mmi_test_qa_manifest.jsonl")
+      << R"({"id": "mc", "video": "mmi_test_qa_video.mp4", "question": "Which way does the square move?", "options": ["A. left", "B. right"], "answer": "B", "subtitles": "hello"})"
+      << "\n"
+      << R"({"id": "open", "video": "mmi_test_qa_video.mp4", "question": "What colour is the square?", "answer": "red"})" << "\n";
+  std::ofstream("mmi_test_caption_manifest.jsonl")
+      << R"({"id": "c", "video": "mmi_test_qa_video.mp4", "captions": ["a red square moves over a gradient"]})" << "\n";
+  FrameCache cache("mmi_test_qa_cache");
+  VideoQaOptions o;
+  o.frames = 4;
+  o.subtitles = true;
+  const std::vector<TaskSample> qa = build_video_qa(load_video_qa_manifest("mmi_test_qa_manifest.jsonl"), cache, o);
+  REQUIRE(qa.size() == 2);
+  REQUIRE(qa[0].prompt[0].frames.size() == 4);
+  std::vector<int64_t> indices;
+  for (const VideoFrame& f : qa[0].prompt[0].frames) indices.push_back(read_frame_index(f));
+  REQUIRE(indices == std::vector<int64_t>{5, 15, 25, 35});  // centres of 4 equal segments of 4 s
+  REQUIRE(qa[0].answer.kind == AnswerSpec::Kind::kChoice);
+  REQUIRE(qa[0].answer.target == "B");
+  REQUIRE(qa[0].prompt[1].text.find("subtitles are listed below:\nhello") != std::string::npos);
+  REQUIRE(qa[0].prompt[1].text.find("B. right") != std::string::npos);
+  REQUIRE(qa[1].answer.kind == AnswerSpec::Kind::kShort);
+  REQUIRE(cache.misses() == 1);  // the same video and sampling decoded once
+  const std::vector<TaskSample> captions =
+      build_captioning(load_caption_manifest("mmi_test_caption_manifest.jsonl"), cache, o);
+  REQUIRE(captions[0].answer.kind == AnswerSpec::Kind::kCaption);
+  REQUIRE(captions[0].answer.references.size() == 1);
+  REQUIRE(captions[0].prompt[1].text == o.caption_prompt);
+  std::ofstream("mmi_test_qa_missing.jsonl")
+      << R"({"id": "x", "video": "no_such_clip.mp4", "question": "q", "answer": "a"})" << "\n";
+  REQUIRE_THROWS_WITH(build_video_qa(load_video_qa_manifest("mmi_test_qa_missing.jsonl"), cache, o),
+                      Contains("no_such_clip.mp4"));
 }
