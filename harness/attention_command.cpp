@@ -175,11 +175,9 @@ int attention_command(int argc, char** argv) {
   };
   auto int_setting = [&](const char* flag, const char* key) {
     const std::string text = setting(flag, key);
-    try {
-      return std::stoll(text);
-    } catch (const std::exception&) {
-      throw UsageError(std::string("--") + flag + " must be an integer, got '" + text + "'");
-    }
+    int64_t value = 0;
+    if (!parse_int64(text, value)) throw UsageError(std::string("--") + flag + " must be an integer, got '" + text + "'");
+    return value;
   };
   const SequenceLayout layout = SequenceLayout::parse(setting("layout", "layout"));
   SyntheticOptions o;

@@ -39,14 +39,8 @@ int64_t parse_length(const std::string& text) {
   int64_t unit = 1;
   if (!digits.empty() && (digits.back() == 'K' || digits.back() == 'k')) unit = 1024, digits.pop_back();
   else if (!digits.empty() && (digits.back() == 'M' || digits.back() == 'm')) unit = 1024 * 1024, digits.pop_back();
-  size_t used = 0;
   int64_t value = 0;
-  try {
-    value = std::stoll(digits, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != digits.size() || value <= 0) throw UsageError("bad length '" + text + "' (e.g. 4096, 16K, 1M)");
+  if (!parse_int64(digits, value) || value <= 0) throw UsageError("bad length '" + text + "' (e.g. 4096, 16K, 1M)");
   return value * unit;
 }
 

@@ -4,6 +4,19 @@
 
 namespace mmi {
 
+bool parse_int64(const std::string& text, int64_t& value) {
+  size_t used = 0;
+  long long parsed = 0;
+  try {
+    parsed = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    return false;
+  }
+  if (text.empty() || used != text.size()) return false;
+  value = parsed;
+  return true;
+}
+
 ArgParser::ArgParser(std::string command, std::string summary)
     : command_(std::move(command)), summary_(std::move(summary)) {}
 
@@ -70,14 +83,8 @@ std::string ArgParser::get(const std::string& name) const {
 
 int64_t ArgParser::get_int(const std::string& name) const {
   const std::string text = get(name);
-  size_t used = 0;
   int64_t value = 0;
-  try {
-    value = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (text.empty() || used != text.size()) throw UsageError("--" + name + " must be an integer, got '" + text + "'");
+  if (!parse_int64(text, value)) throw UsageError("--" + name + " must be an integer, got '" + text + "'");
   return value;
 }
 

@@ -2,6 +2,7 @@
 // declared), --flag switches, generated --help, and errors that name the offending argument.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -13,6 +14,9 @@ namespace mmi {
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// Parses the whole of `text` as a decimal integer; false (value untouched) when it is not one.
+bool parse_int64(const std::string& text, int64_t& value);
 
 class ArgParser {
  public:

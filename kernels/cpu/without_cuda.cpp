@@ -35,10 +35,6 @@ int64_t cuda_peak_memory_bytes() { return 0; }
 
 std::string cuda_device_description() { return "no CUDA kernels in this build"; }
 
-const char* dense_backend_name(DenseBackend backend) {
-  return backend == DenseBackend::kCudnn ? "cudnn_sdpa" : backend == DenseBackend::kFlash ? "flash_sdpa" : "efficient_sdpa";
-}
-
 DenseInputs prepare_dense_inputs(const at::Tensor&, const at::Tensor&, const at::Tensor&) {
   no_cuda("dense attention on the GPU");
 }

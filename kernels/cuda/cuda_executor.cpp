@@ -237,15 +237,6 @@ std::string cuda_device_description() {
   return std::string(prop.name) + ", driver CUDA " + version(driver) + ", runtime CUDA " + version(runtime);
 }
 
-const char* dense_backend_name(DenseBackend backend) {
-  switch (backend) {
-    case DenseBackend::kCudnn: return "cudnn_sdpa";
-    case DenseBackend::kFlash: return "flash_sdpa";
-    case DenseBackend::kEfficient: return "efficient_sdpa";
-  }
-  return "unknown";
-}
-
 DenseInputs prepare_dense_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   check_attention_inputs(q, k, v, "dense attention");
   const int64_t group = q.size(1) / k.size(1);

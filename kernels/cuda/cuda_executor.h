@@ -36,7 +36,14 @@ std::string cuda_device_description();
 
 // Dense causal attention through PyTorch's SDPA backends on the GPU.
 enum class DenseBackend { kCudnn, kFlash, kEfficient };
-const char* dense_backend_name(DenseBackend backend);
+inline const char* dense_backend_name(DenseBackend backend) {
+  switch (backend) {
+    case DenseBackend::kCudnn: return "cudnn_sdpa";
+    case DenseBackend::kFlash: return "flash_sdpa";
+    case DenseBackend::kEfficient: return "efficient_sdpa";
+  }
+  return "unknown";
+}
 
 // The SDPA views of q, k, v: [1, Hq, N, D], with KV heads repeated for the backends that need it.
 // Prepare once outside a timed region.
