@@ -81,13 +81,6 @@ std::unique_ptr<AttentionMethod> method_from_yaml(const YAML::Node& node) {
   return make_method(node["name"].as<std::string>(), params);
 }
 
-at::ScalarType parse_dtype(const std::string& name) {
-  if (name == "fp32" || name == "float32") return at::kFloat;
-  if (name == "bf16" || name == "bfloat16") return at::kBFloat16;
-  if (name == "fp16" || name == "float16") return at::kHalf;
-  throw UsageError("--dtype must be fp32, bf16 or fp16, got '" + name + "'");
-}
-
 void print_table(const std::vector<Row>& rows, const SequenceLayout& layout, const SyntheticOptions& o) {
   std::printf("layout %s: %lld tokens, %lld query heads / %lld KV heads, head_dim %lld\n",
               layout.describe().c_str(), (long long)layout.length(), (long long)o.heads, (long long)o.kv_heads,

@@ -108,4 +108,11 @@ std::string ArgParser::help() const {
   return out;
 }
 
+at::ScalarType parse_dtype(const std::string& name) {
+  if (name == "fp32" || name == "float32") return at::kFloat;
+  if (name == "bf16" || name == "bfloat16") return at::kBFloat16;
+  if (name == "fp16" || name == "float16") return at::kHalf;
+  throw UsageError("--dtype must be fp32, bf16 or fp16, got '" + name + "'");
+}
+
 }  // namespace mmi

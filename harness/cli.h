@@ -2,6 +2,8 @@
 // declared), --flag switches, generated --help, and errors that name the offending argument.
 #pragma once
 
+#include <c10/core/ScalarType.h>
+
 #include <cstdint>
 #include <map>
 #include <stdexcept>
@@ -17,6 +19,8 @@ struct UsageError : std::runtime_error {
 
 // Parses the whole of `text` as a decimal integer; false (value untouched) when it is not one.
 bool parse_int64(const std::string& text, int64_t& value);
+// "fp32", "bf16" or "fp16" (or the long names); UsageError naming --dtype otherwise.
+at::ScalarType parse_dtype(const std::string& name);
 
 class ArgParser {
  public:

@@ -17,6 +17,7 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
+    {"ask", "answer a question about a video with Qwen2.5-VL (a model folder or random weights)", mmi::ask_command},
     {"attention", "compare attention methods on a synthetic sequence layout", mmi::attention_command},
     {"bench", "benchmark attention methods against cuDNN SDPA on the GPU (mmi bench attention)", mmi::bench_command},
 #ifdef MMI_WITH_VIDEO

@@ -5,6 +5,9 @@
 #   scripts/gpu_check.sh [OUT_DIR]
 #   LENGTHS=16K,32K,64K,128K,256K,512K,1M METHODS=grid,vertical_slash,dense BASELINES=cudnn TESTS=0 \
 #     scripts/gpu_check.sh
+#   PREFILL_FRAMES=1024,2048 PREFILL_METHODS="dense;vertical_slash" LENGTHS= scripts/gpu_check.sh
+#     (Qwen2.5-VL-7B geometry with random weights: latency pre-fill of generated 448x448 videos,
+#      128 tokens per frame; LENGTHS empty skips the attention benchmark)
 # The GPU machine has LibTorch in its system Python and no network: this script installs nothing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -53,7 +56,22 @@ if [ "${GBENCH:-0}" = 1 ]; then
   tail -20 "$OUT/cuda_gbench.txt"
 fi
 
-step "benchmark: mmi bench attention --lengths $LENGTHS"
-build/cuda/harness/mmi bench attention --lengths "$LENGTHS" --methods "$METHODS" --baselines "$BASELINES" \
-  --json "$OUT/bench_attention.json" 2>&1 | tee "$OUT/bench_attention.txt"
+if [ -n "${PREFILL_FRAMES:-}" ]; then
+  step "Qwen2.5-VL-7B pre-fill, random weights: frames ${PREFILL_FRAMES} x methods ${PREFILL_METHODS:-dense}"
+  IFS=';' read -r -a prefill_methods <<<"${PREFILL_METHODS:-dense}"
+  for frames in ${PREFILL_FRAMES//,/ }; do
+    for i in "${!prefill_methods[@]}"; do
+      build/cuda/harness/mmi ask --random-weights qwen2.5-vl-7b --synthetic-video "${frames}x448x448" \
+        --question "What happens in the video?" --method "${prefill_methods[$i]}" --latency \
+        --json "$OUT/prefill_${frames}_$i.json" >"$OUT/prefill_${frames}_$i.txt" 2>&1 || status=1
+      grep -E "^(input|method|timings|peak|mmi)" "$OUT/prefill_${frames}_$i.txt"
+    done
+  done
+fi
+
+if [ -n "$LENGTHS" ]; then
+  step "benchmark: mmi bench attention --lengths $LENGTHS"
+  build/cuda/harness/mmi bench attention --lengths "$LENGTHS" --methods "$METHODS" --baselines "$BASELINES" \
+    --json "$OUT/bench_attention.json" 2>&1 | tee "$OUT/bench_attention.txt"
+fi
 exit $status

@@ -1,0 +1,188 @@
+// `mmi ask`: one video (or a generated one) and a question through Qwen2.5-VL with any attention
+// method. Prints the answer, the token counts and the timings (vision, pre-fill, attention, index);
+// `--latency` pre-fills only, without a KV cache, to measure long inputs.
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <unistd.h>
+
+#include "harness/cli.h"
+#include "harness/commands.h"
+#include "harness/run_info.h"
+#include "kernels/cuda/cuda_executor.h"
+#include "kernels/method.h"
+#include "models/qwen2_5_vl/model.h"
+#ifdef MMI_WITH_VIDEO
+#include "tasks/video.h"
+#endif
+
+namespace mmi {
+namespace {
+
+// Frames of a generated clip: a bright square crossing a gradient, 2 frames per second.
+std::vector<VideoFrame> synthetic_video(const std::string& spec) {
+  int64_t frames = 0, height = 0, width = 0;
+  const size_t x1 = spec.find('x'), x2 = spec.find('x', x1 + 1);
+  if (x1 == std::string::npos || x2 == std::string::npos || !parse_int64(spec.substr(0, x1), frames) ||
+      !parse_int64(spec.substr(x1 + 1, x2 - x1 - 1), height) || !parse_int64(spec.substr(x2 + 1), width) ||
+      frames <= 0 || height < 28 || width < 28)
+    throw UsageError("--synthetic-video must be FRAMESxHEIGHTxWIDTH (sides >= 28), got '" + spec + "'");
+  std::vector<VideoFrame> out(frames);
+  for (int64_t f = 0; f < frames; ++f) {
+    VideoFrame& v = out[f];
+    v.timestamp_s = f / 2.0;
+    v.height = static_cast<int>(height);
+    v.width = static_cast<int>(width);
+    v.rgb.resize(height * width * 3);
+    const int64_t side = std::max<int64_t>(height / 6, 4), top = (f * 7) % (height - side), left = (f * 13) % (width - side);
+    for (int64_t y = 0; y < height; ++y)
+      for (int64_t x = 0; x < width; ++x) {
+        uint8_t* p = &v.rgb[(y * width + x) * 3];
+        const bool square = y >= top && y < top + side && x >= left && x < left + side;
+        p[0] = square ? 240 : static_cast<uint8_t>(255 * x / width);
+        p[1] = square ? 40 : static_cast<uint8_t>(255 * y / height);
+        p[2] = square ? 40 : 96;
+      }
+  }
+  return out;
+}
+
+#ifdef MMI_WITH_VIDEO
+// qwen-vl-utils' defaults: 2 fps, an even count between 4 and 768 frames, or exactly --frames.
+std::vector<VideoFrame> read_video(const std::string& path, int64_t frames, double fps) {
+  const VideoInfo info = probe_video(path);
+  std::vector<double> times;
+  if (frames > 0) {
+    times = uniform_timestamps(info, frames);
+  } else {
+    times = timestamps_at_fps(info, fps, 768);
+    if (times.size() < 4) times = uniform_timestamps(info, 4);
+    if (times.size() % 2) times.pop_back();
+  }
+  return decode_frames(path, times);
+}
+#endif
+
+std::string with_commas(int64_t n) {
+  std::string s = std::to_string(n);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(i, ",");
+  return s;
+}
+
+}  // namespace
+
+int ask_command(int argc, char** argv) {
+  ArgParser args("ask", "answer a question about a video with Qwen2.5-VL");
+  args.option("model", "DIR", "Hugging Face model folder (config.json, *.safetensors, tokenizer.json)")
+      .option("random-weights", "NAME", "no checkpoint: a named geometry with random weights (qwen2.5-vl-7b, qwen2.5-vl-3b)")
+      .option("video", "FILE", "the video to ask about")
+      .option("synthetic-video", "FxHxW", "a generated video of F frames (2 fps) instead of a file")
+      .option("question", "TEXT", "the question")
+      .option("method", "SPEC", "attention method, e.g. dense, vertical_slash:n_vertical=1000", "dense")
+      .option("frames", "N", "sample N frames uniformly (default: 2 fps, 4 to 768 frames)", "0")
+      .option("max-pixels", "N", "pixels per frame at most (multiples of 28x28 are kept)", std::to_string(768 * 28 * 28))
+      .option("min-pixels", "N", "pixels per frame at least", std::to_string(128 * 28 * 28))
+      .option("device", "D", "cpu or cuda (default: cuda when a GPU is visible)")
+      .option("dtype", "T", "weights and activations: bf16, fp16 or fp32 (default: bf16 on the GPU, fp32 on the CPU)")
+      .option("max-new-tokens", "N", "greedy decoding stops after N tokens", "64")
+      .option("seed", "N", "seed of --random-weights", "0")
+      .option("json", "FILE", "also write the result as JSON")
+      .flag("latency", "pre-fill only: no KV cache and no decoding (long inputs)");
+  if (!args.parse(argc, argv, 2)) {
+    std::printf("%s", args.help().c_str());
+    return 0;
+  }
+  if (args.has("model") == args.has("random-weights")) throw UsageError("give exactly one of --model and --random-weights");
+  if (args.has("video") == args.has("synthetic-video")) throw UsageError("give exactly one of --video and --synthetic-video");
+  if (!args.has("question")) throw UsageError("--question is required");
+  const bool gpu = args.has("device") ? args.get("device") == "cuda" : cuda_available();
+  if (args.has("device") && args.get("device") != "cuda" && args.get("device") != "cpu")
+    throw UsageError("--device must be cpu or cuda, got '" + args.get("device") + "'");
+  if (gpu && !cuda_available()) throw std::runtime_error("--device cuda: " + cuda_device_description());
+  const at::Device device = gpu ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+  const at::ScalarType dtype = parse_dtype(args.has("dtype") ? args.get("dtype") : gpu ? "bf16" : "fp32");
+  const auto method = make_method_from_spec(args.get("method"));
+  const bool latency = args.has("latency");
+  at::InferenceMode inference;
+
+  using Clock = std::chrono::steady_clock;
+  auto t0 = Clock::now();
+  const auto model = args.has("model") ? Qwen25VLModel::load(args.get("model"), dtype, device)
+                                       : Qwen25VLModel::random(args.get("random-weights"), args.get_int("seed"), dtype, device);
+  const double load_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  std::printf("model: %s (loaded in %.1f s)\n", model->describe().c_str(), load_ms / 1000);
+
+  PromptSegment video;
+  video.kind = PromptSegment::Kind::kVideo;
+  if (args.has("synthetic-video")) {
+    video.frames = synthetic_video(args.get("synthetic-video"));
+  } else {
+#ifdef MMI_WITH_VIDEO
+    video.frames = read_video(args.get("video"), args.get_int("frames"), 2.0);
+#else
+    throw std::runtime_error("this build has no video decoding (FFmpeg/OpenCV were missing); use --synthetic-video");
+#endif
+  }
+  PromptSegment question;
+  question.text = args.get("question");
+  PrepareOptions prepare;
+  prepare.budget.max_pixels = args.get_int("max-pixels");
+  prepare.budget.min_pixels = args.get_int("min-pixels");
+  const ModelInputs inputs = model->prepare({video, question}, prepare);
+  const VisualBlock& block = inputs.blocks.at(0);
+  std::printf("input: %s tokens (%s video in %lld groups of %lldx%lld from %zu frames, %s text); layout %s\n",
+              with_commas(inputs.length()).c_str(), with_commas(inputs.visual_tokens()).c_str(),
+              (long long)block.groups, (long long)block.rows, (long long)block.cols, video.frames.size(),
+              with_commas(inputs.length() - inputs.visual_tokens()).c_str(), inputs.layout.describe().c_str());
+
+  if (gpu) cuda_reset_peak_memory();
+  double vision_ms = 0;
+  const at::Tensor embeds = model->embed(inputs, &vision_ms);
+  PrefillOptions options;
+  options.method = method.get();
+  options.keep_kv_cache = !latency;
+  options.decode_capacity = latency ? 0 : args.get_int("max-new-tokens");
+  const bool tty = isatty(fileno(stderr));
+  options.on_layer = [&](int64_t layer, int64_t layers) {
+    if (tty) std::fprintf(stderr, "\rpre-fill: layer %lld/%lld", (long long)layer, (long long)layers);
+    if (tty && layer == layers) std::fprintf(stderr, "\r%30s\r", "");
+  };
+  PrefillResult result = model->prefill(inputs, embeds, options);
+  std::vector<int64_t> answer;
+  double decode_ms = 0;
+  if (!latency) {
+    t0 = Clock::now();
+    answer = model->decoder().greedy(result.logits[0], result.cache, args.get_int("max-new-tokens"),
+                                     {model->config().text.eos_token_id});
+    if (gpu) cuda_synchronize();
+    decode_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  }
+  const double peak_gb = gpu ? cuda_peak_memory_bytes() / 1e9 : 0.0;
+  std::printf("method: %s\n", method->describe().c_str());
+  std::printf("timings: vision %.1f ms, pre-fill %.1f ms (attention %.1f ms, index %.1f ms), decode %.1f ms for %zu tokens\n",
+              vision_ms, result.total_ms, result.attention_ms, result.index_ms, decode_ms, answer.size());
+  if (!method->name().empty() && method->name() != "dense")
+    std::printf("attention FLOPs: %.3f of dense (computed tiles)\n", result.flops_ratio);
+  if (gpu) std::printf("peak GPU memory: %.2f GB (%s)\n", peak_gb, cuda_device_description().c_str());
+  const std::string text = model->decode(answer);
+  if (!latency) std::printf("answer: %s\n", text.c_str());
+
+  if (args.has("json")) {
+    nlohmann::json j = {{"model", model->describe()}, {"method", method->describe()},
+                        {"tokens", inputs.length()}, {"visual_tokens", inputs.visual_tokens()},
+                        {"frames", video.frames.size()}, {"layout", inputs.layout.describe()},
+                        {"vision_ms", vision_ms}, {"prefill_ms", result.total_ms},
+                        {"attention_ms", result.attention_ms}, {"index_ms", result.index_ms},
+                        {"decode_ms", decode_ms}, {"flops_ratio", result.flops_ratio},
+                        {"peak_gpu_gb", peak_gb}, {"answer", text}, {"latency_mode", latency},
+                        {"device", gpu ? cuda_device_description() : "cpu"}, {"commit", git_commit()},
+                        {"timestamp", utc_timestamp()}};
+    std::ofstream(args.get("json")) << j.dump(2) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace mmi

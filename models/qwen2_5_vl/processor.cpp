@@ -1,0 +1,72 @@
+#include "models/qwen2_5_vl/processor.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace mmi {
+namespace {
+
+// OpenAI CLIP statistics, which Qwen2.5-VL was trained with.
+constexpr double kMean[3] = {0.48145466, 0.4578275, 0.40821073};
+constexpr double kStd[3] = {0.26862954, 0.26130258, 0.27577711};
+
+}  // namespace
+
+std::pair<int64_t, int64_t> smart_resize(int64_t height, int64_t width, int64_t factor,
+                                         int64_t min_pixels, int64_t max_pixels) {
+  if (height <= 0 || width <= 0) throw std::invalid_argument("frame has no pixels");
+  if (double(std::max(height, width)) / std::min(height, width) > 200)
+    throw std::invalid_argument("frame aspect ratio " + std::to_string(width) + "x" + std::to_string(height) +
+                                " exceeds 200");
+  // Python's round() rounds halves to even; std::nearbyint does the same in the default mode.
+  auto round_to = [&](double x) { return static_cast<int64_t>(std::nearbyint(x / factor)) * factor; };
+  int64_t h = round_to(height), w = round_to(width);
+  if (h * w > max_pixels) {
+    const double beta = std::sqrt(double(height) * width / max_pixels);
+    h = std::max(factor, static_cast<int64_t>(std::floor(height / beta / factor)) * factor);
+    w = std::max(factor, static_cast<int64_t>(std::floor(width / beta / factor)) * factor);
+  } else if (h * w < min_pixels) {
+    const double beta = std::sqrt(double(min_pixels) / (double(height) * width));
+    h = static_cast<int64_t>(std::ceil(height * beta / factor)) * factor;
+    w = static_cast<int64_t>(std::ceil(width * beta / factor)) * factor;
+  }
+  return {h, w};
+}
+
+PatchedFrames patchify_frames(const at::Tensor& frames, const Qwen25VisionConfig& c,
+                              const PixelBudget& budget) {
+  if (frames.dim() != 4 || frames.size(3) != 3 || frames.scalar_type() != at::kByte || frames.size(0) == 0)
+    throw std::invalid_argument("frames must be [F, H, W, 3] uint8 with F > 0");
+  const int64_t factor = c.patch_size * c.spatial_merge_size;
+  const auto [height, width] = smart_resize(frames.size(1), frames.size(2), factor, budget.min_pixels,
+                                            budget.max_pixels);
+  at::Tensor x = frames.permute({0, 3, 1, 2}).to(at::kFloat);  // [F, 3, H, W]
+  if (height != frames.size(1) || width != frames.size(2)) {
+    // Antialiased bicubic, rounded back to 8 bits, as the reference processor resizes uint8 frames.
+    x = at::_upsample_bicubic2d_aa(x, {height, width}, false).round().clamp(0, 255);
+  }
+  const auto opts = at::TensorOptions().dtype(at::kFloat);
+  x = (x / 255.0 - at::tensor({kMean[0], kMean[1], kMean[2]}, opts).view({1, 3, 1, 1})) /
+      at::tensor({kStd[0], kStd[1], kStd[2]}, opts).view({1, 3, 1, 1});
+  const int64_t tp = c.temporal_patch_size;
+  if (x.size(0) % tp != 0) {  // whole temporal patches: repeat the last frame
+    const int64_t missing = tp - x.size(0) % tp;
+    x = at::cat({x, x.narrow(0, x.size(0) - 1, 1).expand({missing, 3, height, width})}, 0);
+  }
+  const int64_t m = c.spatial_merge_size, p = c.patch_size;
+  PatchedFrames out;
+  out.groups = x.size(0) / tp;
+  out.grid_h = height / p;
+  out.grid_w = width / p;
+  // [groups, tp, 3, h/m, m, p, w/m, m, p] -> [groups, h/m, w/m, m, m, 3, tp, p, p]
+  out.pixels = x.reshape({out.groups, tp, 3, out.grid_h / m, m, p, out.grid_w / m, m, p})
+                   .permute({0, 3, 6, 4, 7, 2, 1, 5, 8})
+                   .reshape({out.groups * out.grid_h * out.grid_w, c.patch_dim()})
+                   .contiguous();
+  return out;
+}
+
+}  // namespace mmi

@@ -1,0 +1,179 @@
+// Tokenizer parity with Hugging Face tokenizers (fixtures from scripts/make_tokenizer_fixture.py),
+// NFC against hand-picked strings, and load errors.
+#include <stdlib.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "models/tokenizer.h"
+#include "models/unicode_nfc.h"
+#include "tests/catch.h"
+
+#ifndef MMI_FIXTURES_DIR
+#define MMI_FIXTURES_DIR "tests/fixtures"
+#endif
+
+using namespace mmi;
+using nlohmann::json;
+
+namespace {
+
+const std::string kDir = std::string(MMI_FIXTURES_DIR) + "/tokenizer/";
+
+json read_json(const std::string& path) {
+  std::ifstream in(path);
+  REQUIRE(in);
+  return json::parse(in);
+}
+
+std::string unhex(const std::string& hex) {
+  std::string bytes;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    bytes += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  }
+  return bytes;
+}
+
+// Each case's ids, decoded text with and without specials, and the round trip through NFC.
+void check_cases(const std::string& tokenizer_file, const std::string& cases_file) {
+  const Tokenizer tokenizer = Tokenizer::load(kDir + tokenizer_file);
+  const json cases = read_json(kDir + cases_file);
+  REQUIRE(cases.size() >= 40);
+  for (const json& c : cases) {
+    const std::string text = c.contains("hex") ? unhex(c["hex"]) : c["text"].get<std::string>();
+    INFO("case: " << c.dump());
+    const auto ids = c["ids"].get<std::vector<int32_t>>();
+    CHECK(tokenizer.encode(text) == ids);
+    CHECK(tokenizer.decode(ids) == c["decoded"].get<std::string>());
+    CHECK(tokenizer.decode(ids, true) == c["decoded_skip_special"].get<std::string>());
+    if (c["round_trip"].get<bool>()) CHECK(tokenizer.decode(tokenizer.encode(text)) == nfc(text));
+  }
+}
+
+// A fresh folder under /tmp for bad tokenizer files.
+std::string temp_dir() {
+  char name[] = "/tmp/mmi_tokenizer_XXXXXX";
+  REQUIRE(mkdtemp(name) != nullptr);
+  return name;
+}
+
+std::string write_file(const std::string& dir, const std::string& name, const std::string& text) {
+  const std::string path = dir + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("Qwen2-structured tokenizer matches Hugging Face tokenizers", "[tokenizer]") {
+  check_cases("tokenizer.json", "cases.json");
+}
+
+TEST_CASE("GPT-2-structured tokenizer matches Hugging Face tokenizers", "[tokenizer]") {
+  // ByteLevel with add_prefix_space and the GPT-2 regex, ignore_merges, no normalizer, merges as
+  // "a b" strings.
+  check_cases("bytelevel_tokenizer.json", "bytelevel_cases.json");
+}
+
+TEST_CASE("token lookups and special tokens", "[tokenizer]") {
+  const Tokenizer tokenizer = Tokenizer::load(kDir + "tokenizer.json");
+  REQUIRE(tokenizer.vocab_size() == 3012);  // 3000 BPE tokens, 8 specials, 4 other added tokens
+  REQUIRE(tokenizer.token_id("<|im_start|>") == 3001);
+  REQUIRE(tokenizer.token_id("<|video_pad|>") == 3007);
+  REQUIRE(tokenizer.token_text(3002) == "<|im_end|>");
+  REQUIRE(tokenizer.is_special(3002));
+  REQUIRE_FALSE(tokenizer.is_special(3008));  // <tool_call>
+  REQUIRE_FALSE(tokenizer.is_special(0));
+  REQUIRE(tokenizer.find_token("Ġthe").has_value());
+  REQUIRE(tokenizer.token_text(*tokenizer.find_token("Ġthe")) == "Ġthe");
+  REQUIRE_FALSE(tokenizer.find_token("<|nope|>").has_value());
+  REQUIRE_THROWS_WITH(tokenizer.token_id("<|nope|>"), Contains("<|nope|>"));
+  REQUIRE_THROWS_WITH(tokenizer.token_text(3012), Contains("3012"));
+  REQUIRE_THROWS_WITH(tokenizer.decode({1, -5}), Contains("-5"));
+  // A multi-byte character split across tokens decodes to U+FFFD alone, whole once joined.
+  const auto ids = tokenizer.encode("\xEA\x80\x80");  // U+A000, not in the training corpus
+  REQUIRE(ids.size() > 1);
+  REQUIRE(tokenizer.decode({ids[0]}) == "\xEF\xBF\xBD");
+  REQUIRE(tokenizer.decode(ids) == "\xEA\x80\x80");
+}
+
+TEST_CASE("NFC composes, reorders and leaves exclusions and Hangul right", "[tokenizer]") {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"", ""},
+      {"plain ASCII, caf\xC3\xA9 \xC3\xBF", "plain ASCII, caf\xC3\xA9 \xC3\xBF"},  // fast path
+      {"e\xCC\x81", "\xC3\xA9"},                                                   // e + acute
+      {"A\xCC\x8A\xCC\x81", "\xC7\xBA"},              // A + ring + acute -> U+01FA
+      {"\xE2\x84\xAB", "\xC3\x85"},                   // Angstrom sign (singleton) -> U+00C5
+      {"\xE2\x84\xA6", "\xCE\xA9"},                   // Ohm sign -> Greek capital omega
+      {"d\xCC\x87\xCC\xA3", "\xE1\xB8\x8D\xCC\x87"},  // dot above, dot below -> U+1E0D + dot above
+      {"q\xCC\x87\xCC\xA3", "q\xCC\xA3\xCC\x87"},     // no composite: only reordered
+      {"\xE0\xA5\x98", "\xE0\xA4\x95\xE0\xA4\xBC"},   // U+0958 is excluded: stays decomposed
+      {"\xE0\xA4\x95\xE0\xA4\xBC", "\xE0\xA4\x95\xE0\xA4\xBC"},
+      {"\xCD\x84", "\xCC\x88\xCC\x81"},              // U+0344, a non-starter decomposition
+      {"\xE1\x84\x80\xE1\x85\xA1", "\xEA\xB0\x80"},  // Hangul L + V -> U+AC00
+      {"\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8", "\xEA\xB0\x81"},  // L + V + T -> U+AC01
+      {"\xEA\xB0\x80\xE1\x86\xA8", "\xEA\xB0\x81"},              // LV + T -> LVT
+      {"\xEA\xB0\x81\xE1\x86\xA8", "\xEA\xB0\x81\xE1\x86\xA8"},  // LVT + T: no composite
+      {"\xCC\x81"
+       "a",
+       "\xCC\x81"
+       "a"},                                         // leading combining mark
+      {"a\xCC\x81\xCC\x81", "\xC3\xA1\xCC\x81"},     // the second acute is blocked
+      {"\xE0\xAD\x87\xE0\xAC\xBE", "\xE0\xAD\x8B"},  // two starters compose (Oriya vowel signs)
+      {"\xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD", "\xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD"},  // emoji unchanged
+      {"a\xFF"
+       "b",
+       "a\xEF\xBF\xBD"
+       "b"},  // ill-formed UTF-8 becomes U+FFFD
+  };
+  for (const auto& [input, expected] : cases) {
+    INFO("input: " << input);
+    REQUIRE(nfc(input) == expected);
+  }
+  REQUIRE(valid_utf8("\xED\xA0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // a surrogate
+  REQUIRE(valid_utf8("\xF0\x9F\x98") == "\xEF\xBF\xBD");  // one maximal subpart
+}
+
+TEST_CASE("tokenizer load errors name the file and the problem", "[tokenizer]") {
+  const std::string dir = temp_dir();
+  const json good = read_json(kDir + "tokenizer.json");
+  const auto variant = [&](const std::string& name, const std::function<void(json&)>& edit) {
+    json j = good;
+    edit(j);
+    return write_file(dir, name, j.dump());
+  };
+
+  REQUIRE_THROWS_WITH(Tokenizer::load(dir + "/missing.json"),
+                      Contains(dir + "/missing.json") && Contains("cannot open"));
+  const std::string bad_json = write_file(dir, "bad.json", "{\"model\": [1, 2");
+  REQUIRE_THROWS_WITH(Tokenizer::load(bad_json), Contains(bad_json) && Contains("parse error"));
+  const std::string wordpiece =
+      variant("wordpiece.json", [](json& j) { j["model"]["type"] = "WordPiece"; });
+  REQUIRE_THROWS_WITH(Tokenizer::load(wordpiece), Contains(wordpiece) && Contains("WordPiece"));
+  const std::string nfkc = variant("nfkc.json", [](json& j) {
+    j["normalizer"] = {{"type", "Sequence"},
+                       {"normalizers", {{{"type", "NFC"}}, {{"type", "NFKC"}}}}};
+  });
+  REQUIRE_THROWS_WITH(Tokenizer::load(nfkc), Contains(nfkc) && Contains("normalizer \"NFKC\""));
+  const std::string no_merges =
+      variant("no_merges.json", [](json& j) { j["model"].erase("merges"); });
+  REQUIRE_THROWS_WITH(Tokenizer::load(no_merges), Contains(no_merges) && Contains("model.merges"));
+  const std::string bad_merge = variant("bad_merge.json", [](json& j) {
+    j["model"]["merges"][5] = json::array({"Ġthe", "nonexistent"});
+  });
+  REQUIRE_THROWS_WITH(Tokenizer::load(bad_merge), Contains("nonexistent"));
+  const std::string merged = variant("merged.json", [](json& j) {
+    j["pre_tokenizer"]["pretokenizers"][0]["behavior"] = "MergedWithPrevious";
+  });
+  REQUIRE_THROWS_WITH(Tokenizer::load(merged), Contains("MergedWithPrevious"));
+  const std::string bad_regex = variant("bad_regex.json", [](json& j) {
+    j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "(unclosed";
+  });
+  REQUIRE_THROWS_WITH(Tokenizer::load(bad_regex), Contains(bad_regex) && Contains("(unclosed"));
+  const std::string metaspace = variant("metaspace.json", [](json& j) {
+    j["decoder"] = {{"type", "Metaspace"}};
+  });
+  REQUIRE_THROWS_WITH(Tokenizer::load(metaspace), Contains("decoder \"Metaspace\""));
+}
