@@ -105,14 +105,30 @@ PlanStats& PlanStats::operator+=(const PlanStats& o) {
   return *this;
 }
 
+// Counts visited chunks from the plan's structure alone, without gathering any index: fast enough to
+// run after every layer of a long pre-fill.
+static PlanStats tile_stats(const SparsePlan& plan, int head) {
+  PlanStats s;
+  s.causal_elements = plan.length * (plan.length + 1) / 2;
+  for (const Pass& pass : plan.heads[head].passes) {
+    for (const KeyRun& run : pass.runs) s.tiles += (run.end - run.begin + plan.block_n - 1) / plan.block_n;
+    for (int64_t t = 0; t < pass.num_tiles(); ++t) {
+      const int64_t gathered = pass.column_offsets[t + 1] - pass.column_offsets[t];
+      s.tiles += (gathered + plan.block_n - 1) / plan.block_n;
+    }
+  }
+  s.computed_elements = s.tiles * plan.block_m * plan.block_n;
+  return s;
+}
+
 PlanStats head_stats(const SparsePlan& plan, int head, bool exact) {
+  if (!exact) return tile_stats(plan, head);
   PlanStats s;
   s.causal_elements = plan.length * (plan.length + 1) / 2;
   for_each_chunk(plan, head, [&](const Pass& pass, const std::vector<int64_t>& rows,
                                  const std::vector<int64_t>& cols, ChunkMask mask) {
     ++s.tiles;
     s.computed_elements += plan.block_m * plan.block_n;
-    if (!exact) return;
     if (mask == ChunkMask::kFull) {
       s.kept_elements += int64_t(rows.size()) * int64_t(cols.size());
       return;

@@ -1,12 +1,11 @@
-// Hugging Face config.json for the Qwen2 decoder that all the paper's VLMs share, and the small JSON
-// helpers the family configs use. Torch-free.
+// Hugging Face config.json for the Qwen2 decoder that all the paper's VLMs share, and the small
+// JSON helpers the family configs use. Torch-free.
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 namespace mmi {
 
@@ -20,18 +19,20 @@ struct Qwen2Config {
   int64_t head_dim = 0;
   double rms_norm_eps = 1e-6;
   double rope_theta = 1e6;
-  double rope_linear_factor = 1.0;     // positions are divided by this ("linear" rope scaling)
-  std::vector<int64_t> mrope_section;  // frequency counts per (time, height, width); empty for 1D RoPE
+  double rope_linear_factor = 1.0;  // positions are divided by this ("linear" rope scaling)
+  std::vector<int64_t>
+      mrope_section;  // frequency counts per (time, height, width); empty for 1D RoPE
   bool tie_word_embeddings = false;
   int64_t eos_token_id = -1;
 
   // Throws std::invalid_argument naming the field when the geometry is inconsistent.
   void validate() const;
-  std::string describe() const;  // "28 layers, hidden 3584, 28/4 heads x 128, FFN 18944, vocab 152064"
+  std::string describe()
+      const;  // "28 layers, hidden 3584, 28/4 heads x 128, FFN 18944, vocab 152064"
 };
 
-// Reads a text config from a config.json object: either a nested "text_config" (transformers 5.x) or
-// the top level (4.x and plain Qwen2 checkpoints). Accepts rope settings under "rope_scaling" or
+// Reads a text config from a config.json object: either a nested "text_config" (transformers 5.x)
+// or the top level (4.x and plain Qwen2 checkpoints). Accepts rope settings under "rope_scaling" or
 // "rope_parameters". `source` names the file in errors.
 Qwen2Config parse_qwen2_config(const nlohmann::json& config, const std::string& source);
 

@@ -17,10 +17,18 @@ class JsonFields {
   }
 
   bool has(const char* key) const { return object_.contains(key) && !object_.at(key).is_null(); }
-  int64_t integer(const char* key) const { return get<int64_t>(key, "an integer", &nlohmann::json::is_number_integer); }
-  int64_t integer(const char* key, int64_t fallback) const { return has(key) ? integer(key) : fallback; }
-  double number(const char* key) const { return get<double>(key, "a number", &nlohmann::json::is_number); }
-  double number(const char* key, double fallback) const { return has(key) ? number(key) : fallback; }
+  int64_t integer(const char* key) const {
+    return get<int64_t>(key, "an integer", &nlohmann::json::is_number_integer);
+  }
+  int64_t integer(const char* key, int64_t fallback) const {
+    return has(key) ? integer(key) : fallback;
+  }
+  double number(const char* key) const {
+    return get<double>(key, "a number", &nlohmann::json::is_number);
+  }
+  double number(const char* key, double fallback) const {
+    return has(key) ? number(key) : fallback;
+  }
   bool boolean(const char* key, bool fallback) const {
     return has(key) ? get<bool>(key, "true or false", &nlohmann::json::is_boolean) : fallback;
   }

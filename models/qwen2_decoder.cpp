@@ -142,6 +142,7 @@ PrefillResult Qwen2Decoder::prefill(const at::Tensor& embeds, const at::Tensor& 
       v.narrow(0, s, n).copy_(at::linear(a, l.v_w, l.v_b).view({n, Hkv, D}));
     }
     at::Tensor attn;
+    if (on_gpu) cuda_synchronize();  // the projections are not attention time
     auto t = Clock::now();
     if (dense) {
       attn = dense_attention(q, k, v);

@@ -1,7 +1,7 @@
 // The Qwen2 decoder shared by every paper model: pre-RMSNorm blocks with grouped-query attention
-// (q/k/v biases, no o_proj bias), rotate-half RoPE in 1D or M-RoPE, SwiGLU MLP, final norm and LM head.
-// Each layer's attention goes through the AttentionMethod it is given, with the layer index and the
-// sequence layout, so dense attention can be swapped for any sparse method.
+// (q/k/v biases, no o_proj bias), rotate-half RoPE in 1D or M-RoPE, SwiGLU MLP, final norm and LM
+// head. Each layer's attention goes through the AttentionMethod it is given, with the layer index
+// and the sequence layout, so dense attention can be swapped for any sparse method.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -32,25 +32,26 @@ struct PrefillOptions {
   std::vector<int64_t> logit_positions;     // rows whose logits are returned; empty: the last row
   bool keep_kv_cache = false;               // latency runs drop it to save memory
   int64_t decode_capacity = 0;              // extra cache rows reserved for decoding
-  bool keep_hidden_states = false;          // every layer's output and the final norm (parity tests)
-  int64_t chunk_tokens = 8192;              // rows per chunk for norms, projections and the MLP
+  bool keep_hidden_states = false;  // every layer's output and the final norm (parity tests)
+  int64_t chunk_tokens = 8192;      // rows per chunk for norms, projections and the MLP
   std::function<void(int64_t layer, int64_t layers)> on_layer;  // progress, after each layer
 };
 
 struct PrefillResult {
-  at::Tensor logits;                // [P, vocab] fp32, rows of options.logit_positions
-  std::vector<at::Tensor> hidden;   // per layer [L, hidden] when keep_hidden_states
-  at::Tensor final_hidden;          // [L, hidden] after the final norm, when keep_hidden_states
-  KVCache cache;                    // when keep_kv_cache
-  double total_ms = 0;              // the whole pre-fill
-  double attention_ms = 0;          // attention kernels (plan execution)
-  double index_ms = 0;              // online estimation and plan building (sparse methods)
-  double flops_ratio = 1.0;         // computed attention FLOPs / dense causal FLOPs, over all layers
+  at::Tensor logits;               // [P, vocab] fp32, rows of options.logit_positions
+  std::vector<at::Tensor> hidden;  // per layer [L, hidden] when keep_hidden_states
+  at::Tensor final_hidden;         // [L, hidden] after the final norm, when keep_hidden_states
+  KVCache cache;                   // when keep_kv_cache
+  double total_ms = 0;             // the whole pre-fill
+  double attention_ms = 0;         // attention kernels (plan execution)
+  double index_ms = 0;             // online estimation and plan building (sparse methods)
+  double flops_ratio = 1.0;        // computed attention FLOPs / dense causal FLOPs, over all layers
 };
 
 class Qwen2Decoder {
  public:
-  // Loads "model.embed_tokens", "model.layers.*", "model.norm" and "lm_head" (or the tied embedding).
+  // Loads "model.embed_tokens", "model.layers.*", "model.norm" and "lm_head" (or the tied
+  // embedding).
   Qwen2Decoder(const Qwen2Config& config, WeightSource& weights);
 
   const Qwen2Config& config() const { return config_; }

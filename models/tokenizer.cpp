@@ -58,19 +58,69 @@ bool is_white_space(char32_t c) {
          c == 0x3000;
 }
 
+// Oniguruma's \s (Hugging Face's regex engine): the White_Space property, as a class body. PCRE2
+// 10.42's \s also matches U+180E, so patterns get this spelled out instead.
+constexpr const char* kWhiteSpace =
+    R"(\t-\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000})";
+
+// `pattern` with \s and \S replaced by explicit White_Space classes.
+std::string with_white_space(const std::string& pattern) {
+  std::string out;
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      const char escaped = pattern[++i];
+      if (escaped == 's') {
+        out += in_class ? kWhiteSpace : std::string("[") + kWhiteSpace + "]";
+      } else if (escaped == 'S' && !in_class) {
+        out += std::string("[^") + kWhiteSpace + "]";
+      } else if (escaped == 'S') {
+        throw std::runtime_error("regex \"" + pattern + "\": \\S inside [] is not supported");
+      } else {
+        out += {c, escaped};
+      }
+    } else if (in_class && pattern.compare(i, 2, "[:") == 0) {  // a POSIX class such as [:alpha:]
+      const size_t end = pattern.find(":]", i + 2);
+      const size_t stop = end == std::string::npos ? pattern.size() : end + 2;
+      out.append(pattern, i, stop - i);
+      i = stop - 1;
+    } else {
+      out += c;
+      if (c == ']' && in_class) in_class = false;
+      if (c == '[' && !in_class) {  // a ']' first in the class (after any '^') is literal
+        in_class = true;
+        for (const char lead : {'^', ']'}) {
+          if (i + 1 < pattern.size() && pattern[i + 1] == lead) out += pattern[++i];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// single_word's word characters: \w of Rust's regex crate (UTS #18: Alphabetic, marks, decimal
+// digits, connector punctuation, joiners), with Alphabetic spelled out (letters, letter numbers,
+// marks and a few So letters) as PCRE2 before 10.40 lacks it.
+constexpr const char* kWordChar =
+    R"([\p{L}\p{Nl}\p{M}\p{Nd}\p{Pc}\x{200C}\x{200D}\x{24B6}-\x{24E9}\x{1F130}-\x{1F149})"
+    R"(\x{1F150}-\x{1F169}\x{1F170}-\x{1F189}])";
+
 // A compiled PCRE2 pattern (UTF, Unicode properties), shared by copies.
 class Regex {
  public:
-  explicit Regex(const std::string& pattern, uint32_t options = 0) {
+  explicit Regex(const std::string& pattern, bool literal = false) {
+    const std::string source = literal ? pattern : with_white_space(pattern);
     int error;
     PCRE2_SIZE offset;
-    pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                     PCRE2_UTF | PCRE2_UCP | options, &error, &offset, nullptr);
+    pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(source.data()), source.size(),
+                                     PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0), &error,
+                                     &offset, nullptr);
     if (code == nullptr) {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(error, message, sizeof(message));
-      throw std::runtime_error("bad regex \"" + pattern + "\" at offset " + std::to_string(offset) +
-                               ": " + reinterpret_cast<const char*>(message));
+      throw std::runtime_error("bad regex \"" + pattern +
+                               "\": " + reinterpret_cast<const char*>(message));
     }
     pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // a speed-up only: without it matching interprets
     code_.reset(code, pcre2_code_free);
@@ -174,7 +224,7 @@ struct Tokenizer::Impl {
   std::vector<Regex> splits;  // Split pre-tokenizers, in order
   bool add_prefix_space = false;
   std::optional<Regex> byte_level_regex;
-  Regex word_char{"\\w"};  // single_word's notion of a word character
+  Regex word_char{kWordChar};
 
   void set_token(int32_t id, const std::string& text);
   void load_model(const json& model);
@@ -297,8 +347,7 @@ void Tokenizer::Impl::load_pre_tokenizer(const json& pre_tokenizer) {
         splits.emplace_back(pattern["Regex"].get<std::string>());
       } else {
         splits.emplace_back(
-            field(pattern, "String", "pre_tokenizer.Split.pattern").get<std::string>(),
-            PCRE2_LITERAL);
+            field(pattern, "String", "pre_tokenizer.Split.pattern").get<std::string>(), true);
       }
     } else {
       throw std::runtime_error("unsupported pre_tokenizer \"" + type +

@@ -1,12 +1,15 @@
-// Hugging Face tokenizer.json byte-level BPE, as Qwen2 uses it (models.md §4.1). Torch-free.
+// Hugging Face tokenizer.json byte-level BPE, as Qwen2 uses it (models.md section 4.1). Torch-free.
 //
-// Supported: model BPE (merges as "a b" strings or [a, b] pairs, ignore_merges, unk_token);
-// added_tokens with single_word/lstrip/rstrip/normalized; normalizer null, NFC or a Sequence of
-// NFC; pre_tokenizer Split (Regex or String pattern, behavior Isolated) steps ending in ByteLevel
+// Supported: model BPE (merges as "a b" strings or [a, b] pairs, ignore_merges; every byte's
+// byte-level character must be in the vocabulary, so no unk_token is ever needed); added_tokens
+// with single_word/lstrip/rstrip/normalized; normalizer null, NFC or a Sequence of NFC;
+// pre_tokenizer Split steps (Regex or String pattern, behavior Isolated) ending in ByteLevel
 // (add_prefix_space, use_regex with the GPT-2 pattern); decoder ByteLevel; post_processor null or
 // ByteLevel (which only touches offsets). Anything else fails to load with an error naming it.
-// Regexes run on PCRE2 with Unicode properties, which agrees with the Oniguruma that Hugging Face
-// uses on \s, \p{L}, \p{N} and case folding.
+// Patterns run on PCRE2 with \s spelled out as Unicode White_Space, which makes them match like
+// Hugging Face's Oniguruma (checked over every code point for \s, \p{L} and \p{N}; they differ
+// only on code points PCRE2's older Unicode tables leave unassigned).
+// A Tokenizer is immutable after load: copies share it and may encode from several threads.
 #pragma once
 
 #include <cstdint>

@@ -1,8 +1,8 @@
-// Where a model's parameters come from: a Hugging Face checkpoint folder (memory-mapped safetensors,
-// sharded or not), or seeded random values of the right shapes for latency runs without a checkpoint.
-// Names are given in the layout the Hub uses ("model.layers.0.mlp.up_proj.weight", "visual.blocks.0...");
-// checkpoints saved with the transformers >= 4.52 in-memory names ("model.language_model.*",
-// "model.visual.*") are found too.
+// Where a model's parameters come from: a Hugging Face checkpoint folder (memory-mapped
+// safetensors, sharded or not), or seeded random values of the right shapes for latency runs
+// without a checkpoint. Names are given in the layout the Hub uses
+// ("model.layers.0.mlp.up_proj.weight", "visual.blocks.0..."); checkpoints saved with the
+// transformers >= 4.52 in-memory names ("model.language_model.*", "model.visual.*") are found too.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -27,7 +27,8 @@ class WeightSource {
   virtual ~WeightSource() = default;
   // The tensor `name` with exactly `shape`, converted to the source's dtype and device. Throws
   // std::runtime_error naming the file and the tensor when it is missing or its shape differs.
-  virtual at::Tensor load(const std::string& name, const std::vector<int64_t>& shape, WeightInit init) = 0;
+  virtual at::Tensor load(const std::string& name, const std::vector<int64_t>& shape,
+                          WeightInit init) = 0;
   virtual bool contains(const std::string& name) const = 0;
   virtual std::string describe() const = 0;  // the folder, or "random weights (seed 0)"
 
@@ -44,7 +45,9 @@ class WeightSource {
 
 std::unique_ptr<WeightSource> checkpoint_weights(const std::string& folder, at::ScalarType dtype,
                                                  at::Device device);
-// Normal(0, 0.02) for matrices and biases, ones for norm weights; the same seed gives the same values.
-std::unique_ptr<WeightSource> random_weights(uint64_t seed, at::ScalarType dtype, at::Device device);
+// Normal(0, 0.02) for matrices and biases, ones for norm weights; the same seed gives the same
+// values.
+std::unique_ptr<WeightSource> random_weights(uint64_t seed, at::ScalarType dtype,
+                                             at::Device device);
 
 }  // namespace mmi

@@ -12,7 +12,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-${OUT:-results/gpu}}
-LENGTHS=${LENGTHS:-16K,32K,64K,128K}
+LENGTHS=${LENGTHS-16K,32K,64K,128K}  # set but empty: no attention benchmark
 METHODS=${METHODS:-grid,vertical_slash,a_shape,tri_shape,dense}
 BASELINES=${BASELINES:-cudnn,flash}
 TESTS=${TESTS:-1}   # GBENCH=1 also runs the Google Benchmark binary

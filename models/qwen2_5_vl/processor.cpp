@@ -36,13 +36,10 @@ std::pair<int64_t, int64_t> smart_resize(int64_t height, int64_t width, int64_t 
   return {h, w};
 }
 
-PatchedFrames patchify_frames(const at::Tensor& frames, const Qwen25VisionConfig& c,
-                              const PixelBudget& budget) {
-  if (frames.dim() != 4 || frames.size(3) != 3 || frames.scalar_type() != at::kByte || frames.size(0) == 0)
-    throw std::invalid_argument("frames must be [F, H, W, 3] uint8 with F > 0");
-  const int64_t factor = c.patch_size * c.spatial_merge_size;
-  const auto [height, width] = smart_resize(frames.size(1), frames.size(2), factor, budget.min_pixels,
-                                            budget.max_pixels);
+namespace {
+
+// frames [F, H, W, 3] uint8 (F a multiple of the temporal patch) -> rows of patchify_frames.
+at::Tensor patchify_chunk(const at::Tensor& frames, const Qwen25VisionConfig& c, int64_t height, int64_t width) {
   at::Tensor x = frames.permute({0, 3, 1, 2}).to(at::kFloat);  // [F, 3, H, W]
   if (height != frames.size(1) || width != frames.size(2)) {
     // Antialiased bicubic, rounded back to 8 bits, as the reference processor resizes uint8 frames.
@@ -51,21 +48,41 @@ PatchedFrames patchify_frames(const at::Tensor& frames, const Qwen25VisionConfig
   const auto opts = at::TensorOptions().dtype(at::kFloat);
   x = (x / 255.0 - at::tensor({kMean[0], kMean[1], kMean[2]}, opts).view({1, 3, 1, 1})) /
       at::tensor({kStd[0], kStd[1], kStd[2]}, opts).view({1, 3, 1, 1});
-  const int64_t tp = c.temporal_patch_size;
-  if (x.size(0) % tp != 0) {  // whole temporal patches: repeat the last frame
-    const int64_t missing = tp - x.size(0) % tp;
-    x = at::cat({x, x.narrow(0, x.size(0) - 1, 1).expand({missing, 3, height, width})}, 0);
-  }
-  const int64_t m = c.spatial_merge_size, p = c.patch_size;
-  PatchedFrames out;
-  out.groups = x.size(0) / tp;
-  out.grid_h = height / p;
-  out.grid_w = width / p;
+  const int64_t tp = c.temporal_patch_size, m = c.spatial_merge_size, p = c.patch_size;
+  const int64_t groups = x.size(0) / tp, gh = height / p, gw = width / p;
   // [groups, tp, 3, h/m, m, p, w/m, m, p] -> [groups, h/m, w/m, m, m, 3, tp, p, p]
-  out.pixels = x.reshape({out.groups, tp, 3, out.grid_h / m, m, p, out.grid_w / m, m, p})
-                   .permute({0, 3, 6, 4, 7, 2, 1, 5, 8})
-                   .reshape({out.groups * out.grid_h * out.grid_w, c.patch_dim()})
-                   .contiguous();
+  return x.reshape({groups, tp, 3, gh / m, m, p, gw / m, m, p})
+      .permute({0, 3, 6, 4, 7, 2, 1, 5, 8})
+      .reshape({groups * gh * gw, c.patch_dim()});
+}
+
+}  // namespace
+
+PatchedFrames patchify_frames(const at::Tensor& frames_in, const Qwen25VisionConfig& c,
+                              const PixelBudget& budget) {
+  if (frames_in.dim() != 4 || frames_in.size(3) != 3 || frames_in.scalar_type() != at::kByte || frames_in.size(0) == 0)
+    throw std::invalid_argument("frames must be [F, H, W, 3] uint8 with F > 0");
+  const int64_t factor = c.patch_size * c.spatial_merge_size, tp = c.temporal_patch_size;
+  const auto [height, width] = smart_resize(frames_in.size(1), frames_in.size(2), factor, budget.min_pixels,
+                                            budget.max_pixels);
+  at::Tensor frames = frames_in;
+  if (frames.size(0) % tp != 0) {  // whole temporal patches: repeat the last frame
+    const int64_t missing = tp - frames.size(0) % tp;
+    frames = at::cat({frames, frames.narrow(0, frames.size(0) - 1, 1).expand({missing, -1, -1, -1})}, 0);
+  }
+  PatchedFrames out;
+  out.groups = frames.size(0) / tp;
+  out.grid_h = height / c.patch_size;
+  out.grid_w = width / c.patch_size;
+  const int64_t per_group = out.grid_h * out.grid_w;
+  out.pixels = at::empty({out.groups * per_group, c.patch_dim()}, at::kFloat);
+  // Groups in chunks: long videos would otherwise hold several fp32 copies of every frame at once.
+  constexpr int64_t kChunkGroups = 64;
+  for (int64_t g = 0; g < out.groups; g += kChunkGroups) {
+    const int64_t n = std::min(kChunkGroups, out.groups - g);
+    out.pixels.narrow(0, g * per_group, n * per_group)
+        .copy_(patchify_chunk(frames.narrow(0, g * tp, n * tp), c, height, width));
+  }
   return out;
 }
 

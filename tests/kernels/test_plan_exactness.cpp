@@ -69,6 +69,9 @@ TEST_CASE("plans count exactly the oracle mask, each element once", "[plan][exac
             REQUIRE(stats.kept_elements == kept);
             REQUIRE(stats.causal_elements == layout.length() * (layout.length() + 1) / 2);
             REQUIRE(stats.computed_elements == expected_computed(plan, 0));
+            const PlanStats quick = head_stats(plan, 0, /*exact=*/false);  // counted from the structure
+            REQUIRE(quick.tiles == stats.tiles);
+            REQUIRE(quick.computed_elements == stats.computed_elements);
           }
         }
       }

@@ -13,6 +13,7 @@
 #include "models/weights.h"
 #include "tasks/files.h"
 #include "tests/catch.h"
+#include "tests/temp_dir.h"
 
 #ifndef MMI_FIXTURES_DIR
 #define MMI_FIXTURES_DIR "tests/fixtures"
@@ -181,7 +182,80 @@ TEST_CASE("a sparse method that keeps every key reproduces dense pre-fill", "[mo
 }
 
 TEST_CASE("bad model folders give one clear error", "[models][errors]") {
+  using testing::read_file;
+  using testing::write_file;
   REQUIRE_THROWS_WITH(Qwen25VLModel::load("/no/such/model", at::kFloat, at::kCPU),
                       Contains("/no/such/model: no such model folder"));
   REQUIRE_THROWS_WITH(named_qwen2_5_vl_config("qwen9"), Contains("unknown model config 'qwen9'") && Contains("qwen2.5-vl-7b"));
+  testing::TempDir dir;
+  auto copy = [&](const std::string& name) { write_file(dir.file(name), read_file(kFixture + "/" + name)); };
+  REQUIRE_THROWS_WITH(Qwen25VLModel::load(dir.path(), at::kFloat, at::kCPU), Contains("no config.json"));
+  copy("config.json");
+  copy("model.safetensors");
+  REQUIRE_THROWS_WITH(Qwen25VLModel::load(dir.path(), at::kFloat, at::kCPU), Contains("no tokenizer.json"));
+  copy("tokenizer.json");
+  REQUIRE_NOTHROW(Qwen25VLModel::load(dir.path(), at::kFloat, at::kCPU));
+
+  // A config that disagrees with the weights: the tensor and both shapes are named.
+  nlohmann::json config = nlohmann::json::parse(read_file(kFixture + "/config.json"));
+  config["text_config"]["intermediate_size"] = 96;
+  write_file(dir.file("config.json"), config.dump());
+  REQUIRE_THROWS_WITH(Qwen25VLModel::load(dir.path(), at::kFloat, at::kCPU),
+                      Contains("model.layers.0.mlp.gate_proj.weight' has shape [128, 64], the config implies [96, 64]"));
+  config["text_config"]["num_attention_heads"] = 3;
+  write_file(dir.file("config.json"), config.dump());
+  REQUIRE_THROWS_WITH(Qwen25VLModel::load(dir.path(), at::kFloat, at::kCPU), Contains("config.json: invalid Qwen2 config"));
+  write_file(dir.file("config.json"), "{\"model_type\": \"qwen2_5_vl\", \"text_config\": {\"vocab_size\": 10, \"hidden_size\": \"big\"}}");
+  REQUIRE_THROWS_WITH(Qwen25VLModel::load(dir.path(), at::kFloat, at::kCPU), Contains("'hidden_size' must be an integer"));
+  copy("config.json");
+
+  // A truncated checkpoint and one whose header claims more than the file holds.
+  const std::string weights = read_file(kFixture + "/model.safetensors");
+  write_file(dir.file("model.safetensors"), weights.substr(0, weights.size() / 2));
+  REQUIRE_THROWS_WITH(Qwen25VLModel::load(dir.path(), at::kFloat, at::kCPU), Contains(dir.file("model.safetensors")));
+  std::string hostile = weights;
+  hostile[6] = '\x7f';
+  write_file(dir.file("model.safetensors"), hostile);
+  REQUIRE_THROWS_WITH(Qwen25VLModel::load(dir.path(), at::kFloat, at::kCPU), Contains("past the end of the file"));
+
+  // The same checkpoint under transformers' in-memory names ("model.language_model.*", "model.visual.*").
+  uint64_t header_length = 0;
+  std::memcpy(&header_length, weights.data(), 8);
+  const nlohmann::json header = nlohmann::json::parse(weights.substr(8, header_length));
+  nlohmann::json renamed;
+  for (const auto& [name, entry] : header.items()) {
+    std::string n = name;
+    if (n.rfind("visual.", 0) == 0) n = "model." + n;
+    else if (n.rfind("model.", 0) == 0) n = "model.language_model." + n.substr(6);
+    renamed[n] = entry;
+  }
+  std::string text = renamed.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  std::string length(8, '\0');
+  for (int i = 0; i < 8; ++i) length[i] = static_cast<char>(static_cast<uint64_t>(text.size()) >> (8 * i));
+  write_file(dir.file("model.safetensors"), length + text + weights.substr(8 + header_length));
+  at::InferenceMode guard;
+  const auto model = Qwen25VLModel::load(dir.path(), at::kFloat, at::kCPU);
+  const Case c("text");
+  const ModelInputs in = model->prepare(fixture_prompt("text", c), fixture_budget());
+  CHECK(relative_difference(model->prefill(in, model->embed(in), {}).logits[0], c["logits"][in.length() - 1]) < 1e-4);
+}
+
+TEST_CASE("teacher-forced answers are scored at the right rows", "[models]") {
+  at::InferenceMode guard;
+  const auto model = Qwen25VLModel::load(kFixture, at::kFloat, at::kCPU);
+  const Case c("text");
+  PrepareOptions options = fixture_budget();
+  options.answer = "The answer is A.";
+  const ModelInputs in = model->prepare(fixture_prompt("text", c), options);
+  const int64_t prompt = c["input_ids"].size(0);
+  REQUIRE(in.length() == prompt + static_cast<int64_t>(in.answer_ids.size()));
+  REQUIRE(in.answer_positions.front() == prompt - 1);  // the last prompt row predicts the first answer token
+  for (size_t i = 0; i < in.answer_ids.size(); ++i) REQUIRE(in.ids[in.answer_positions[i] + 1].item<int64_t>() == in.answer_ids[i]);
+  PrefillOptions prefill;
+  prefill.logit_positions = in.answer_positions;
+  const PrefillResult out = model->prefill(in, model->embed(in), prefill);
+  REQUIRE(out.logits.size(0) == static_cast<int64_t>(in.answer_ids.size()));
+  // The prompt's rows are causal: the first answer row equals the reference's last prompt row.
+  CHECK(relative_difference(out.logits[0], c["logits"][prompt - 1]) < 1e-4);
 }

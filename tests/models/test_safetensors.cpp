@@ -1,7 +1,6 @@
 // The safetensors reader: every dtype, metadata, sharded and single-file checkpoints, a file
 // written by the Python package, one clear error per malformed input, and no crash on truncated or
 // mutated files.
-#include <ftw.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -15,6 +14,7 @@
 #include "models/safetensors.h"
 #include "tasks/files.h"
 #include "tests/catch.h"
+#include "tests/temp_dir.h"
 
 #ifndef MMI_FIXTURES_DIR
 #define MMI_FIXTURES_DIR "tests/fixtures"
@@ -23,33 +23,10 @@
 using namespace mmi;
 using nlohmann::json;
 
+using mmi::testing::TempDir;
+using mmi::testing::write_file;
+
 namespace {
-
-int remove_entry(const char* path, const struct stat*, int, struct FTW*) {
-  return std::remove(path);
-}
-
-// A fresh folder under /tmp, removed with its contents when the test ends.
-class TempDir {
- public:
-  TempDir() {
-    char name[] = "/tmp/mmi_safetensors_XXXXXX";
-    if (!mkdtemp(name)) throw std::runtime_error("mkdtemp failed");
-    path_ = name;
-  }
-  ~TempDir() { nftw(path_.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return join_path(path_, name); }
-
- private:
-  std::string path_;
-};
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (!out) throw std::runtime_error(path + ": cannot write");
-}
 
 std::string little_endian(uint64_t value) {
   std::string bytes(8, '\0');
