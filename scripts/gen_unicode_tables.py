@@ -5,9 +5,9 @@ Usage: python3 scripts/gen_unicode_tables.py   (any Python 3; the tables follow 
 
 Three sorted uint32 tables, Hangul syllables left out (the C++ code handles them algorithmically):
   kCccRanges        {first, last, class} for runs of code points with one non-zero combining class;
-  kDecompIndex/Data full canonical decompositions: kDecompIndex holds {code point, start} pairs into
-                    kDecompData and ends with a sentinel, so an entry's length is the next start minus
-                    its own;
+  kDecompIndex/Data full canonical decompositions: kDecompIndex holds {code point, start} pairs
+                    into kDecompData and ends with a sentinel, so an entry's length is the next
+                    start minus its own;
   kCompositions     {first, second, composite} for the primary composites: canonical decompositions
                     of two code points that NFC recomposes (this drops singletons, non-starter
                     decompositions and the composition exclusions such as U+0958).

@@ -1,7 +1,5 @@
 // Tokenizer parity with Hugging Face tokenizers (fixtures from scripts/make_tokenizer_fixture.py),
 // NFC against hand-picked strings, and load errors.
-#include <stdlib.h>
-
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -11,6 +9,7 @@
 #include "models/tokenizer.h"
 #include "models/unicode_nfc.h"
 #include "tests/catch.h"
+#include "tests/temp_dir.h"
 
 #ifndef MMI_FIXTURES_DIR
 #define MMI_FIXTURES_DIR "tests/fixtures"
@@ -51,19 +50,6 @@ void check_cases(const std::string& tokenizer_file, const std::string& cases_fil
     CHECK(tokenizer.decode(ids, true) == c["decoded_skip_special"].get<std::string>());
     if (c["round_trip"].get<bool>()) CHECK(tokenizer.decode(tokenizer.encode(text)) == nfc(text));
   }
-}
-
-// A fresh folder under /tmp for bad tokenizer files.
-std::string temp_dir() {
-  char name[] = "/tmp/mmi_tokenizer_XXXXXX";
-  REQUIRE(mkdtemp(name) != nullptr);
-  return name;
-}
-
-std::string write_file(const std::string& dir, const std::string& name, const std::string& text) {
-  const std::string path = dir + "/" + name;
-  std::ofstream(path) << text;
-  return path;
 }
 
 }  // namespace
@@ -132,17 +118,19 @@ TEST_CASE("NFC composes, reorders and leaves exclusions and Hangul right", "[tok
 }
 
 TEST_CASE("tokenizer load errors name the file and the problem", "[tokenizer]") {
-  const std::string dir = temp_dir();
+  const mmi::testing::TempDir dir;
   const json good = read_json(kDir + "tokenizer.json");
   const auto variant = [&](const std::string& name, const std::function<void(json&)>& edit) {
     json j = good;
     edit(j);
-    return write_file(dir, name, j.dump());
+    mmi::testing::write_file(dir.file(name), j.dump());
+    return dir.file(name);
   };
 
-  REQUIRE_THROWS_WITH(Tokenizer::load(dir + "/missing.json"),
-                      Contains(dir + "/missing.json") && Contains("cannot open"));
-  const std::string bad_json = write_file(dir, "bad.json", "{\"model\": [1, 2");
+  REQUIRE_THROWS_WITH(Tokenizer::load(dir.file("missing.json")),
+                      Contains(dir.file("missing.json")) && Contains("cannot open"));
+  const std::string bad_json = dir.file("bad.json");
+  mmi::testing::write_file(bad_json, "{\"model\": [1, 2");
   REQUIRE_THROWS_WITH(Tokenizer::load(bad_json), Contains(bad_json) && Contains("parse error"));
   const std::string wordpiece =
       variant("wordpiece.json", [](json& j) { j["model"]["type"] = "WordPiece"; });
