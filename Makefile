@@ -1,5 +1,5 @@
 # The two commands of the README, and a few more. Each installs what is missing first.
-#   make run    build, then run the quickstart comparison on the CPU
+#   make run    build, then run the quickstart sweep on the CPU (table, results/mmi.sqlite, results/report.html)
 #   make test   build, then run every test
 #   PRESET=cuda make test   the same with the CUDA kernels (needs nvcc; tests that need a GPU skip without one)
 PRESET ?= cpu
@@ -24,8 +24,7 @@ build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	@mkdir -p results
-	$(BUILD)/harness/mmi attention --json results/attention.json
+	$(BUILD)/harness/mmi run configs/quickstart.yaml --html results/report.html
 
 test: build
 	@ctest --preset $(PRESET) -j $(JOBS)

@@ -36,6 +36,12 @@ ArgParser& ArgParser::flag(const std::string& name, const std::string& help) {
   return *this;
 }
 
+ArgParser& ArgParser::positionals(const std::string& value_name, const std::string& help) {
+  positional_name_ = value_name;
+  positional_help_ = help;
+  return *this;
+}
+
 const ArgParser::Spec& ArgParser::spec(const std::string& name) const {
   auto it = std::find_if(specs_.begin(), specs_.end(), [&](const Spec& s) { return s.name == name; });
   if (it == specs_.end()) throw UsageError("unknown option --" + name + " (see mmi " + command_ + " --help)");
@@ -46,7 +52,11 @@ bool ArgParser::parse(int argc, char** argv, int first) {
   for (int a = first; a < argc; ++a) {
     std::string arg = argv[a];
     if (arg == "--help" || arg == "-h") return false;
-    if (arg.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + arg + "'");
+    if (arg.rfind("--", 0) != 0) {
+      if (positional_name_.empty()) throw UsageError("unexpected argument '" + arg + "'");
+      positional_.push_back(arg);
+      continue;
+    }
     std::string name = arg.substr(2), value;
     const size_t eq = name.find('=');
     const bool inline_value = eq != std::string::npos;
@@ -95,7 +105,10 @@ std::vector<std::string> ArgParser::get_all(const std::string& name) const {
 }
 
 std::string ArgParser::help() const {
-  std::string out = "usage: mmi " + command_ + " [options]\n\n" + summary_ + "\n\noptions:\n";
+  std::string out = "usage: mmi " + command_ + " [options]" + (positional_name_.empty() ? "" : " " + positional_name_) +
+                    "\n\n" + summary_ + "\n\n";
+  if (!positional_name_.empty()) out += "  " + positional_name_ + ": " + positional_help_ + "\n\n";
+  out += "options:\n";
   for (const Spec& s : specs_) {
     std::string left = "  --" + s.name + (s.value_name.empty() ? "" : " " + s.value_name);
     if (left.size() < 26) left.resize(26, ' ');

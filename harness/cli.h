@@ -30,6 +30,8 @@ class ArgParser {
                     const std::string& default_value = "");
   ArgParser& repeated(const std::string& name, const std::string& value_name, const std::string& help);
   ArgParser& flag(const std::string& name, const std::string& help);
+  // Accept arguments that are not options (e.g. files), listed in help as `value_name`.
+  ArgParser& positionals(const std::string& value_name, const std::string& help);
 
   // Parses argv[first..argc). Returns false when --help was asked for (help() then says what to print).
   bool parse(int argc, char** argv, int first);
@@ -38,6 +40,7 @@ class ArgParser {
   std::string get(const std::string& name) const;  // the value or the default
   int64_t get_int(const std::string& name) const;
   std::vector<std::string> get_all(const std::string& name) const;
+  const std::vector<std::string>& positional() const { return positional_; }
   std::string help() const;
 
  private:
@@ -49,6 +52,8 @@ class ArgParser {
   std::string command_, summary_;
   std::vector<Spec> specs_;
   std::map<std::string, std::vector<std::string>> values_;
+  std::string positional_name_, positional_help_;
+  std::vector<std::string> positional_;
 };
 
 }  // namespace mmi

@@ -7,6 +7,10 @@ namespace mmi {
 int ask_command(int argc, char** argv);
 int attention_command(int argc, char** argv);
 int bench_command(int argc, char** argv);
-int video_command(int argc, char** argv);  // built with FFmpeg only
+int video_command(int argc, char** argv);   // built with FFmpeg only
+int run_command(int argc, char** argv);     // built with FFmpeg and SQLite
+int report_command(int argc, char** argv);  // the commands below need SQLite
+int export_command(int argc, char** argv);
+int merge_command(int argc, char** argv);
 
 }  // namespace mmi

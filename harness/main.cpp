@@ -20,6 +20,14 @@ constexpr Command kCommands[] = {
     {"ask", "answer a question about a video with Qwen2.5-VL (a model folder or random weights)", mmi::ask_command},
     {"attention", "compare attention methods on a synthetic sequence layout", mmi::attention_command},
     {"bench", "benchmark attention methods against cuDNN SDPA on the GPU (mmi bench attention)", mmi::bench_command},
+#if defined(MMI_WITH_VIDEO) && defined(MMI_WITH_STORE)
+    {"run", "run a sweep (YAML: models x methods x tasks) into the SQLite result database", mmi::run_command},
+#endif
+#ifdef MMI_WITH_STORE
+    {"report", "tables, Markdown and the HTML dashboard from a result database", mmi::report_command},
+    {"export", "a result database as CSV or JSON", mmi::export_command},
+    {"merge", "merge result databases (the shards of a sweep) into one", mmi::merge_command},
+#endif
 #ifdef MMI_WITH_VIDEO
     {"video", "probe, sample and decode videos, or generate test videos (info|frames|generate)", mmi::video_command},
 #endif

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <cmath>
 #include <stdexcept>
 
 #include "kernels/cuda/cuda_executor.h"
@@ -126,7 +127,9 @@ PrefillResult Qwen2Decoder::prefill(const at::Tensor& embeds, const at::Tensor& 
   const int64_t chunk = std::max<int64_t>(1, options.chunk_tokens);
 
   PrefillResult result;
-  double flops_ratio_sum = 0;
+  double flops_ratio_sum = 0, density_sum = 0;
+  // Exact density walks every kept element: affordable only for small inputs.
+  const bool count_density = double(L) * L * Hq <= 2e8;
   at::Tensor h = embeds.clone();
   if (options.keep_kv_cache) result.cache.next_position = positions.max().item<int64_t>() + 1;
   for (int64_t li = 0; li < config_.num_layers; ++li) {
@@ -155,6 +158,7 @@ PrefillResult Qwen2Decoder::prefill(const at::Tensor& embeds, const at::Tensor& 
       attn = options.method->run(plan, q, k, v).out;
       result.attention_ms += elapsed_ms(t, on_gpu);
       flops_ratio_sum += plan_stats(plan, false).flops_ratio(L);
+      if (count_density) density_sum += plan_stats(plan, true).density();
     }
     q.reset();
     if (options.keep_kv_cache) {
@@ -176,7 +180,10 @@ PrefillResult Qwen2Decoder::prefill(const at::Tensor& embeds, const at::Tensor& 
     if (options.keep_hidden_states) result.hidden.push_back(h.clone());
     if (options.on_layer) options.on_layer(li + 1, config_.num_layers);
   }
-  if (!dense) result.flops_ratio = flops_ratio_sum / config_.num_layers;
+  if (!dense) {
+    result.flops_ratio = flops_ratio_sum / config_.num_layers;
+    result.density = count_density ? density_sum / config_.num_layers : NAN;
+  }
   if (options.keep_kv_cache) result.cache.length = L;
 
   std::vector<int64_t> rows = options.logit_positions;

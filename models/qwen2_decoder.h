@@ -46,6 +46,8 @@ struct PrefillResult {
   double attention_ms = 0;         // attention kernels (plan execution)
   double index_ms = 0;             // online estimation and plan building (sparse methods)
   double flops_ratio = 1.0;        // computed attention FLOPs / dense causal FLOPs, over all layers
+  // kept / causal attention elements over all layers; counted exactly only for small inputs (NaN above).
+  double density = 1.0;
 };
 
 class Qwen2Decoder {

@@ -12,7 +12,8 @@ TORCH_VERSION=2.11.0
 PY_PACKAGES=("torch==${TORCH_VERSION}" "transformers==5.17.0" "safetensors" "tokenizers" "numpy")
 DEB_PACKAGES=(build-essential cmake pkg-config git python3-venv
   libyaml-cpp-dev libsqlite3-dev sqlite3 catch2 libbenchmark-dev nlohmann-json3-dev libpcre2-dev
-  libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libopencv-dev ffmpeg chromium)
+  libavcodec-dev libavformat-dev libswscale-dev libavutil-dev libopencv-dev ffmpeg chromium zlib1g-dev
+  golang-github-pierrec-lz4-dev)  # the last one ships a public-domain book: the MM-NIAH prose haystack
 
 log() { printf '[setup] %s\n' "$*"; }
 

@@ -63,4 +63,44 @@ Needle make_needle(int64_t index, int width, int height) {
   return n;
 }
 
+Needle make_word_needle(int64_t index, int width, int height) {
+  Needle n = make_needle(index, width, height);
+  n.question = "One frame of the video shows a " + n.color + " " + n.shape +
+               " and a word. What word is written in that frame?";
+  n.options.clear();
+  n.answer = n.word;
+  return n;
+}
+
+namespace {
+
+const char* const kTextColors[] = {"blue", "silver", "crimson", "green", "amber"};
+const char* const kPlaces[] = {"lighthouse", "orchard",     "library", "harbour",
+                               "windmill",   "observatory", "bridge",  "garden"};
+
+// Four digits, distinct for 9000 indices in a row (7919 is prime to 9000).
+int64_t text_code(int64_t index) { return 1000 + (index % 9000 * 7919 + 4817) % 9000; }
+
+}  // namespace
+
+TextNeedle make_text_needle(int64_t index) {
+  TextNeedle n;
+  const std::string subject =
+      std::string("the ") + kTextColors[index % 5] + " " + kPlaces[(index / 5) % 8];
+  const int64_t code = text_code(index);
+  n.code = std::to_string(code);
+  n.sentence = "The secret code of " + subject + " is " + n.code + ".";
+  n.question = "What is the secret code of " + subject + "?";
+  // The code takes option index % 4; the distractors are other four-digit codes, distinct because
+  // 2357 m mod 9000 differs for m = 1, 2, 3.
+  const int right = static_cast<int>(index % 4);
+  for (int option = 0, m = 1; option < 4; ++option) {
+    const int64_t shown = option == right ? code : 1000 + (code - 1000 + 2357 * m++) % 9000;
+    n.options.push_back(std::string(1, static_cast<char>('A' + option)) + ". " +
+                        std::to_string(shown));
+  }
+  n.answer = std::string(1, static_cast<char>('A' + right));
+  return n;
+}
+
 }  // namespace mmi

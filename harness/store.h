@@ -1,0 +1,82 @@
+// The result store: one SQLite database per sweep (or per shard), with a `runs` table (one
+// RunRecord per run) and a `samples` table (one SampleRecord per evaluated sample). The only code
+// in mmi that speaks SQL (SPEC.md §8, DESIGN.md "Seams"). Torch-free.
+//
+// Several processes may write one database at once (two shards on two GPUs): the database is in WAL
+// mode and a writer waits up to 30 s for another's lock. Every sample is committed on its own, so a
+// sweep killed at any point keeps every sample recorded before the kill; the runner's --resume then
+// skips completed_keys(). Every error is a std::runtime_error that names the database file.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "harness/records.h"
+
+struct sqlite3;
+
+namespace mmi {
+
+// What merge_from added.
+struct MergeCounts {
+  int64_t runs = 0;
+  int64_t samples = 0;
+};
+
+class ResultStore {
+ public:
+  // Bumped whenever the tables change; a database written by a newer schema is refused.
+  static constexpr int kSchemaVersion = 1;
+
+  // Opens the database at `path`, creating it (and its parent folders) when missing. Throws when
+  // the file is not an SQLite database, not an mmi result database, or of another schema version.
+  static ResultStore open(const std::string& path);
+
+  ResultStore(ResultStore&& other) noexcept;
+  ResultStore& operator=(ResultStore&& other) noexcept;
+  ResultStore(const ResultStore&) = delete;
+  ResultStore& operator=(const ResultStore&) = delete;
+  ~ResultStore();
+
+  const std::string& path() const { return path_; }
+
+  // Records a run; throws if its run_id is already recorded.
+  void begin_run(const RunRecord& run);
+  // Records one sample in its own transaction, committed when this returns. Its run_id must have
+  // been recorded by begin_run (here or in a merged database). NaN doubles are stored as NULL.
+  void record(const SampleRecord& sample);
+
+  // The case keys with at least one "ok" row: what a resumed sweep skips (failed cases are
+  // retried).
+  std::set<std::string> completed_keys() const;
+
+  // Every row, in insertion order.
+  std::vector<RunRecord> runs() const;
+  std::vector<SampleRecord> samples() const;
+  // For each case key, only its latest row (after a resume that retried a failure, the retry), in
+  // insertion order.
+  std::vector<SampleRecord> latest_samples() const;
+
+  // Every sample as CSV (RFC 4180: CRLF line ends, quoted where needed), a header row of the column
+  // names first; NaN is an empty cell.
+  void export_csv(std::ostream& out) const;
+  // {"runs": [...], "samples": [...]}, one object per row keyed by column name; NaN is null.
+  void export_json(std::ostream& out) const;
+
+  // Copies the runs and samples of another mmi database (e.g. a shard written on another machine)
+  // in one transaction. Runs already here (same run_id) are skipped with all their samples, so
+  // merging the same database twice adds nothing the second time.
+  MergeCounts merge_from(const std::string& other_path);
+
+ private:
+  ResultStore(std::string path, sqlite3* db) : path_(std::move(path)), db_(db) {}
+
+  std::string path_;
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace mmi

@@ -1,0 +1,145 @@
+// The commands over a result database: `mmi run` (a sweep into it), `mmi report` (tables, Markdown and
+// the HTML dashboard from it), `mmi export` (CSV/JSON) and `mmi merge` (shards into one).
+#include <cstdio>
+#include <set>
+#include <fstream>
+#include <iostream>
+
+#include "harness/cli.h"
+#include "harness/commands.h"
+#include "harness/report.h"
+#include "harness/run_info.h"
+#include "harness/store.h"
+#include "tasks/files.h"
+#ifdef MMI_WITH_VIDEO
+#include "harness/runner.h"
+#endif
+
+namespace mmi {
+namespace {
+
+constexpr const char* kDefaultDatabase = "results/mmi.sqlite";
+
+void parse_shard(const std::string& text, int& index, int& count) {
+  int64_t i = 0, n = 0;
+  const size_t slash = text.find('/');
+  if (slash == std::string::npos || !parse_int64(text.substr(0, slash), i) || !parse_int64(text.substr(slash + 1), n) ||
+      n < 1 || i < 0 || i >= n)
+    throw UsageError("--shard must be i/n with 0 <= i < n, got '" + text + "'");
+  index = static_cast<int>(i);
+  count = static_cast<int>(n);
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  make_directories(parent_directory(path));
+  std::ofstream out(path);
+  out << text;
+  if (!out) throw std::runtime_error(path + ": cannot write");
+}
+
+}  // namespace
+
+#ifdef MMI_WITH_VIDEO
+int run_command(int argc, char** argv) {
+  ArgParser args("run", "run a sweep (YAML) and record every sample into SQLite");
+  args.option("db", "FILE", "the database (default: the sweep's `output`, results/mmi.sqlite)")
+      .option("shard", "i/n", "run every n-th case starting at i (0-based), e.g. one shard per GPU", "0/1")
+      .option("cache", "DIR", "generated haystacks and decoded frames", "results/cache")
+      .option("html", "FILE", "write the HTML report here when the sweep ends")
+      .flag("resume", "skip the samples already recorded ok (failed ones run again)")
+      .flag("dry-run", "list the cases with token and time estimates; run nothing")
+      .positionals("SWEEP.yaml", "the sweep (configs/quickstart.yaml documents the format)");
+  if (!args.parse(argc, argv, 2)) {
+    std::printf("%s", args.help().c_str());
+    return 0;
+  }
+  const std::vector<std::string> positional = args.positional();
+  if (positional.size() != 1) throw UsageError("give exactly one sweep file");
+  RunOptions options;
+  options.database = args.get("db");
+  options.resume = args.has("resume");
+  options.dry_run = args.has("dry-run");
+  options.cache_dir = args.get("cache");
+  options.html = args.get("html");
+  parse_shard(args.get("shard"), options.shard_index, options.shard_count);
+  const int64_t failed = run_sweep(load_sweep(positional[0]), options);
+  if (failed > 0) std::printf("%lld samples failed: see their rows (status 'failed') for the reasons\n", (long long)failed);
+  return 0;
+}
+#endif
+
+int report_command(int argc, char** argv) {
+  ArgParser args("report", "tables in the paper's shapes from a result database");
+  args.option("db", "FILE", "the database", kDefaultDatabase)
+      .option("sweep", "NAME", "only the runs of this sweep")
+      .option("markdown", "FILE", "also write the tables as Markdown")
+      .option("html", "FILE", "also write the self-contained HTML dashboard")
+      .flag("paper", "place the published numbers (configs/paper/) beside the measurements");
+  if (!args.parse(argc, argv, 2)) {
+    std::printf("%s", args.help().c_str());
+    return 0;
+  }
+  if (!file_exists(args.get("db"))) throw std::runtime_error(args.get("db") + ": no such database (run a sweep first)");
+  const ResultStore store = ResultStore::open(args.get("db"));
+  std::vector<RunRecord> runs;
+  std::set<std::string> ids;
+  for (const RunRecord& r : store.runs())
+    if (!args.has("sweep") || r.sweep_name == args.get("sweep")) {
+      runs.push_back(r);
+      ids.insert(r.run_id);
+    }
+  std::vector<SampleRecord> samples;
+  for (const SampleRecord& s : store.latest_samples())
+    if (ids.count(s.run_id)) samples.push_back(s);
+  ReportOptions options{args.get("sweep"), utc_timestamp(), {}};
+  if (args.has("paper"))
+    options.paper_files = {"configs/paper/table1.yaml", "configs/paper/longvila_niah.yaml", "configs/paper/speedup.yaml"};
+  const Report report = build_report(runs, samples, options);
+  std::printf("%s", render_console(report).c_str());
+  if (args.has("markdown")) write_text(args.get("markdown"), render_markdown(report));
+  if (args.has("html")) write_text(args.get("html"), render_html(report, runs, samples));
+  return 0;
+}
+
+int export_command(int argc, char** argv) {
+  ArgParser args("export", "every run and sample of a result database as CSV or JSON");
+  args.option("db", "FILE", "the database", kDefaultDatabase)
+      .option("format", "F", "csv or json", "csv")
+      .option("out", "FILE", "write here instead of standard output");
+  if (!args.parse(argc, argv, 2)) {
+    std::printf("%s", args.help().c_str());
+    return 0;
+  }
+  const std::string format = args.get("format");
+  if (format != "csv" && format != "json") throw UsageError("--format must be csv or json, got '" + format + "'");
+  if (!file_exists(args.get("db"))) throw std::runtime_error(args.get("db") + ": no such database");
+  const ResultStore store = ResultStore::open(args.get("db"));
+  std::ofstream file;
+  if (args.has("out")) {
+    make_directories(parent_directory(args.get("out")));
+    file.open(args.get("out"));
+    if (!file) throw std::runtime_error(args.get("out") + ": cannot write");
+  }
+  std::ostream& out = args.has("out") ? file : std::cout;
+  format == "csv" ? store.export_csv(out) : store.export_json(out);
+  return 0;
+}
+
+int merge_command(int argc, char** argv) {
+  ArgParser args("merge", "merge result databases (e.g. the shards of a sweep) into one");
+  args.positionals("INTO.sqlite FROM.sqlite...", "the target database, then the databases merged into it");
+  if (!args.parse(argc, argv, 2)) {
+    std::printf("%s", args.help().c_str());
+    return 0;
+  }
+  const std::vector<std::string> files = args.positional();
+  if (files.size() < 2) throw UsageError("give the target database and at least one database to merge into it");
+  ResultStore store = ResultStore::open(files[0]);
+  for (size_t i = 1; i < files.size(); ++i) {
+    const MergeCounts added = store.merge_from(files[i]);
+    std::printf("%s: %lld runs, %lld samples added\n", files[i].c_str(), (long long)added.runs, (long long)added.samples);
+  }
+  return 0;
+}
+
+}  // namespace mmi
