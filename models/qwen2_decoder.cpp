@@ -144,6 +144,7 @@ PrefillResult Qwen2Decoder::prefill(const at::Tensor& embeds, const at::Tensor& 
       k.narrow(0, s, n).copy_(apply_rope(at::linear(a, l.k_w, l.k_b).view({n, Hkv, D}), c, sn));
       v.narrow(0, s, n).copy_(at::linear(a, l.v_w, l.v_b).view({n, Hkv, D}));
     }
+    if (options.on_attention) options.on_attention(li, q, k, v);
     at::Tensor attn;
     if (on_gpu) cuda_synchronize();  // the projections are not attention time
     auto t = Clock::now();

@@ -35,6 +35,9 @@ struct PrefillOptions {
   bool keep_hidden_states = false;  // every layer's output and the final norm (parity tests)
   int64_t chunk_tokens = 8192;      // rows per chunk for norms, projections and the MLP
   std::function<void(int64_t layer, int64_t layers)> on_layer;  // progress, after each layer
+  // Called with each layer's post-RoPE q: [L, Hq, D], k, v: [L, Hkv, D] before its attention runs
+  // (offline pattern search and inspection read them here).
+  std::function<void(int64_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v)> on_attention;
 };
 
 struct PrefillResult {

@@ -1,0 +1,36 @@
+#include "harness/synthetic_video.h"
+
+#include <algorithm>
+
+#include "harness/cli.h"
+
+namespace mmi {
+
+std::vector<VideoFrame> synthetic_video(const std::string& spec) {
+  int64_t frames = 0, height = 0, width = 0;
+  const size_t x1 = spec.find('x'), x2 = spec.find('x', x1 + 1);
+  if (x1 == std::string::npos || x2 == std::string::npos || !parse_int64(spec.substr(0, x1), frames) ||
+      !parse_int64(spec.substr(x1 + 1, x2 - x1 - 1), height) || !parse_int64(spec.substr(x2 + 1), width) ||
+      frames <= 0 || height < 28 || width < 28)
+    throw UsageError("--synthetic-video must be FRAMESxHEIGHTxWIDTH (sides >= 28), got '" + spec + "'");
+  std::vector<VideoFrame> out(frames);
+  for (int64_t f = 0; f < frames; ++f) {
+    VideoFrame& v = out[f];
+    v.timestamp_s = f / 2.0;
+    v.height = static_cast<int>(height);
+    v.width = static_cast<int>(width);
+    v.rgb.resize(height * width * 3);
+    const int64_t side = std::max<int64_t>(height / 6, 4), top = (f * 7) % (height - side), left = (f * 13) % (width - side);
+    for (int64_t y = 0; y < height; ++y)
+      for (int64_t x = 0; x < width; ++x) {
+        uint8_t* p = &v.rgb[(y * width + x) * 3];
+        const bool square = y >= top && y < top + side && x >= left && x < left + side;
+        p[0] = square ? 240 : static_cast<uint8_t>(255 * x / width);
+        p[1] = square ? 40 : static_cast<uint8_t>(255 * y / height);
+        p[2] = square ? 40 : 96;
+      }
+  }
+  return out;
+}
+
+}  // namespace mmi
