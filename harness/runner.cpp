@@ -262,16 +262,7 @@ std::string estimate(const SweepCase& c) {
 }
 
 void print_report(const ResultStore& store, const Sweep& sweep, const RunOptions& options) {
-  std::vector<RunRecord> runs;
-  std::set<std::string> ids;
-  for (const RunRecord& r : store.runs())
-    if (r.sweep_name == sweep.name) {
-      runs.push_back(r);
-      ids.insert(r.run_id);
-    }
-  std::vector<SampleRecord> samples;
-  for (const SampleRecord& s : store.latest_samples())
-    if (ids.count(s.run_id)) samples.push_back(s);
+  const auto [runs, samples] = store.sweep_results(sweep.name);
   const Report report = build_report(runs, samples, {sweep.name, utc_timestamp(), {}});
   std::printf("%s", render_console(report).c_str());
   if (!options.html.empty()) {

@@ -577,4 +577,18 @@ MergeCounts ResultStore::merge_from(const std::string& other_path) {
   return counts;
 }
 
+std::pair<std::vector<RunRecord>, std::vector<SampleRecord>> ResultStore::sweep_results(
+    const std::string& sweep_name) const {
+  std::pair<std::vector<RunRecord>, std::vector<SampleRecord>> out;
+  std::set<std::string> ids;
+  for (RunRecord& r : runs()) {
+    if (!sweep_name.empty() && r.sweep_name != sweep_name) continue;
+    ids.insert(r.run_id);
+    out.first.push_back(std::move(r));
+  }
+  for (SampleRecord& s : latest_samples())
+    if (ids.count(s.run_id)) out.second.push_back(std::move(s));
+  return out;
+}
+
 }  // namespace mmi

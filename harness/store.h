@@ -60,6 +60,8 @@ class ResultStore {
   // For each case key, only its latest row (after a resume that retried a failure, the retry), in
   // insertion order.
   std::vector<SampleRecord> latest_samples() const;
+  // The runs of one sweep ("" = every run) and the latest sample rows of those runs: what a report shows.
+  std::pair<std::vector<RunRecord>, std::vector<SampleRecord>> sweep_results(const std::string& sweep_name) const;
 
   // Every sample as CSV (RFC 4180: CRLF line ends, quoted where needed), a header row of the column
   // names first; NaN is an empty cell.

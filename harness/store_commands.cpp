@@ -81,16 +81,7 @@ int report_command(int argc, char** argv) {
   }
   if (!file_exists(args.get("db"))) throw std::runtime_error(args.get("db") + ": no such database (run a sweep first)");
   const ResultStore store = ResultStore::open(args.get("db"));
-  std::vector<RunRecord> runs;
-  std::set<std::string> ids;
-  for (const RunRecord& r : store.runs())
-    if (!args.has("sweep") || r.sweep_name == args.get("sweep")) {
-      runs.push_back(r);
-      ids.insert(r.run_id);
-    }
-  std::vector<SampleRecord> samples;
-  for (const SampleRecord& s : store.latest_samples())
-    if (ids.count(s.run_id)) samples.push_back(s);
+  const auto [runs, samples] = store.sweep_results(args.get("sweep"));
   ReportOptions options{args.get("sweep"), utc_timestamp(), {}};
   if (args.has("paper"))
     options.paper_files = {"configs/paper/table1.yaml", "configs/paper/longvila_niah.yaml", "configs/paper/speedup.yaml"};

@@ -20,15 +20,15 @@ struct Qwen2Config {
   double rms_norm_eps = 1e-6;
   double rope_theta = 1e6;
   double rope_linear_factor = 1.0;  // positions are divided by this ("linear" rope scaling)
-  std::vector<int64_t>
-      mrope_section;  // frequency counts per (time, height, width); empty for 1D RoPE
+  // Frequency counts per (time, height, width) axis; empty for 1D RoPE.
+  std::vector<int64_t> mrope_section;
   bool tie_word_embeddings = false;
   int64_t eos_token_id = -1;
 
   // Throws std::invalid_argument naming the field when the geometry is inconsistent.
   void validate() const;
-  std::string describe()
-      const;  // "28 layers, hidden 3584, 28/4 heads x 128, FFN 18944, vocab 152064"
+  // "28 layers, hidden 3584, 28/4 heads x 128, FFN 18944, vocab 152064, M-RoPE"
+  std::string describe() const;
 };
 
 // Reads a text config from a config.json object: either a nested "text_config" (transformers 5.x)

@@ -8,6 +8,7 @@
 
 #include "kernels/cuda/cuda_executor.h"
 #include "kernels/method.h"
+#include "models/layers.h"
 #include "models/weights.h"
 
 namespace mmi {
@@ -19,11 +20,6 @@ using Clock = std::chrono::steady_clock;
 double elapsed_ms(Clock::time_point start, bool on_gpu) {
   if (on_gpu) cuda_synchronize();
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-at::Tensor rotate_half(const at::Tensor& x) {
-  const int64_t half = x.size(-1) / 2;
-  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
 // x: [L, H, D]; cos, sin: [L, D].
@@ -74,11 +70,8 @@ at::Tensor Qwen2Decoder::embed(const at::Tensor& ids) const {
   return embed_tokens_.index_select(0, ids.to(embed_tokens_.device(), at::kLong).reshape({-1}));
 }
 
-// Computed in fp32 and cast back before the weight product, as the reference implementation does.
 at::Tensor Qwen2Decoder::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
-  const at::Tensor f = x.to(at::kFloat);
-  const at::Tensor normed = f * at::rsqrt(f.pow(2).mean(-1, true) + config_.rms_norm_eps);
-  return weight * normed.to(x.scalar_type());
+  return mmi::rms_norm(x, weight, config_.rms_norm_eps);
 }
 
 at::Tensor Qwen2Decoder::mlp(const Layer& l, const at::Tensor& x) const {

@@ -6,15 +6,11 @@
 #include <stdexcept>
 #include <string>
 
+#include "models/layers.h"
 #include "models/weights.h"
 
 namespace mmi {
 namespace {
-
-at::Tensor rotate_half(const at::Tensor& x) {
-  const int64_t half = x.size(-1) / 2;
-  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-}
 
 // The window order of one temporal group's merged units: windows of `units` x `units` merged tokens
 // in row-major window order, row-major inside a window. Returns the unit permutation and the window
@@ -64,8 +60,7 @@ Qwen25VisionTower::Qwen25VisionTower(const Qwen25VisionConfig& config, WeightSou
 }
 
 at::Tensor Qwen25VisionTower::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
-  const at::Tensor f = x.to(at::kFloat);
-  return weight * (f * at::rsqrt(f.pow(2).mean(-1, true) + 1e-6)).to(x.scalar_type());
+  return mmi::rms_norm(x, weight, 1e-6);  // the vision tower's norms use a fixed eps
 }
 
 at::Tensor Qwen25VisionTower::attention(const Block& b, const at::Tensor& x, const at::Tensor& cos,
