@@ -8,7 +8,9 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <memory>
 
 namespace mmi {
@@ -180,6 +182,35 @@ std::vector<double> timestamps_at_fps(const VideoInfo& info, double fps, int64_t
   return out;
 }
 
+namespace {
+
+// Long decodes (hours of video at 1-2 fps) say how far they are: a line on stderr every few seconds.
+class DecodeProgress {
+ public:
+  DecodeProgress(const std::string& path, size_t total)
+      : path_(path), total_(total), start_(std::chrono::steady_clock::now()), last_(start_) {}
+  void update(size_t done) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::seconds(5)) return;
+    last_ = now;
+    reported_ = true;
+    const double seconds = std::chrono::duration<double>(now - start_).count();
+    std::fprintf(stderr, "decoding %s: %zu/%zu frames (%.0f frames/s)\n", path_.c_str(), done, total_,
+                 done / seconds);
+  }
+  void done() const {
+    if (reported_) std::fprintf(stderr, "decoding %s: %zu frames done\n", path_.c_str(), total_);
+  }
+
+ private:
+  std::string path_;
+  size_t total_;
+  std::chrono::steady_clock::time_point start_, last_;
+  bool reported_ = false;
+};
+
+}  // namespace
+
 std::vector<VideoFrame> decode_frames(const std::string& path, const std::vector<double>& timestamps) {
   for (size_t k = 1; k < timestamps.size(); ++k) {
     if (timestamps[k] < timestamps[k - 1]) fail(path, "timestamps to decode must ascend");
@@ -188,6 +219,7 @@ std::vector<VideoFrame> decode_frames(const std::string& path, const std::vector
   const AVRational rate = d.stream()->r_frame_rate.num > 0 ? d.stream()->r_frame_rate : d.stream()->avg_frame_rate;
   const double half_tick = 0.5 * av_q2d(av_inv_q(rate.num > 0 ? rate : AVRational{1000, 1}));
   std::vector<VideoFrame> out;
+  DecodeProgress progress(path, timestamps.size());
   FramePtr current, ahead;  // the last frame at or before the target, and the one after it
   bool started = false;
   for (double t : timestamps) {
@@ -212,7 +244,9 @@ std::vector<VideoFrame> decode_frames(const std::string& path, const std::vector
                      (shown ? std::to_string(d.timestamp(*shown)) : std::string("0")) + " s (truncated?)");
     }
     out.push_back(d.to_rgb(*shown));
+    progress.update(out.size());
   }
+  progress.done();
   return out;
 }
 
