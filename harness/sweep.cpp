@@ -211,7 +211,7 @@ struct TaskKind {
 std::vector<Setting> vniah_settings() {
   return {grid_setting("frames", Kind::kInt, at_least_one, "integers >= 1", true),
           grid_setting("depths", Kind::kNumber, unit_interval, "numbers in [0, 1]", true),
-          text_setting("needle", "one of: choice", {"choice"}, "choice", false),
+          text_setting("needle", "one of: choice, short", {"choice", "short"}, "choice", false),
           text_setting("haystack", "'generated' or a video file", {}, "generated", false)};
 }
 

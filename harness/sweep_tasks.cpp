@@ -65,6 +65,7 @@ TaskSamples niah_samples(const Sweep& sweep, const TaskSpec& task, const TaskCon
     NiahOptions options;
     options.frames = grid<int64_t>(task, "frames");
     options.depths = grid<double>(task, "depths");
+    options.needle = setting(task, "needle", options.needle);
     out.samples = build_vniah_from_video(video, cache, options);
     return out;
   }

@@ -22,12 +22,15 @@ std::vector<TaskSample> build_vniah(const std::vector<VideoFrame>& haystack, con
     throw std::invalid_argument("V-NIAH: the haystack has " + std::to_string(haystack.size()) + " frames, the grid needs " +
                                 std::to_string(longest));
   }
+  if (o.needle != "choice" && o.needle != "short")
+    throw std::invalid_argument("V-NIAH: needle must be choice or short, got '" + o.needle + "'");
   const int width = haystack.front().width, height = haystack.front().height;
   std::vector<TaskSample> samples;
   for (int64_t f : o.frames) {
     for (double depth : o.depths) {
       const int64_t at = needle_position(f, depth);
-      const Needle needle = make_needle(o.first_needle + static_cast<int64_t>(samples.size()), width, height);
+      const int64_t index = o.first_needle + static_cast<int64_t>(samples.size());
+      const Needle needle = o.needle == "short" ? make_word_needle(index, width, height) : make_needle(index, width, height);
       TaskSample s;
       s.id = "vniah_f" + std::to_string(f) + "_d" + std::to_string(static_cast<int>(std::lround(depth * 100)));
       s.grid = {{"frames", static_cast<double>(f)}, {"depth", depth}};
@@ -36,9 +39,11 @@ std::vector<TaskSample> build_vniah(const std::vector<VideoFrame>& haystack, con
       video.frames.insert(video.frames.begin() + at, needle.image);
       std::string question = needle.question;
       for (const std::string& option : needle.options) question += "\n" + option;
+      const bool choice = !needle.options.empty();
       s.prompt = {PromptSegment{PromptSegment::Kind::kText, o.preprompt, {}}, std::move(video),
-                  PromptSegment{PromptSegment::Kind::kText, question + "\n" + o.instruction, {}}};
-      s.answer.kind = AnswerSpec::Kind::kChoice;
+                  PromptSegment{PromptSegment::Kind::kText,
+                                question + "\n" + (choice ? o.instruction : o.short_instruction), {}}};
+      s.answer.kind = choice ? AnswerSpec::Kind::kChoice : AnswerSpec::Kind::kShort;
       s.answer.target = needle.answer;
       s.answer.options = needle.options;
       samples.push_back(std::move(s));

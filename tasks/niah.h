@@ -17,6 +17,10 @@ struct NiahOptions {
   int64_t first_needle = 0;  // needles are make_needle(first_needle + k) for the k-th sample
   std::string preprompt = "Watch the video carefully.";
   std::string instruction = "Answer with the option's letter from the given choices directly.";
+  // "choice": which shape the needle shows, as a multiple choice (the answer is a letter); "short":
+  // which word is written on it (the answer is the word).
+  std::string needle = "choice";
+  std::string short_instruction = "Answer the question using a single word or phrase.";
 };
 
 // Where the needle goes among F haystack frames at depth d in [0, 1]: round(d * F).

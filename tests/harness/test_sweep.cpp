@@ -332,7 +332,7 @@ TEST_CASE("validation errors name the file, the line and the key", "[sweep]") {
       {kModel + methods + "tasks:\n  - {name: vniah, frames: 8, depths: \"0..2..x\"}\n",
        "sweep.yaml:6:", "'depths': malformed range"},
       {kModel + methods + "tasks:\n  - {name: vniah, frames: 8, depths: 0, needle: open}\n",
-       "sweep.yaml:6:", "'needle' expects one of: choice, got 'open'"},
+       "sweep.yaml:6:", "'needle' expects one of: choice, short, got 'open'"},
       {kModel + methods + "tasks:\n  - {name: vniah, frames: 8}\n",
        "sweep.yaml:6:", "task vniah: missing 'depths'"},
       {kModel + methods + "tasks:\n  - {name: videoqa, frames: 8}\n",

@@ -82,6 +82,24 @@ TEST_CASE("V-NIAH puts the needle at the requested depth", "[niah]") {
   REQUIRE_THROWS_WITH(build_vniah(hay, o), Contains("haystack has 10 frames, the grid needs 20"));
 }
 
+TEST_CASE("V-NIAH short-answer needles ask for the written word", "[niah]") {
+  NiahOptions o;
+  o.frames = {6};
+  o.depths = {0.5};
+  o.needle = "short";
+  const std::vector<TaskSample> samples = build_vniah(haystack(6, 32, 24), o);
+  REQUIRE(samples.size() == 1);
+  const TaskSample& s = samples[0];
+  REQUIRE(s.answer.kind == AnswerSpec::Kind::kShort);
+  REQUIRE(s.answer.options.empty());
+  const Needle word = make_word_needle(0, 32, 24);
+  REQUIRE(s.answer.target == word.answer);
+  REQUIRE(s.prompt[1].frames[needle_position(6, 0.5)].rgb == word.image.rgb);
+  REQUIRE(s.prompt[2].text.find(o.short_instruction) != std::string::npos);
+  o.needle = "riddle";
+  REQUIRE_THROWS_WITH(build_vniah(haystack(6, 32, 24), o), Contains("needle must be choice or short"));
+}
+
 TEST_CASE("V-NIAH from a haystack video samples it at 1 fps", "[niah][video]") {
   VideoWriteOptions video;
   video.frames = 120;  // 12 s at 10 fps
