@@ -13,7 +13,8 @@ the script stores, in `<case>.safetensors`: the token ids, the canonical 3-axis 
 here, passed explicitly because transformers 5.17's own video positions differ from the released
 behaviour), the raw RGB frames, the processor's patchified pixels, the vision tower's merged embeddings,
 the LM input embeddings, every decoder layer's output, the final-norm output and the logits (fp32).
-`processor_cases.json` holds smart_resize targets for a range of frame sizes.
+`resize.safetensors` holds a frame the processor resizes and its pixels; `processor_cases.json` holds
+smart_resize targets for a range of frame sizes.
 """
 import json
 import math
@@ -207,6 +208,13 @@ def main():
 
     for name, tensors in cases.items():
         save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, f"{name}.safetensors"))
+
+    # A frame that must be resized (50x75 -> 56x84): the processor's bicubic, antialiased resize.
+    odd = moving_frames(1, 50, 75, gen)
+    out = image_processor(images=[odd[0].numpy()], return_tensors="pt", min_pixels=28 * 28 * 6,
+                          max_pixels=28 * 28 * 6)
+    save_file({"frames": odd.contiguous(), "pixel_values": out["pixel_values"].contiguous(),
+               "grid_thw": out["image_grid_thw"][0].to(torch.int64)}, os.path.join(OUT, "resize.safetensors"))
 
     sizes = [(56, 84), (100, 100), (480, 640), (1080, 1920), (720, 1280), (33, 500), (2000, 90), (28, 28)]
     budgets = [(28 * 28 * 4, 28 * 28 * 64), (128 * 28 * 28, 768 * 28 * 28)]

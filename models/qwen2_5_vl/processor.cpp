@@ -40,11 +40,13 @@ namespace {
 
 // frames [F, H, W, 3] uint8 (F a multiple of the temporal patch) -> rows of patchify_frames.
 at::Tensor patchify_chunk(const at::Tensor& frames, const Qwen25VisionConfig& c, int64_t height, int64_t width) {
-  at::Tensor x = frames.permute({0, 3, 1, 2}).to(at::kFloat);  // [F, 3, H, W]
+  at::Tensor x = frames.permute({0, 3, 1, 2}).contiguous();  // [F, 3, H, W] uint8
   if (height != frames.size(1) || width != frames.size(2)) {
-    // Antialiased bicubic, rounded back to 8 bits, as the reference processor resizes uint8 frames.
-    x = at::_upsample_bicubic2d_aa(x, {height, width}, false).round().clamp(0, 255);
+    // Antialiased bicubic on the 8-bit frames themselves, as the reference processor resizes them
+    // (resizing in float instead differs by up to ~15 levels at sharp edges).
+    x = at::_upsample_bicubic2d_aa(x, {height, width}, false);
   }
+  x = x.to(at::kFloat);
   const auto opts = at::TensorOptions().dtype(at::kFloat);
   x = (x / 255.0 - at::tensor({kMean[0], kMean[1], kMean[2]}, opts).view({1, 3, 1, 1})) /
       at::tensor({kStd[0], kStd[1], kStd[2]}, opts).view({1, 3, 1, 1});

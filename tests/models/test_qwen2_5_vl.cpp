@@ -149,6 +149,15 @@ TEST_CASE("smart_resize matches the reference processor", "[models][processor]")
   REQUIRE_THROWS_WITH(smart_resize(10, 2100, 28, 0, 1 << 20), Contains("aspect ratio"));
 }
 
+TEST_CASE("resized frames match the reference processor's pixels", "[models][processor]") {
+  const Case c("resize");
+  const PatchedFrames p = patchify_frames(c["frames"], load_qwen2_5_vl_config(kFixture).vision, {28 * 28 * 6, 28 * 28 * 6});
+  REQUIRE(p.grid_h * 14 == 56);
+  REQUIRE(p.grid_w * 14 == 84);
+  const at::Tensor expected = c["pixel_values"];
+  CHECK(relative_difference(p.pixels, expected) < 1e-5);
+}
+
 TEST_CASE("canonical positions follow the released algorithm", "[models][positions]") {
   // The worked example of SPEC.md: [x, x, <vs>, V x 8, <ve>, x, x], grid (2, 2, 2), 1 s per group.
   const std::vector<VisualBlock> blocks{{3, 2, 2, 2, 1.0, true}};
