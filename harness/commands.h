@@ -6,6 +6,7 @@ namespace mmi {
 
 int ask_command(int argc, char** argv);
 int attention_command(int argc, char** argv);
+int search_command(int argc, char** argv);
 int bench_command(int argc, char** argv);
 int video_command(int argc, char** argv);   // built with FFmpeg only
 int run_command(int argc, char** argv);     // built with FFmpeg and SQLite

@@ -19,6 +19,7 @@ struct Command {
 constexpr Command kCommands[] = {
     {"ask", "answer a question about a video with Qwen2.5-VL (a model folder or random weights)", mmi::ask_command},
     {"attention", "compare attention methods on a synthetic sequence layout", mmi::attention_command},
+    {"search", "offline modality-aware pattern search: a per-head table for mminference", mmi::search_command},
     {"bench", "benchmark attention methods against cuDNN SDPA on the GPU (mmi bench attention)", mmi::bench_command},
 #if defined(MMI_WITH_VIDEO) && defined(MMI_WITH_STORE)
     {"run", "run a sweep (YAML: models x methods x tasks) into the SQLite result database", mmi::run_command},

@@ -1,0 +1,258 @@
+// `mmi search`: the offline modality-aware pattern search (SPEC §4) on one calibration sample. The
+// sample is prepared as `mmi ask` prepares it, pre-filled with dense attention, and every selected
+// layer's post-RoPE q, k, v is searched head by head inside the pre-fill (one layer in memory at a
+// time). The result is the pattern table the `mminference` method loads.
+#include <ATen/ATen.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "harness/cli.h"
+#include "harness/commands.h"
+#include "harness/synthetic_video.h"
+#include "kernels/cuda/cuda_executor.h"
+#include "kernels/method_config.h"
+#include "kernels/search/search.h"
+#include "models/qwen2_5_vl/model.h"
+#include "tasks/files.h"
+#ifdef MMI_WITH_VIDEO
+#include "tasks/video.h"
+#endif
+
+namespace mmi {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// "0,3,27" -> {0, 3, 27}; every layer when empty. UsageError for anything out of [0, layers).
+std::set<int64_t> parse_layers(const std::string& text, int64_t layers) {
+  std::set<int64_t> out;
+  if (text.empty()) {
+    for (int64_t l = 0; l < layers; ++l) out.insert(l);
+    return out;
+  }
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ',')) {
+    int64_t l = 0;
+    if (!parse_int64(item, l) || l < 0 || l >= layers) {
+      throw UsageError("--layers: '" + item + "' is not a layer in [0, " + std::to_string(layers) +
+                       ")");
+    }
+    out.insert(l);
+  }
+  return out;
+}
+
+double parse_fraction(const ArgParser& args, const std::string& name) {
+  const std::string text = args.get(name);
+  char* end = nullptr;
+  const double x = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !(x > 0 && x < 1)) {
+    throw UsageError("--" + name + " must be a number in (0, 1), got '" + text + "'");
+  }
+  return x;
+}
+
+std::vector<VideoFrame> calibration_video(const ArgParser& args) {
+  if (args.has("synthetic-video")) return synthetic_video(args.get("synthetic-video"));
+#ifdef MMI_WITH_VIDEO
+  // As `mmi ask`: --frames uniform frames, or 2 fps (an even count of 4 to 768 frames).
+  const std::string path = args.get("video");
+  const VideoInfo info = probe_video(path);
+  const int64_t frames = args.get_int("frames");
+  std::vector<double> times;
+  if (frames > 0) {
+    times = uniform_timestamps(info, frames);
+  } else {
+    times = timestamps_at_fps(info, 2.0, 768);
+    if (times.size() < 4) times = uniform_timestamps(info, 4);
+    if (times.size() % 2) times.pop_back();
+  }
+  return decode_frames(path, times);
+#else
+  throw std::runtime_error(
+      "this build has no video decoding (FFmpeg/OpenCV were missing); use --synthetic-video");
+#endif
+}
+
+// "error mean 0.041 max 0.120, flops 0.30; none 20 (grid 12, a_shape 8), q 6, 2d 2"
+std::string summarize(const std::vector<HeadChoice>& heads) {
+  std::map<std::string, int> boundaries, single;
+  double error_sum = 0, error_max = 0, flops_sum = 0;
+  for (const HeadChoice& c : heads) {
+    ++boundaries[boundary_name(c.config.boundary)];
+    if (c.config.boundary == BoundaryKind::kNone)
+      ++single[pattern_name(c.config.patterns[0][0].kind)];
+    error_sum += c.error;
+    error_max = std::max(error_max, c.error);
+    flops_sum += c.flops_ratio;
+  }
+  const double n = std::max<size_t>(1, heads.size());
+  char numbers[128];
+  std::snprintf(numbers, sizeof numbers, "error mean %.3f max %.3f, flops %.2f;", error_sum / n,
+                error_max, flops_sum / n);
+  std::string out = numbers;
+  for (const char* kind : {"none", "q", "2d"}) {
+    if (!boundaries.count(kind)) continue;
+    out += std::string(" ") + kind + " " + std::to_string(boundaries[kind]);
+    if (std::string(kind) != "none") continue;
+    std::string kinds;
+    for (const auto& [name, count] : single) {
+      kinds += (kinds.empty() ? "" : ", ") + name + " " + std::to_string(count);
+    }
+    out += " (" + kinds + ")";
+  }
+  return out;
+}
+
+SearchOptions search_options(const ArgParser& args) {
+  SearchOptions options;
+  options.budget_sink = args.get_int("budget-sink");
+  options.budget_local = args.get_int("budget-local");
+  options.tolerance = parse_fraction(args, "tolerance");
+  options.max_stride = args.get_int("max-stride");
+  if (options.budget_sink < 0) throw UsageError("--budget-sink must be >= 0");
+  if (options.budget_local < 1) throw UsageError("--budget-local must be >= 1");
+  if (options.max_stride < 0) throw UsageError("--max-stride must be >= 0");
+  return options;
+}
+
+// The video and the question as `mmi ask` prepares them; *calibration describes the sample.
+ModelInputs calibration_inputs(const Qwen25VLModel& model, const ArgParser& args,
+                               std::string* calibration) {
+  PromptSegment video;
+  video.kind = PromptSegment::Kind::kVideo;
+  video.frames = calibration_video(args);
+  PromptSegment question;
+  question.text = args.get("question");
+  PrepareOptions prepare;
+  prepare.budget.max_pixels = args.get_int("max-pixels");
+  prepare.budget.min_pixels = args.get_int("min-pixels");
+  ModelInputs inputs = model.prepare({video, question}, prepare);
+  *calibration =
+      (args.has("video") ? args.get("video") : "synthetic video " + args.get("synthetic-video")) +
+      ", " + std::to_string(video.frames.size()) + " frames, question \"" + question.text + "\", " +
+      std::to_string(inputs.length()) + " tokens, layout " + inputs.layout.describe();
+  return inputs;
+}
+
+// A dense pre-fill whose every wanted layer is searched inside it, from its q, k, v, before its
+// attention runs: one layer's tensors in memory at a time. layers[l] is empty for layers not
+// wanted.
+std::vector<std::vector<HeadChoice>> search_model(const Qwen25VLModel& model,
+                                                  const ModelInputs& inputs,
+                                                  const std::set<int64_t>& wanted,
+                                                  SearchOptions options) {
+  const int64_t num_layers = model.config().text.num_layers;
+  const int64_t heads = model.config().text.num_heads;
+  const bool tty = isatty(fileno(stderr));
+  std::vector<std::vector<HeadChoice>> layers(num_layers);
+  int64_t current = 0;
+  options.on_head = [&](int64_t head, const HeadChoice&) {
+    if (!tty) return;
+    std::fprintf(stderr, "\rlayer %lld: head %lld/%lld", (long long)current, (long long)head + 1,
+                 (long long)heads);
+    if (head + 1 == heads) std::fprintf(stderr, "\r%40s\r", "");
+  };
+  PrefillOptions prefill;  // no method: dense attention, the reference the search scores against
+  prefill.on_attention = [&](int64_t layer, const at::Tensor& q, const at::Tensor& k,
+                             const at::Tensor& v) {
+    if (!wanted.count(layer)) return;
+    current = layer;
+    const auto start = Clock::now();
+    layers[layer] = search_layer(inputs.layout, q, k, v, options);
+    std::printf("layer %2lld/%lld  %6.1f s  %s\n", (long long)layer, (long long)num_layers,
+                seconds_since(start), summarize(layers[layer]).c_str());
+    std::fflush(stdout);
+  };
+  model.prefill(inputs, model.embed(inputs), prefill);
+  return layers;
+}
+
+}  // namespace
+
+int search_command(int argc, char** argv) {
+  ArgParser args("search",
+                 "offline per-head pattern search on a calibration video (writes a pattern table)");
+  args.option("model", "DIR",
+              "Hugging Face model folder (config.json, *.safetensors, tokenizer.json)")
+      .option("random-weights", "NAME",
+              "no checkpoint: a named geometry with random weights (qwen2.5-vl-7b, qwen2.5-vl-3b)")
+      .option("video", "FILE", "the calibration video")
+      .option("synthetic-video", "FxHxW", "a generated video of F frames (2 fps) instead of a file")
+      .option("question", "TEXT", "the question after the video", "Describe this video in detail.")
+      .option("out", "FILE", "the pattern table to write, e.g. configs/patterns/qwen2.5-vl-7b.yaml")
+      .option("budget-sink", "N", "cost budget: computed-tile FLOPs of A-shape with N sinks ...",
+              "1024")
+      .option("budget-local", "N", "... and a local window of N", "4096")
+      .option("tolerance", "X", "a candidate's cost is scaled to within X of the budget", "0.1")
+      .option("max-stride", "N", "the searched grid stride is at most N", "1024")
+      .option("layers", "L,L,...", "search only these layers (default: all)")
+      .option("frames", "N", "sample N frames uniformly (default: 2 fps, 4 to 768 frames)", "0")
+      .option("max-pixels", "N", "pixels per frame at most (multiples of 28x28 are kept)",
+              std::to_string(768 * 28 * 28))
+      .option("min-pixels", "N", "pixels per frame at least", std::to_string(128 * 28 * 28))
+      .option("device", "D", "cpu or cuda (default: cuda when a GPU is visible)")
+      .option("dtype", "T", "bf16, fp16 or fp32 (default: bf16 on the GPU, fp32 on the CPU)")
+      .option("seed", "N", "seed of --random-weights", "0");
+  if (!args.parse(argc, argv, 2)) {
+    std::printf("%s", args.help().c_str());
+    return 0;
+  }
+  if (args.has("model") == args.has("random-weights")) {
+    throw UsageError("give exactly one of --model and --random-weights");
+  }
+  if (args.has("video") == args.has("synthetic-video")) {
+    throw UsageError("give exactly one of --video and --synthetic-video");
+  }
+  if (!args.has("out")) throw UsageError("--out is required");
+  if (args.has("device") && args.get("device") != "cuda" && args.get("device") != "cpu") {
+    throw UsageError("--device must be cpu or cuda, got '" + args.get("device") + "'");
+  }
+  const SearchOptions options = search_options(args);
+  const bool gpu = args.has("device") ? args.get("device") == "cuda" : cuda_available();
+  if (gpu && !cuda_available()) {
+    throw std::runtime_error("--device cuda: " + cuda_device_description());
+  }
+  const at::Device device = gpu ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+  const std::string default_dtype = gpu ? "bf16" : "fp32";
+  const at::ScalarType dtype = parse_dtype(args.has("dtype") ? args.get("dtype") : default_dtype);
+  at::InferenceMode inference;
+
+  auto start = Clock::now();
+  const auto model = args.has("model") ? Qwen25VLModel::load(args.get("model"), dtype, device)
+                                       : Qwen25VLModel::random(args.get("random-weights"),
+                                                               args.get_int("seed"), dtype, device);
+  std::printf("model: %s (loaded in %.1f s)\n", model->describe().c_str(), seconds_since(start));
+  const int64_t num_layers = model->config().text.num_layers;
+  const std::set<int64_t> wanted = parse_layers(args.get("layers"), num_layers);
+  std::string calibration;
+  const ModelInputs inputs = calibration_inputs(*model, args, &calibration);
+  std::printf("calibration: %s\n", calibration.c_str());
+  std::printf("budget: A-shape(sink %lld, local %lld) computed-tile FLOPs, tolerance %.2f\n",
+              (long long)options.budget_sink, (long long)options.budget_local, options.tolerance);
+
+  start = Clock::now();
+  const auto layers = search_model(*model, inputs, wanted, options);
+  std::printf("searched %zu of %lld layers in %.1f s\n", wanted.size(), (long long)num_layers,
+              seconds_since(start));
+  const std::string out = args.get("out");
+  make_directories(parent_directory(out));
+  write_pattern_table(out, model->describe(), calibration, options, layers);
+  const PatternTable table = PatternTable::load(out);  // what `mminference` will read
+  std::printf("wrote %s (%zu heads)\n", out.c_str(), table.num_entries());
+  return 0;
+}
+
+}  // namespace mmi
