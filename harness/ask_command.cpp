@@ -16,28 +16,9 @@
 #include "kernels/cuda/cuda_executor.h"
 #include "kernels/method.h"
 #include "models/qwen2_5_vl/model.h"
-#ifdef MMI_WITH_VIDEO
-#include "tasks/video.h"
-#endif
 
 namespace mmi {
 namespace {
-
-#ifdef MMI_WITH_VIDEO
-// qwen-vl-utils' defaults: 2 fps, an even count between 4 and 768 frames, or exactly --frames.
-std::vector<VideoFrame> read_video(const std::string& path, int64_t frames, double fps) {
-  const VideoInfo info = probe_video(path);
-  std::vector<double> times;
-  if (frames > 0) {
-    times = uniform_timestamps(info, frames);
-  } else {
-    times = timestamps_at_fps(info, fps, 768);
-    if (times.size() < 4) times = uniform_timestamps(info, 4);
-    if (times.size() % 2) times.pop_back();
-  }
-  return decode_frames(path, times);
-}
-#endif
 
 std::string with_commas(int64_t n) {
   std::string s = std::to_string(n);
@@ -90,15 +71,7 @@ int ask_command(int argc, char** argv) {
 
   PromptSegment video;
   video.kind = PromptSegment::Kind::kVideo;
-  if (args.has("synthetic-video")) {
-    video.frames = synthetic_video(args.get("synthetic-video"));
-  } else {
-#ifdef MMI_WITH_VIDEO
-    video.frames = read_video(args.get("video"), args.get_int("frames"), 2.0);
-#else
-    throw std::runtime_error("this build has no video decoding (FFmpeg/OpenCV were missing); use --synthetic-video");
-#endif
-  }
+  video.frames = command_video(args.get("video"), args.get("synthetic-video"), args.get_int("frames"));
   PromptSegment question;
   question.text = args.get("question");
   PrepareOptions prepare;

@@ -21,9 +21,6 @@
 #include "kernels/search/search.h"
 #include "models/qwen2_5_vl/model.h"
 #include "tasks/files.h"
-#ifdef MMI_WITH_VIDEO
-#include "tasks/video.h"
-#endif
 
 namespace mmi {
 namespace {
@@ -62,28 +59,6 @@ double parse_fraction(const ArgParser& args, const std::string& name) {
     throw UsageError("--" + name + " must be a number in (0, 1), got '" + text + "'");
   }
   return x;
-}
-
-std::vector<VideoFrame> calibration_video(const ArgParser& args) {
-  if (args.has("synthetic-video")) return synthetic_video(args.get("synthetic-video"));
-#ifdef MMI_WITH_VIDEO
-  // As `mmi ask`: --frames uniform frames, or 2 fps (an even count of 4 to 768 frames).
-  const std::string path = args.get("video");
-  const VideoInfo info = probe_video(path);
-  const int64_t frames = args.get_int("frames");
-  std::vector<double> times;
-  if (frames > 0) {
-    times = uniform_timestamps(info, frames);
-  } else {
-    times = timestamps_at_fps(info, 2.0, 768);
-    if (times.size() < 4) times = uniform_timestamps(info, 4);
-    if (times.size() % 2) times.pop_back();
-  }
-  return decode_frames(path, times);
-#else
-  throw std::runtime_error(
-      "this build has no video decoding (FFmpeg/OpenCV were missing); use --synthetic-video");
-#endif
 }
 
 // "error mean 0.041 max 0.120, flops 0.30; none 20 (grid 12, a_shape 8), q 6, 2d 2"
@@ -133,7 +108,7 @@ ModelInputs calibration_inputs(const Qwen25VLModel& model, const ArgParser& args
                                std::string* calibration) {
   PromptSegment video;
   video.kind = PromptSegment::Kind::kVideo;
-  video.frames = calibration_video(args);
+  video.frames = command_video(args.get("video"), args.get("synthetic-video"), args.get_int("frames"));
   PromptSegment question;
   question.text = args.get("question");
   PrepareOptions prepare;

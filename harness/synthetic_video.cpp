@@ -4,6 +4,8 @@
 
 #include "harness/cli.h"
 
+#include <stdexcept>
+
 namespace mmi {
 
 std::vector<VideoFrame> synthetic_video(const std::string& spec) {
@@ -31,6 +33,24 @@ std::vector<VideoFrame> synthetic_video(const std::string& spec) {
       }
   }
   return out;
+}
+
+std::vector<VideoFrame> command_video(const std::string& path, const std::string& synthetic, int64_t frames) {
+  if (!synthetic.empty()) return synthetic_video(synthetic);
+#ifdef MMI_WITH_VIDEO
+  const VideoInfo info = probe_video(path);
+  std::vector<double> times;
+  if (frames > 0) {
+    times = uniform_timestamps(info, frames);
+  } else {
+    times = timestamps_at_fps(info, 2.0, 768);
+    if (times.size() < 4) times = uniform_timestamps(info, 4);
+    if (times.size() % 2) times.pop_back();
+  }
+  return decode_frames(path, times);
+#else
+  throw std::runtime_error("this build has no video decoding (FFmpeg/OpenCV were missing): use --synthetic-video");
+#endif
 }
 
 }  // namespace mmi

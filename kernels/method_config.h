@@ -24,7 +24,8 @@ PatternParams parse_pattern_params(const YAML::Node& node, std::optional<Pattern
 //   default: {pattern: a_shape, sink: 128, local: 4096}      # optional: heads not listed
 //   layers:
 //     0:
-//       0: {pattern: grid, strides: [0, 16], lines: v, local: 1024, boundary: none, score: 0.93}
+//       0: {pattern: grid, strides: [0, 16], lines: v, local: 1024, boundary: none,
+//           score: {error: 0.04, flops: 0.31}}   # score: what the search reached (ignored here)
 //       1: {pattern: vertical_slash, n_vertical: 1000, n_slash: 2048, boundary: q}
 //       2: {boundary: q, patterns: {text: {pattern: vertical_slash}, video: {pattern: grid}}}
 //       3: {boundary: 2d, patterns: {video->video: {pattern: grid}, text->video: {...}, ...}}
