@@ -12,7 +12,7 @@
 #include "harness/cli.h"
 #include "harness/commands.h"
 #include "harness/run_info.h"
-#include "harness/synthetic_video.h"
+#include "harness/command_inputs.h"
 #include "kernels/cuda/cuda_executor.h"
 #include "kernels/method.h"
 #include "models/qwen2_5_vl/model.h"
@@ -49,39 +49,21 @@ int ask_command(int argc, char** argv) {
     std::printf("%s", args.help().c_str());
     return 0;
   }
-  if (args.has("model") == args.has("random-weights")) throw UsageError("give exactly one of --model and --random-weights");
-  if (args.has("video") == args.has("synthetic-video")) throw UsageError("give exactly one of --video and --synthetic-video");
   if (!args.has("question")) throw UsageError("--question is required");
-  const bool gpu = args.has("device") ? args.get("device") == "cuda" : cuda_available();
-  if (args.has("device") && args.get("device") != "cuda" && args.get("device") != "cpu")
-    throw UsageError("--device must be cpu or cuda, got '" + args.get("device") + "'");
-  if (gpu && !cuda_available()) throw std::runtime_error("--device cuda: " + cuda_device_description());
-  const at::Device device = gpu ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
-  const at::ScalarType dtype = parse_dtype(args.has("dtype") ? args.get("dtype") : gpu ? "bf16" : "fp32");
   const auto method = make_method_from_spec(args.get("method"));
   const bool latency = args.has("latency");
   at::InferenceMode inference;
 
   using Clock = std::chrono::steady_clock;
-  auto t0 = Clock::now();
-  const auto model = args.has("model") ? Qwen25VLModel::load(args.get("model"), dtype, device)
-                                       : Qwen25VLModel::random(args.get("random-weights"), args.get_int("seed"), dtype, device);
-  const double load_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-  std::printf("model: %s (loaded in %.1f s)\n", model->describe().c_str(), load_ms / 1000);
-
-  PromptSegment video;
-  video.kind = PromptSegment::Kind::kVideo;
-  video.frames = command_video(args.get("video"), args.get("synthetic-video"), args.get_int("frames"));
-  PromptSegment question;
-  question.text = args.get("question");
-  PrepareOptions prepare;
-  prepare.budget.max_pixels = args.get_int("max-pixels");
-  prepare.budget.min_pixels = args.get_int("min-pixels");
-  const ModelInputs inputs = model->prepare({video, question}, prepare);
+  const CommandModel loaded = load_command_model(args);
+  const Qwen25VLModel* model = loaded.model.get();
+  const bool gpu = loaded.gpu;
+  int64_t frames = 0;
+  const ModelInputs inputs = command_inputs(*model, args, &frames);
   const VisualBlock& block = inputs.blocks.at(0);
   std::printf("input: %s tokens (%s video in %lld groups of %lldx%lld from %zu frames, %s text); layout %s\n",
               with_commas(inputs.length()).c_str(), with_commas(inputs.visual_tokens()).c_str(),
-              (long long)block.groups, (long long)block.rows, (long long)block.cols, video.frames.size(),
+              (long long)block.groups, (long long)block.rows, (long long)block.cols, (size_t)frames,
               with_commas(inputs.length() - inputs.visual_tokens()).c_str(), inputs.layout.describe().c_str());
 
   if (gpu) cuda_reset_peak_memory();
@@ -100,7 +82,7 @@ int ask_command(int argc, char** argv) {
   std::vector<int64_t> answer;
   double decode_ms = 0;
   if (!latency) {
-    t0 = Clock::now();
+    const auto t0 = Clock::now();
     answer = model->decoder().greedy(result.logits[0], result.cache, args.get_int("max-new-tokens"),
                                      {model->config().text.eos_token_id});
     if (gpu) cuda_synchronize();
@@ -119,7 +101,7 @@ int ask_command(int argc, char** argv) {
   if (args.has("json")) {
     nlohmann::json j = {{"model", model->describe()}, {"method", method->describe()},
                         {"tokens", inputs.length()}, {"visual_tokens", inputs.visual_tokens()},
-                        {"frames", video.frames.size()}, {"layout", inputs.layout.describe()},
+                        {"frames", frames}, {"layout", inputs.layout.describe()},
                         {"vision_ms", vision_ms}, {"prefill_ms", result.total_ms},
                         {"attention_ms", result.attention_ms}, {"index_ms", result.index_ms},
                         {"decode_ms", decode_ms}, {"flops_ratio", result.flops_ratio},

@@ -15,7 +15,7 @@
 
 #include "harness/cli.h"
 #include "harness/commands.h"
-#include "harness/synthetic_video.h"
+#include "harness/command_inputs.h"
 #include "kernels/cuda/cuda_executor.h"
 #include "kernels/method_config.h"
 #include "kernels/search/search.h"
@@ -103,21 +103,14 @@ SearchOptions search_options(const ArgParser& args) {
   return options;
 }
 
-// The video and the question as `mmi ask` prepares them; *calibration describes the sample.
+// The sample as `mmi ask` prepares it; *calibration describes it.
 ModelInputs calibration_inputs(const Qwen25VLModel& model, const ArgParser& args,
                                std::string* calibration) {
-  PromptSegment video;
-  video.kind = PromptSegment::Kind::kVideo;
-  video.frames = command_video(args.get("video"), args.get("synthetic-video"), args.get_int("frames"));
-  PromptSegment question;
-  question.text = args.get("question");
-  PrepareOptions prepare;
-  prepare.budget.max_pixels = args.get_int("max-pixels");
-  prepare.budget.min_pixels = args.get_int("min-pixels");
-  ModelInputs inputs = model.prepare({video, question}, prepare);
+  int64_t frames = 0;
+  ModelInputs inputs = command_inputs(model, args, &frames);
   *calibration =
       (args.has("video") ? args.get("video") : "synthetic video " + args.get("synthetic-video")) +
-      ", " + std::to_string(video.frames.size()) + " frames, question \"" + question.text + "\", " +
+      ", " + std::to_string(frames) + " frames, question \"" + args.get("question") + "\", " +
       std::to_string(inputs.length()) + " tokens, layout " + inputs.layout.describe();
   return inputs;
 }
@@ -185,31 +178,11 @@ int search_command(int argc, char** argv) {
     std::printf("%s", args.help().c_str());
     return 0;
   }
-  if (args.has("model") == args.has("random-weights")) {
-    throw UsageError("give exactly one of --model and --random-weights");
-  }
-  if (args.has("video") == args.has("synthetic-video")) {
-    throw UsageError("give exactly one of --video and --synthetic-video");
-  }
   if (!args.has("out")) throw UsageError("--out is required");
-  if (args.has("device") && args.get("device") != "cuda" && args.get("device") != "cpu") {
-    throw UsageError("--device must be cpu or cuda, got '" + args.get("device") + "'");
-  }
   const SearchOptions options = search_options(args);
-  const bool gpu = args.has("device") ? args.get("device") == "cuda" : cuda_available();
-  if (gpu && !cuda_available()) {
-    throw std::runtime_error("--device cuda: " + cuda_device_description());
-  }
-  const at::Device device = gpu ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
-  const std::string default_dtype = gpu ? "bf16" : "fp32";
-  const at::ScalarType dtype = parse_dtype(args.has("dtype") ? args.get("dtype") : default_dtype);
   at::InferenceMode inference;
-
-  auto start = Clock::now();
-  const auto model = args.has("model") ? Qwen25VLModel::load(args.get("model"), dtype, device)
-                                       : Qwen25VLModel::random(args.get("random-weights"),
-                                                               args.get_int("seed"), dtype, device);
-  std::printf("model: %s (loaded in %.1f s)\n", model->describe().c_str(), seconds_since(start));
+  const CommandModel loaded = load_command_model(args);
+  const Qwen25VLModel* model = loaded.model.get();
   const int64_t num_layers = model->config().text.num_layers;
   const std::set<int64_t> wanted = parse_layers(args.get("layers"), num_layers);
   std::string calibration;
@@ -218,7 +191,7 @@ int search_command(int argc, char** argv) {
   std::printf("budget: A-shape(sink %lld, local %lld) computed-tile FLOPs, tolerance %.2f\n",
               (long long)options.budget_sink, (long long)options.budget_local, options.tolerance);
 
-  start = Clock::now();
+  const auto start = Clock::now();
   const auto layers = search_model(*model, inputs, wanted, options);
   std::printf("searched %zu of %lld layers in %.1f s\n", wanted.size(), (long long)num_layers,
               seconds_since(start));

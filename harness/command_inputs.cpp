@@ -1,10 +1,14 @@
-#include "harness/synthetic_video.h"
+#include "harness/command_inputs.h"
 
 #include <algorithm>
 
 #include "harness/cli.h"
 
+#include <chrono>
+#include <cstdio>
 #include <stdexcept>
+
+#include "kernels/cuda/cuda_executor.h"
 
 namespace mmi {
 
@@ -51,6 +55,39 @@ std::vector<VideoFrame> command_video(const std::string& path, const std::string
 #else
   throw std::runtime_error("this build has no video decoding (FFmpeg/OpenCV were missing): use --synthetic-video");
 #endif
+}
+
+CommandModel load_command_model(const ArgParser& args) {
+  if (args.has("model") == args.has("random-weights"))
+    throw UsageError("give exactly one of --model and --random-weights");
+  if (args.has("device") && args.get("device") != "cuda" && args.get("device") != "cpu")
+    throw UsageError("--device must be cpu or cuda, got '" + args.get("device") + "'");
+  CommandModel out;
+  out.gpu = args.has("device") ? args.get("device") == "cuda" : cuda_available();
+  if (out.gpu && !cuda_available()) throw std::runtime_error("--device cuda: " + cuda_device_description());
+  const at::Device device = out.gpu ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+  const at::ScalarType dtype = parse_dtype(args.has("dtype") ? args.get("dtype") : out.gpu ? "bf16" : "fp32");
+  const auto start = std::chrono::steady_clock::now();
+  out.model = args.has("model") ? Qwen25VLModel::load(args.get("model"), dtype, device)
+                                : Qwen25VLModel::random(args.get("random-weights"), args.get_int("seed"), dtype, device);
+  std::printf("model: %s (loaded in %.1f s)\n", out.model->describe().c_str(),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return out;
+}
+
+ModelInputs command_inputs(const Qwen25VLModel& model, const ArgParser& args, int64_t* frames) {
+  if (args.has("video") == args.has("synthetic-video"))
+    throw UsageError("give exactly one of --video and --synthetic-video");
+  PromptSegment video;
+  video.kind = PromptSegment::Kind::kVideo;
+  video.frames = command_video(args.get("video"), args.get("synthetic-video"), args.get_int("frames"));
+  *frames = static_cast<int64_t>(video.frames.size());
+  PromptSegment question;
+  question.text = args.get("question");
+  PrepareOptions prepare;
+  prepare.budget.max_pixels = args.get_int("max-pixels");
+  prepare.budget.min_pixels = args.get_int("min-pixels");
+  return model.prepare({video, question}, prepare);
 }
 
 }  // namespace mmi
