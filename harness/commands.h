@@ -9,6 +9,8 @@ int attention_command(int argc, char** argv);
 int search_command(int argc, char** argv);
 int bench_command(int argc, char** argv);
 int video_command(int argc, char** argv);   // built with FFmpeg only
+int prepare_command(int argc, char** argv); // built with FFmpeg and OpenCV
+int inspect_command(int argc, char** argv); // built with FFmpeg and OpenCV
 int run_command(int argc, char** argv);     // built with FFmpeg and SQLite
 int report_command(int argc, char** argv);  // the commands below need SQLite
 int export_command(int argc, char** argv);

@@ -31,6 +31,8 @@ constexpr Command kCommands[] = {
 #endif
 #ifdef MMI_WITH_VIDEO
     {"video", "probe, sample and decode videos, or generate test videos (info|frames|generate)", mmi::video_command},
+    {"inspect", "render one attention head on one sample as a PNG (grid, vertical-slash, boundaries)", mmi::inspect_command},
+    {"prepare", "write the model inputs of a sweep's samples to one file (e.g. to train a model on them)", mmi::prepare_command},
 #endif
 };
 

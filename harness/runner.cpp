@@ -53,12 +53,6 @@ Qwen25VLConfig model_config(const ModelSpec& m) {
   return m.random.empty() ? load_qwen2_5_vl_config(m.path) : named_qwen2_5_vl_config(m.random);
 }
 
-// LM tokens of one frame of this size: merged patches per temporal group, shared by its frames.
-int64_t tokens_per_frame(const Qwen25VisionConfig& v, const ContextSpec& c, int64_t height, int64_t width) {
-  const int64_t unit = v.patch_size * v.spatial_merge_size;
-  const auto [h, w] = smart_resize(height, width, unit, c.min_pixels, c.max_pixels);
-  return (h / unit) * (w / unit) / v.temporal_patch_size;
-}
 
 std::string run_id() {
   char host[256] = "host";
@@ -217,16 +211,6 @@ class TaskRun {
   int64_t failed_ = 0;
 };
 
-TaskContext task_context(const Qwen25VLModel& model, const TaskSpec& task, const RunOptions& options) {
-  TaskContext context;
-  context.cache_dir = options.cache_dir;
-  context.count_tokens = [&model](const std::string& s) { return static_cast<int64_t>(model.encode(s).size()); };
-  const Qwen25VisionConfig vision = model.config().vision;
-  const ContextSpec pixels = task.context;
-  context.tokens_per_frame = [vision, pixels](int64_t h, int64_t w) { return tokens_per_frame(vision, pixels, h, w); };
-  context.frame_group = vision.temporal_patch_size;
-  return context;
-}
 
 // A rough upper bound of one sample's cost: the model's matrix FLOPs plus dense causal attention,
 // at a nominal throughput (fp32 CPU cores or a Hopper GPU in bf16).
@@ -237,10 +221,10 @@ std::string estimate(const SweepCase& c) {
     int64_t tokens = 0;
     if (c.task.name == "vniah" || c.task.name == "mmniah") {
       const auto [h, w] = haystack_frame_size(c.task);
-      const int64_t per_frame = tokens_per_frame(config.vision, c.task.context, h, w);
+      const double per_frame = tokens_per_frame(config.vision, c.task.context, h, w);
       int64_t frames = 0;
       for (int64_t f : c.task.params.at("frames").as<std::vector<int64_t>>()) frames = std::max(frames, f + 1);
-      tokens = frames * per_frame + 100;
+      tokens = std::llround(frames * per_frame) + 100;
       if (c.task.name == "mmniah") tokens = static_cast<int64_t>(tokens / (1 - c.task.params.at("text_share")[0].as<double>()));
     } else {
       return "per item";
@@ -313,7 +297,7 @@ int64_t run_sweep(const Sweep& sweep, const RunOptions& options) {
         }
       }
       if (!model) throw std::runtime_error(load_error);  // every task of a model that did not load fails
-      task_run.run(sweep, *model, gpu, group, task_context(*model, first.task, options));
+      task_run.run(sweep, *model, gpu, group, task_context(*model, first.task, options.cache_dir));
     } catch (const std::exception& e) {
       task_run.fail_all(group, "*", failure_message(e, gpu));  // the whole task: model or input unusable
     }

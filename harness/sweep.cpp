@@ -201,6 +201,7 @@ bool at_least_one(double v) { return v >= 1; }
 bool unit_interval(double v) { return v >= 0 && v <= 1; }
 bool open_unit_interval(double v) { return v > 0 && v < 1; }
 bool positive(double v) { return v > 0; }
+bool non_negative(double v) { return v >= 0; }
 
 struct TaskKind {
   std::string name;
@@ -212,7 +213,8 @@ std::vector<Setting> vniah_settings() {
   return {grid_setting("frames", Kind::kInt, at_least_one, "integers >= 1", true),
           grid_setting("depths", Kind::kNumber, unit_interval, "numbers in [0, 1]", true),
           text_setting("needle", "one of: choice, short", {"choice", "short"}, "choice", false),
-          text_setting("haystack", "'generated' or a video file", {}, "generated", false)};
+          text_setting("haystack", "'generated' or a video file", {}, "generated", false),
+          scalar_setting("first_needle", Kind::kInt, non_negative, "an integer >= 0")};
 }
 
 // As tasks/mm_niah.h names them.

@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "models/qwen2_5_vl/model.h"
 #include "tasks/files.h"
 #include "tasks/frame_cache.h"
 #include "tasks/manifest.h"
@@ -66,6 +67,7 @@ TaskSamples niah_samples(const Sweep& sweep, const TaskSpec& task, const TaskCon
     options.frames = grid<int64_t>(task, "frames");
     options.depths = grid<double>(task, "depths");
     options.needle = setting(task, "needle", options.needle);
+    options.first_needle = std::stoll(setting(task, "first_needle", "0"));
     out.samples = build_vniah_from_video(video, cache, options);
     return out;
   }
@@ -73,6 +75,7 @@ TaskSamples niah_samples(const Sweep& sweep, const TaskSpec& task, const TaskCon
   options.frames = grid<int64_t>(task, "frames");
   options.depths = grid<double>(task, "depths");
   options.needle = setting(task, "needle", options.needle);
+  options.first_needle = std::stoll(setting(task, "first_needle", "0"));
   options.text_share = grid<double>(task, "text_share").at(0);
   options.count_tokens = context.count_tokens;
   options.tokens_per_frame = context.tokens_per_frame(info.height, info.width);
@@ -119,6 +122,23 @@ TaskSamples build_task_samples(const Sweep& sweep, const TaskSpec& task, const T
   if (task.name == "vniah" || task.name == "mmniah") return niah_samples(sweep, task, context, cache);
   if (task.name == "videoqa" || task.name == "caption") return manifest_samples(sweep, task, cache);
   throw std::runtime_error(sweep.where(task.mark) + ": unknown task '" + task.name + "'");
+}
+
+TaskContext task_context(const Qwen25VLModel& model, const TaskSpec& task, const std::string& cache_dir) {
+  TaskContext context;
+  context.cache_dir = cache_dir;
+  context.count_tokens = [&model](const std::string& s) { return static_cast<int64_t>(model.encode(s).size()); };
+  const Qwen25VisionConfig vision = model.config().vision;
+  const ContextSpec pixels = task.context;
+  context.tokens_per_frame = [vision, pixels](int64_t h, int64_t w) { return tokens_per_frame(vision, pixels, h, w); };
+  context.frame_group = vision.temporal_patch_size;
+  return context;
+}
+
+double tokens_per_frame(const Qwen25VisionConfig& v, const ContextSpec& c, int64_t height, int64_t width) {
+  const int64_t unit = v.patch_size * v.spatial_merge_size;
+  const auto [h, w] = smart_resize(height, width, unit, c.min_pixels, c.max_pixels);
+  return double((h / unit) * (w / unit)) / v.temporal_patch_size;
 }
 
 std::pair<int64_t, int64_t> haystack_frame_size(const TaskSpec& task) {

@@ -14,14 +14,25 @@
 
 namespace mmi {
 
+class Qwen25VLModel;
+struct Qwen25VisionConfig;
+
 struct TaskContext {
   std::string cache_dir = "results/cache";  // generated haystacks and decoded frames
   // What the model makes of the inputs: text tokens of a string, visual tokens of a frame of the
   // given size, and how many frames form one temporal group.
   std::function<int64_t(const std::string&)> count_tokens;
-  std::function<int64_t(int64_t height, int64_t width)> tokens_per_frame;
+  std::function<double(int64_t height, int64_t width)> tokens_per_frame;
   int64_t frame_group = 1;
 };
+
+// The context `model` gives a task: its tokenizer's counts, its visual tokens per frame under the
+// task's pixel budget, its temporal patch.
+TaskContext task_context(const Qwen25VLModel& model, const TaskSpec& task, const std::string& cache_dir);
+
+// LM tokens of one frame of this size: merged patches per temporal group over the frames in a group
+// (fractional when a group is a single merged patch, e.g. 0.5 at 28 x 28).
+double tokens_per_frame(const Qwen25VisionConfig& vision, const ContextSpec& context, int64_t height, int64_t width);
 
 // A sample that could not be built (a corrupt video in a manifest, say): recorded as a failed row.
 struct TaskFailure {

@@ -353,4 +353,33 @@ std::vector<std::string> Checkpoint::names() const {
   return names;
 }
 
+void write_safetensors(const std::string& path, const std::vector<TensorView>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  json header = json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  size_t offset = 0;
+  for (const TensorView& t : tensors) {
+    if (header.contains(t.name)) throw std::runtime_error(path + ": tensor " + t.name + " given twice");
+    if (static_cast<size_t>(t.numel()) * dtype_size(t.dtype) != t.nbytes)
+      throw std::runtime_error(path + ": tensor " + t.name + " has " + std::to_string(t.nbytes) + " bytes for its shape");
+    header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
+    offset += t.nbytes;
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  const std::string partial = path + ".partial";
+  {
+    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error(path + ": cannot create");
+    const uint64_t length = text.size();
+    char little_endian[8];
+    for (int b = 0; b < 8; ++b) little_endian[b] = static_cast<char>((length >> (8 * b)) & 0xff);
+    out.write(little_endian, 8);
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    for (const TensorView& t : tensors) out.write(static_cast<const char*>(t.data), static_cast<std::streamsize>(t.nbytes));
+    if (!out.flush()) throw std::runtime_error(path + ": write failed (disk full?)");
+  }
+  if (std::rename(partial.c_str(), path.c_str()) != 0) throw std::runtime_error(path + ": cannot rename " + partial + " into place");
+}
+
 }  // namespace mmi

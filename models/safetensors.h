@@ -90,4 +90,10 @@ class Checkpoint {
   std::map<std::string, const TensorView*> tensors_;
 };
 
+// Writes `tensors` (data, dtype, shape and nbytes of each; names unique) and `metadata` as one
+// safetensors file, header padded to 8 bytes, data in the given order. Written to PATH.partial and
+// renamed, so a reader never sees half a file. Throws std::runtime_error naming the path.
+void write_safetensors(const std::string& path, const std::vector<TensorView>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
 }  // namespace mmi

@@ -231,7 +231,7 @@ TaskSample make_sample(const std::vector<VideoFrame>& haystack, const ProseHayst
   const int64_t needle_index = o.first_needle + index;
   SampleNeedle needle =
       make_sample_needle(o.needle, needle_index, haystack[0].width, haystack[0].height);
-  const int64_t visual = o.tokens_per_frame * (frames + (needle.text ? 0 : 1));
+  const int64_t visual = std::llround(o.tokens_per_frame * double(frames + (needle.text ? 0 : 1)));
   const std::vector<std::string> paragraphs =
       sample_paragraphs(prose, tokens, o, needle, visual, depth, needle_index);
   const int64_t needle_at = needle_position(frames, depth);

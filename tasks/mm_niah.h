@@ -32,7 +32,7 @@ struct MmNiahOptions {
   // realised share is within 3 points of it or building throws.
   double text_share = 0.25;
   TokenCounter count_tokens = estimate_tokens;  // the model's text tokens of a string
-  int64_t tokens_per_frame = 128;               // e.g. Qwen2.5-VL at 448 x 448: 256 per 2 frames
+  double tokens_per_frame = 128;  // e.g. Qwen2.5-VL at 448 x 448: 256 per 2 frames (0.5 at 28 x 28)
   // Paragraphs go only after a multiple of this many haystack frames, so that runs of frames fill
   // whole temporal patches (2 for Qwen2.5-VL, which pads an odd run with a copy of its last frame).
   int64_t frame_group = 1;

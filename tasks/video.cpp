@@ -14,6 +14,7 @@ extern "C" {
 #include <memory>
 
 namespace mmi {
+
 namespace {
 
 std::string av_error(int err) {

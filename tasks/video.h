@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -23,11 +24,47 @@ struct VideoInfo {
   int64_t frame_count = 0;  // from the container when it says, else duration x fps rounded
 };
 
+// A frame's bytes, shared between copies: a haystack frame appears in every sample of a NIAH grid,
+// and a long grid would otherwise hold (samples x frames) copies of it. Writing through a copy that
+// shares its bytes detaches it first, so copies behave as values.
+class FrameBytes {
+ public:
+  size_t size() const { return bytes_ ? bytes_->size() : 0; }
+  bool empty() const { return size() == 0; }
+  const uint8_t* data() const { return bytes_ ? bytes_->data() : nullptr; }
+  uint8_t* data() { return own().data(); }
+  uint8_t operator[](size_t i) const { return (*bytes_)[i]; }
+  uint8_t& operator[](size_t i) { return own()[i]; }
+  void resize(size_t n) { own().resize(n); }
+  template <typename It>
+  void assign(It first, It last) { own().assign(first, last); }
+  void assign(size_t n, uint8_t value) { own().assign(n, value); }
+  // The same bytes in memory (not merely equal ones): identifies one decoded frame across samples.
+  const void* identity() const { return bytes_.get(); }
+  const std::vector<uint8_t>& vector() const {
+    static const std::vector<uint8_t> kEmpty;
+    return bytes_ ? *bytes_ : kEmpty;
+  }
+  bool operator==(const FrameBytes& o) const { return bytes_ == o.bytes_ || vector() == o.vector(); }
+  bool operator!=(const FrameBytes& o) const { return !(*this == o); }
+
+ private:
+  std::vector<uint8_t>& own() {
+    if (!bytes_) {
+      bytes_ = std::make_shared<std::vector<uint8_t>>();
+    } else if (bytes_.use_count() > 1) {
+      bytes_ = std::make_shared<std::vector<uint8_t>>(*bytes_);
+    }
+    return *bytes_;
+  }
+  std::shared_ptr<std::vector<uint8_t>> bytes_;
+};
+
 // One decoded frame: rgb is height x width x 3, row-major, 8 bits per channel.
 struct VideoFrame {
   double timestamp_s = 0;  // presentation time of the decoded frame
   int width = 0, height = 0;
-  std::vector<uint8_t> rgb;
+  FrameBytes rgb;
 };
 
 VideoInfo probe_video(const std::string& path);

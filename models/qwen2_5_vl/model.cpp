@@ -109,7 +109,10 @@ ModelInputs Qwen25VLModel::prepare(const std::vector<PromptSegment>& prompt, con
     }
     const bool video = segment.kind == PromptSegment::Kind::kVideo;
     if (!video && segment.frames.size() != 1) throw std::invalid_argument("an image segment holds exactly one frame");
-    PatchedFrames patched = patchify_frames(frames_tensor(segment.frames), vc, options.budget);
+    PatchedFrames patched =
+        options.pixels ? patchify_frames(frames_tensor(segment.frames), vc, options.budget)
+                       : patch_grid(static_cast<int64_t>(segment.frames.size()), segment.frames.at(0).height,
+                                    segment.frames.at(0).width, vc, options.budget);
     VisualBlock block;
     block.groups = patched.groups;
     block.rows = patched.grid_h / vc.spatial_merge_size;

@@ -30,6 +30,9 @@ struct PrepareOptions {
   // Appended after "<|im_start|>assistant\n" for teacher-forced scoring: its tokens are predicted by
   // the rows listed in ModelInputs::answer_positions.
   std::string answer;
+  // false: ids, positions, layout and blocks only; visuals carry their grids with undefined pixels
+  // (for exporting samples or counting tokens without the cost of normalising every frame).
+  bool pixels = true;
 };
 
 struct ModelInputs {

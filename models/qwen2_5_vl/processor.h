@@ -34,4 +34,13 @@ struct PatchedFrames {
 PatchedFrames patchify_frames(const at::Tensor& frames, const Qwen25VisionConfig& config,
                               const PixelBudget& budget);
 
+// The grid patchify_frames gives `count` frames of height x width, without their pixels (pixels is
+// left undefined): for token counts and layouts.
+PatchedFrames patch_grid(int64_t count, int64_t height, int64_t width, const Qwen25VisionConfig& config,
+                         const PixelBudget& budget);
+
+// frames: [F, H, W, 3] uint8 -> [F, h, w, 3] uint8, the frames resized exactly as patchify_frames
+// resizes them before normalising (no temporal padding). For exporting what the vision tower sees.
+at::Tensor resize_frames(const at::Tensor& frames, const Qwen25VisionConfig& config, const PixelBudget& budget);
+
 }  // namespace mmi

@@ -542,3 +542,45 @@ TEST_CASE("reads the tiny Qwen2.5-VL fixture when present", "[safetensors]") {
   }
   REQUIRE(embedding);
 }
+
+TEST_CASE("write_safetensors: what it writes reads back, header aligned, metadata kept", "[safetensors]") {
+  TempDir dir;
+  const std::string path = dir.path() + "/written.safetensors";
+  const std::vector<int32_t> ids = {7, -1, 65536, 3};
+  const std::vector<uint8_t> bytes = {1, 2, 3, 4, 5, 6};
+  const std::vector<double> seconds = {0.5};
+  auto view = [](const char* name, DType dtype, std::vector<int64_t> shape, const void* data, size_t n) {
+    TensorView v;
+    v.name = name;
+    v.dtype = dtype;
+    v.shape = std::move(shape);
+    v.data = data;
+    v.nbytes = n;
+    return v;
+  };
+  write_safetensors(path, {view("ids", DType::I32, {2, 2}, ids.data(), 16), view("pixels", DType::U8, {1, 2, 3}, bytes.data(), 6),
+                           view("empty", DType::F32, {0}, nullptr, 0), view("seconds", DType::F64, {1}, seconds.data(), 8)},
+                    {{"format", "test/1"}});
+  const SafetensorsFile file(path);
+  REQUIRE(file.metadata().at("format") == "test/1");
+  REQUIRE(file.get("ids").shape == std::vector<int64_t>{2, 2});
+  std::vector<int32_t> back(4);
+  std::memcpy(back.data(), file.get("ids").data, 16);
+  REQUIRE(back == ids);
+  REQUIRE(std::memcmp(file.get("pixels").data, bytes.data(), 6) == 0);
+  REQUIRE(file.get("empty").numel() == 0);
+  REQUIRE(read_as_float(file.get("seconds"), 0) == 0.5f);
+  std::ifstream raw(path, std::ios::binary);
+  uint64_t header = 0;
+  raw.read(reinterpret_cast<char*>(&header), 8);
+  REQUIRE(header % 8 == 0);
+  REQUIRE(!file_exists(path + ".partial"));
+
+  // A shape that disagrees with the bytes, or a name given twice, is refused before anything is written.
+  REQUIRE_THROWS_WITH(write_safetensors(dir.path() + "/bad.safetensors", {view("x", DType::F32, {3}, ids.data(), 8)}),
+                      Contains("bad.safetensors: tensor x has 8 bytes for its shape"));
+  REQUIRE_THROWS_WITH(write_safetensors(dir.path() + "/twice.safetensors",
+                                        {view("x", DType::U8, {1}, bytes.data(), 1), view("x", DType::U8, {1}, bytes.data(), 1)}),
+                      Contains("tensor x given twice"));
+  REQUIRE(!file_exists(dir.path() + "/bad.safetensors"));
+}

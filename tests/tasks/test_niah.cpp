@@ -33,7 +33,7 @@ TEST_CASE("needles differ, and their answer names the drawn shape", "[niah]") {
   for (int64_t k = 0; k < 20; ++k) {
     const Needle n = make_needle(k, 96, 64);
     REQUIRE(n.image.rgb.size() == 96u * 64u * 3u);
-    REQUIRE(seen.insert(n.image.rgb).second);  // every needle image is different
+    REQUIRE(seen.insert(n.image.rgb.vector()).second);  // every needle image is different
     REQUIRE(n.options.size() == 4);
     const char letter = n.answer[0];
     REQUIRE(n.options[letter - 'A'].find(n.shape) != std::string::npos);

@@ -62,7 +62,7 @@ TEST_CASE("generated videos decode frame-exactly in two codecs", "[video]") {
     for (int k = 0; k < 50; ++k) {
       REQUIRE(read_frame_index(frames[k]) == k);
       REQUIRE(frames[k].timestamp_s == Approx(k / 10.0).margin(1e-3));
-      REQUIRE(mean_abs_difference(frames[k].rgb, generated_frame(o, k)) < 12.0);
+      REQUIRE(mean_abs_difference(frames[k].rgb.vector(), generated_frame(o, k)) < 12.0);
     }
     // Sparse, seeking across keyframes (every 12 frames) and jumping ahead.
     const std::vector<VideoFrame> sparse = decode_frames(path, {0.7, 1.3, 4.9});
@@ -148,4 +148,24 @@ TEST_CASE("the frame cache decodes once per file and sampling", "[video]") {
   cache.frames("mmi_test_cached.mp4", t);
   REQUIRE(cache.misses() == 4);
   REQUIRE_THROWS_WITH(cache.frames("mmi_test_gone.mp4", t), Contains("mmi_test_gone.mp4"));
+}
+
+TEST_CASE("frame copies share their bytes until one is written", "[video]") {
+  VideoFrame a;
+  a.width = 2;
+  a.height = 1;
+  const std::vector<uint8_t> bytes = {1, 2, 3, 4, 5, 6};
+  a.rgb.assign(bytes.begin(), bytes.end());
+  VideoFrame b = a;  // a haystack frame placed in a second sample
+  REQUIRE(b.rgb.identity() == a.rgb.identity());
+  REQUIRE(b.rgb == a.rgb);
+  b.rgb[0] = 9;  // writing detaches the copy; the original keeps its bytes
+  REQUIRE(b.rgb.identity() != a.rgb.identity());
+  REQUIRE(a.rgb[0] == 1);
+  REQUIRE(b.rgb[0] == 9);
+  REQUIRE(a.rgb != b.rgb);
+  VideoFrame c = a;
+  c.rgb.resize(3);
+  REQUIRE(a.rgb.size() == 6);
+  REQUIRE(VideoFrame().rgb.empty());
 }

@@ -1,0 +1,191 @@
+// `mmi inspect`: one head's attention on one sample as a PNG, to see the structures the sparse
+// patterns assume (grid, vertical and slash lines, modality boundaries), as in the paper's Figure 3.
+// The sample is a sweep's (by id) or a video and a question as `mmi ask` takes them; the model runs a
+// dense pre-fill and the head's q and k are read from inside it at the wanted layer.
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "harness/attention_map.h"
+#include "harness/cli.h"
+#include "harness/command_inputs.h"
+#include "harness/commands.h"
+#include "harness/evaluate.h"
+#include "harness/sweep.h"
+#include "harness/sweep_tasks.h"
+#include "models/qwen2_5_vl/model.h"
+#include "tasks/files.h"
+
+namespace mmi {
+namespace {
+
+// A sweep's sample by id, prepared with its task's pixel budget (the answer is not appended).
+ModelInputs sweep_sample_inputs(const Qwen25VLModel& model, const std::string& sweep_path, const std::string& id,
+                                const std::string& cache) {
+  const Sweep sweep = load_sweep(sweep_path);
+  std::string known;
+  for (const TaskSpec& task : sweep.tasks) {
+    for (const TaskSample& sample : build_task_samples(sweep, task, task_context(model, task, cache)).samples) {
+      if (sample.id == id) {
+        PrepareOptions options;
+        options.budget = {task.context.min_pixels, task.context.max_pixels};
+        return model.prepare(sample.prompt, options);
+      }
+      if (known.size() < 400) known += (known.empty() ? "" : ", ") + sample.id;
+    }
+  }
+  throw std::runtime_error(sweep_path + ": no sample '" + id + "' (its samples: " + known + ", ...)");
+}
+
+// Magma-like: black, purple, red, orange, pale yellow; t in [0, 1]. Returns BGR.
+cv::Vec3b colour(double t) {
+  static const double kStops[5][3] = {{0, 0, 4}, {81, 18, 124}, {183, 55, 121}, {252, 137, 97}, {252, 253, 191}};
+  t = std::clamp(t, 0.0, 1.0) * 4;
+  const int i = std::min(3, static_cast<int>(t));
+  const double f = t - i;
+  cv::Vec3b out;
+  for (int c = 0; c < 3; ++c) out[2 - c] = static_cast<uint8_t>(kStops[i][c] + f * (kStops[i + 1][c] - kStops[i][c]));
+  return out;
+}
+
+cv::Vec3b modality_colour(Modality m) {
+  switch (m) {
+    case Modality::kVideo: return {220, 120, 70};  // blue (BGR)
+    case Modality::kImage: return {90, 170, 60};   // green
+    default: return {120, 200, 250};               // amber: text
+  }
+}
+
+// Probabilities on a log scale over the 4 decades below the map's largest value; masked cells grey.
+cv::Mat render(const at::Tensor& map, int row_px, int col_px) {
+  const int rows = static_cast<int>(map.size(0)), cols = static_cast<int>(map.size(1));
+  const float* v = map.data_ptr<float>();
+  const double top = std::log10(std::max(1e-12, map.max().item<double>()));
+  cv::Mat image(rows * row_px, cols * col_px, CV_8UC3);
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j) {
+      const float p = v[i * cols + j];
+      const cv::Vec3b c = p < 0 ? cv::Vec3b(235, 235, 235) : colour((std::log10(std::max(1e-12, double(p))) - top + 4) / 4);
+      image(cv::Rect(j * col_px, i * row_px, col_px, row_px)).setTo(cv::Scalar(c[0], c[1], c[2]));
+    }
+  return image;
+}
+
+// A band of `thickness` pixels showing each position's modality: `cells` cells of `cell` tokens, each
+// `px` pixels long, horizontal or vertical.
+cv::Mat modality_band(const SequenceLayout& layout, int64_t cells, int64_t cell, int px, int thickness, bool vertical) {
+  cv::Mat band = vertical ? cv::Mat(static_cast<int>(cells) * px, thickness, CV_8UC3)
+                          : cv::Mat(thickness, static_cast<int>(cells) * px, CV_8UC3);
+  for (int64_t c = 0; c < cells; ++c) {
+    const int64_t token = std::min(c * cell + cell / 2, layout.length() - 1);
+    const cv::Vec3b m = modality_colour(layout.modality_at(token));
+    const cv::Rect r = vertical ? cv::Rect(0, static_cast<int>(c) * px, thickness, px) : cv::Rect(static_cast<int>(c) * px, 0, px, thickness);
+    band(r).setTo(cv::Scalar(m[0], m[1], m[2]));
+  }
+  return band;
+}
+
+// What the last query attends to: its probability mass per modality and its five largest keys.
+void print_last_query(const at::Tensor& q, const at::Tensor& k, int64_t head, const SequenceLayout& layout) {
+  const at::Tensor p = last_queries_map(q, k, head, 1, q.size(0)).squeeze(0).clamp_min(0);  // [L], one key a cell
+  double mass[kNumModalities] = {0, 0, 0};
+  const float* v = p.data_ptr<float>();
+  for (int64_t t = 0; t < p.size(0); ++t) mass[static_cast<int>(layout.modality_at(t))] += v[t];
+  std::printf("last query: text %.1f%%, video %.1f%%, image %.1f%% of its attention; largest keys:", 100 * mass[0],
+              100 * mass[1], 100 * mass[2]);
+  const auto top = p.topk(std::min<int64_t>(5, p.size(0)));
+  for (int64_t i = 0; i < std::get<0>(top).size(0); ++i) {
+    const int64_t t = std::get<1>(top)[i].item<int64_t>();
+    std::printf(" %lld (%s, %.3f)", (long long)t, modality_name(layout.modality_at(t)),
+                std::get<0>(top)[i].item<double>());
+  }
+  std::printf("\n");
+}
+
+}  // namespace
+
+int inspect_command(int argc, char** argv) {
+  ArgParser args("inspect", "render one attention head on one sample as a PNG (full map or last queries)");
+  args.option("model", "DIR", "Hugging Face model folder (config.json, *.safetensors, tokenizer.json)")
+      .option("random-weights", "NAME", "no checkpoint: a named geometry with random weights")
+      .option("sweep", "FILE", "take the sample from this sweep's tasks (with --sample)")
+      .option("sample", "ID", "the sample id, e.g. vniah_f1000_d50 (`mmi run` prints them)")
+      .option("video", "FILE", "or: a video file ...")
+      .option("synthetic-video", "FxHxW", "... or a generated video of F frames (2 fps)")
+      .option("question", "TEXT", "the question after the video", "Describe this video in detail.")
+      .option("frames", "N", "sample N frames uniformly from --video (default: 2 fps, 4 to 768 frames)", "0")
+      .option("max-pixels", "N", "pixels per frame at most, for --video", std::to_string(768 * 28 * 28))
+      .option("min-pixels", "N", "pixels per frame at least, for --video", std::to_string(128 * 28 * 28))
+      .option("layer", "L", "the decoder layer", "0")
+      .option("head", "H", "the query head", "0")
+      .option("png", "FILE", "the image to write")
+      .option("view", "full|last", "the whole causal map pooled into cells, or the last queries' rows", "full")
+      .option("queries", "N", "--view last: how many of the last queries", "64")
+      .option("size", "N", "cells a side (keys per cell = ceil(tokens / N))", "1024")
+      .option("cache", "DIR", "generated haystacks and decoded frames (--sweep)", "results/cache")
+      .option("device", "D", "cpu or cuda (default: cuda when a GPU is visible)")
+      .option("dtype", "T", "bf16, fp16 or fp32 (default: bf16 on the GPU, fp32 on the CPU)")
+      .option("seed", "N", "seed of --random-weights", "0");
+  if (!args.parse(argc, argv, 2)) {
+    std::printf("%s", args.help().c_str());
+    return 0;
+  }
+  if (!args.has("png")) throw UsageError("--png FILE is required");
+  if (args.has("sweep") != args.has("sample")) throw UsageError("--sweep and --sample go together");
+  const std::string view = args.get("view");
+  if (view != "full" && view != "last") throw UsageError("--view must be full or last, got '" + view + "'");
+  const int64_t size = args.get_int("size"), queries = args.get_int("queries");
+  if (size < 1 || queries < 1) throw UsageError("--size and --queries must be >= 1");
+  at::InferenceMode inference;
+  const CommandModel loaded = load_command_model(args);
+  const Qwen25VLModel& model = *loaded.model;
+  const int64_t layer = args.get_int("layer"), head = args.get_int("head");
+  const Qwen2Config& text = model.config().text;
+  if (layer < 0 || layer >= text.num_layers) throw UsageError("--layer must be in [0, " + std::to_string(text.num_layers) + ")");
+  if (head < 0 || head >= text.num_heads) throw UsageError("--head must be in [0, " + std::to_string(text.num_heads) + ")");
+  int64_t frames = 0;
+  const ModelInputs inputs = args.has("sweep") ? sweep_sample_inputs(model, args.get("sweep"), args.get("sample"), args.get("cache"))
+                                               : command_inputs(model, args, &frames);
+  std::printf("sample: %lld tokens, layout %s\n", (long long)inputs.length(), inputs.layout.describe().c_str());
+
+  at::Tensor map;
+  PrefillOptions prefill;
+  prefill.logit_positions = {inputs.length() - 1};
+  prefill.on_attention = [&](int64_t l, const at::Tensor& q, const at::Tensor& k, const at::Tensor&) {
+    if (l != layer) return;
+    map = view == "full" ? pooled_attention_map(q, k, head, size) : last_queries_map(q, k, head, queries, size);
+    print_last_query(q, k, head, inputs.layout);
+  };
+  model.prefill(inputs, model.embed(inputs), prefill);
+
+  const int64_t cell = map_cell(inputs.length(), size);
+  const int col_px = static_cast<int>(std::max<int64_t>(1, 512 / map.size(1)));
+  const int row_px = view == "full" ? col_px : static_cast<int>(std::max<int64_t>(1, 256 / map.size(0)));
+  cv::Mat image = render(map, row_px, col_px);
+  constexpr int kBand = 8;
+  cv::Mat keys = modality_band(inputs.layout, map.size(1), cell, col_px, kBand, false);
+  if (view == "full") {
+    cv::Mat query_band = modality_band(inputs.layout, map.size(0), cell, row_px, kBand, true);
+    cv::Mat corner(kBand, kBand, CV_8UC3, cv::Scalar(255, 255, 255));
+    cv::Mat top, bottom;
+    cv::hconcat(corner, keys, top);
+    cv::hconcat(query_band, image, bottom);
+    cv::vconcat(top, bottom, image);
+  } else {
+    cv::vconcat(keys, image, image);
+  }
+  const std::string png = args.get("png");
+  make_directories(parent_directory(png));
+  if (!cv::imwrite(png, image)) throw std::runtime_error(png + ": cannot write the PNG");
+  std::printf("wrote %s: layer %lld head %lld, %s view, %lld x %lld cells of %lld tokens (%dx%d px); "
+              "log scale over 4 decades, masked grey; band: text amber, video blue, image green\n",
+              png.c_str(), (long long)layer, (long long)head, view.c_str(), (long long)map.size(0),
+              (long long)map.size(1), (long long)cell, image.cols, image.rows);
+  return 0;
+}
+
+}  // namespace mmi
