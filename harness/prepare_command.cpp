@@ -70,6 +70,10 @@ class PreparedSamples {
     samples_.push_back({{"id", sample.id}, {"task", task}, {"grid", sample.grid}, {"tokens", in.length()}});
   }
 
+  // After a task's samples are freed: their bytes' addresses may be reused by the next task's frames,
+  // so identities are forgotten (content hashes stay valid: the frames they point to are kept).
+  void end_task() { by_identity_.clear(); }
+
   int64_t count() const { return static_cast<int64_t>(samples_.size()); }
   int64_t tokens() const { return static_cast<int64_t>(ids_.size()); }
   int64_t distinct_frames() const { return static_cast<int64_t>(frame_count_); }
@@ -119,8 +123,8 @@ class PreparedSamples {
 
 
   // The pool index of a decoded frame, resizing it the first time it is seen. Frames shared between
-  // samples (a haystack) are the same bytes in memory, so identity finds most; equal content decoded
-  // again (the same haystack in another task, a needle drawn again) is found by hash.
+  // samples of a task (a haystack) are the same bytes in memory, so identity finds most; equal content
+  // decoded again (the same haystack in another task, a needle drawn again) is found by hash.
   int32_t frame_index(const VideoFrame& frame, const PixelBudget& budget) {
     const auto same = by_identity_.find(frame.rgb.identity());
     if (same != by_identity_.end()) return same->second;
@@ -218,6 +222,7 @@ int prepare_command(int argc, char** argv) {
       if (text.is_open()) append_text(text, sample);
       progress.step(task.name + " " + sample.id);
     }
+    prepared.end_task();
   }
   progress.finish();
   if (!args.get("out").empty()) {

@@ -22,7 +22,7 @@ void write_ppm(const std::string& path, const VideoFrame& f) {
 
 int info(int argc, char** argv) {
   ArgParser args("video info FILE", "Prints what FFmpeg reports for a video: codec, size, frame rate, duration, frames.");
-  if (argc < 4 || !args.parse(argc, argv, 4)) {
+  if (argc < 4 || argv[3][0] == '-' || !args.parse(argc, argv, 4)) {
     std::printf("%s", args.help().c_str());
     return argc < 4 ? 2 : 0;
   }
@@ -38,7 +38,7 @@ int frames(int argc, char** argv) {
       .option("fps", "F", "one frame every 1/F seconds instead, e.g. 1 (the V-NIAH haystack)")
       .option("out", "DIR", "where the images go", "results/frames")
       .option("cache", "DIR", "frame cache folder", "results/frame_cache");
-  if (argc < 4 || !args.parse(argc, argv, 4)) {
+  if (argc < 4 || argv[3][0] == '-' || !args.parse(argc, argv, 4)) {
     std::printf("%s", args.help().c_str());
     return argc < 4 ? 2 : 0;
   }
@@ -71,7 +71,7 @@ int generate(int argc, char** argv) {
       .option("fps", "F", "frames per second", "10")
       .option("size", "WxH", "frame size (even numbers)", "128x96")
       .option("encoder", "NAME", "FFmpeg encoder: libx264, mpeg4, libvpx-vp9, ...", "libx264");
-  if (argc < 4 || !args.parse(argc, argv, 4)) {
+  if (argc < 4 || argv[3][0] == '-' || !args.parse(argc, argv, 4)) {
     std::printf("%s", args.help().c_str());
     return argc < 4 ? 2 : 0;
   }
@@ -92,6 +92,10 @@ int generate(int argc, char** argv) {
 
 int video_command(int argc, char** argv) {
   const std::string action = argc >= 3 ? argv[2] : "";
+  if (action == "--help" || action == "-h") {
+    std::printf("usage: mmi video info|frames|generate FILE [options]; 'mmi video ACTION --help' for each\n");
+    return 0;
+  }
   if (action == "info") return info(argc, argv);
   if (action == "frames") return frames(argc, argv);
   if (action == "generate") return generate(argc, argv);
