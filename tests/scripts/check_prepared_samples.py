@@ -2,7 +2,8 @@
 """Checks a file `mmi prepare` wrote against the model it was prepared for (standard library only):
 every block's placeholder tokens sit where the block says, between vision start and end tokens; frame
 indices are in range and cover whole temporal groups; each answer token is the token after the row
-that predicts it. Usage: check_prepared_samples.py FILE MODEL_DIR EXPECTED_SAMPLES"""
+that predicts it; with --one-needle, each sample shows exactly one needle image (the only frames with
+a light background). Usage: check_prepared_samples.py FILE MODEL_DIR EXPECTED_SAMPLES [--one-needle]"""
 import json
 import struct
 import sys
@@ -40,6 +41,10 @@ def main():
     block_frames = t["block_frames"][1]
     blocks = t["blocks"][1]
     tp = int(meta["temporal_patch"])
+    pixels = frames_shape[1] * frames_shape[2] * 3
+    frame_bytes = t["frames"][1]
+    light = {f for f in range(pool) if sum(frame_bytes[f * pixels:(f + 1) * pixels]) > 200 * pixels}
+    needles = [set() for _ in samples]
     placeholders = [0] * len(samples)
     for b in range(len(blocks) // 7):
         sample, start, groups, rows, cols, is_video, first = blocks[7 * b:7 * b + 7]
@@ -48,9 +53,12 @@ def main():
         assert all(i == video for i in ids[base + start:base + start + tokens]), f"block {b}"
         assert all(0 <= f < pool for f in block_frames[first:first + groups * tp]), f"block {b}"
         placeholders[sample] += tokens
+        needles[sample] |= light.intersection(block_frames[first:first + groups * tp])
     for s in range(len(samples)):
         assert placeholders[s] == sum(1 for i in ids[starts[s]:starts[s + 1]] if i == video), f"sample {s}"
         assert samples[s]["tokens"] == starts[s + 1] - starts[s]
+        if "--one-needle" in sys.argv:
+            assert len(needles[s]) == 1, f"sample {samples[s]['id']} shows {len(needles[s])} needle images"
     answers = t["answers"][1]
     assert len(answers) >= 3 * len(samples)
     for a in range(len(answers) // 3):
