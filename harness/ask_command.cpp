@@ -30,19 +30,10 @@ std::string with_commas(int64_t n) {
 
 int ask_command(int argc, char** argv) {
   ArgParser args("ask", "answer a question about a video with Qwen2.5-VL");
-  args.option("model", "DIR", "Hugging Face model folder (config.json, *.safetensors, tokenizer.json)")
-      .option("random-weights", "NAME", "no checkpoint: a named geometry with random weights (qwen2.5-vl-7b, qwen2.5-vl-3b)")
-      .option("video", "FILE", "the video to ask about")
-      .option("synthetic-video", "FxHxW", "a generated video of F frames (2 fps) instead of a file")
-      .option("question", "TEXT", "the question")
-      .option("method", "SPEC", "attention method, e.g. dense, vertical_slash:n_vertical=1000", "dense")
-      .option("frames", "N", "sample N frames uniformly (default: 2 fps, 4 to 768 frames)", "0")
-      .option("max-pixels", "N", "pixels per frame at most (multiples of 28x28 are kept)", std::to_string(768 * 28 * 28))
-      .option("min-pixels", "N", "pixels per frame at least", std::to_string(128 * 28 * 28))
-      .option("device", "D", "cpu or cuda (default: cuda when a GPU is visible)")
-      .option("dtype", "T", "weights and activations: bf16, fp16 or fp32 (default: bf16 on the GPU, fp32 on the CPU)")
+  add_model_options(args);
+  add_prompt_options(args, "the video to ask about", "");
+  args.option("method", "SPEC", "attention method, e.g. dense, vertical_slash:n_vertical=1000", "dense")
       .option("max-new-tokens", "N", "greedy decoding stops after N tokens", "64")
-      .option("seed", "N", "seed of --random-weights", "0")
       .option("json", "FILE", "also write the result as JSON")
       .flag("latency", "pre-fill only: no KV cache and no decoding (long inputs)");
   if (!args.parse(argc, argv, 2)) {

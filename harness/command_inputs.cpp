@@ -57,6 +57,23 @@ std::vector<VideoFrame> command_video(const std::string& path, const std::string
 #endif
 }
 
+ArgParser& add_model_options(ArgParser& args) {
+  return args.option("model", "DIR", "Hugging Face model folder (config.json, *.safetensors, tokenizer.json)")
+      .option("random-weights", "NAME", "no checkpoint: a named geometry with random weights (qwen2.5-vl-7b, qwen2.5-vl-3b)")
+      .option("device", "D", "cpu or cuda (default: cuda when a GPU is visible)")
+      .option("dtype", "T", "weights and activations: bf16, fp16 or fp32 (default: bf16 on the GPU, fp32 on the CPU)")
+      .option("seed", "N", "seed of --random-weights", "0");
+}
+
+ArgParser& add_prompt_options(ArgParser& args, const std::string& video_help, const std::string& question_default) {
+  return args.option("video", "FILE", video_help)
+      .option("synthetic-video", "FxHxW", "a generated video of F frames (2 fps) instead of a file")
+      .option("question", "TEXT", "the question after the video", question_default)
+      .option("frames", "N", "sample N frames uniformly (default: 2 fps, 4 to 768 frames)", "0")
+      .option("max-pixels", "N", "pixels per frame at most (multiples of 28x28 are kept)", std::to_string(768 * 28 * 28))
+      .option("min-pixels", "N", "pixels per frame at least", std::to_string(128 * 28 * 28));
+}
+
 CommandModel load_command_model(const ArgParser& args) {
   if (args.has("model") == args.has("random-weights"))
     throw UsageError("give exactly one of --model and --random-weights");

@@ -23,6 +23,12 @@ std::vector<VideoFrame> synthetic_video(const std::string& spec);
 // clips and say so.
 std::vector<VideoFrame> command_video(const std::string& path, const std::string& synthetic, int64_t frames);
 
+// The options load_command_model reads: --model, --random-weights, --device, --dtype, --seed.
+ArgParser& add_model_options(ArgParser& args);
+// The options command_inputs reads: --video (described by video_help), --synthetic-video, --question
+// (default question_default), --frames, --max-pixels, --min-pixels.
+ArgParser& add_prompt_options(ArgParser& args, const std::string& video_help, const std::string& question_default);
+
 struct CommandModel {
   std::unique_ptr<Qwen25VLModel> model;
   bool gpu = false;

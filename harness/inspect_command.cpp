@@ -110,26 +110,17 @@ void print_last_query(const at::Tensor& q, const at::Tensor& k, int64_t head, co
 
 int inspect_command(int argc, char** argv) {
   ArgParser args("inspect", "render one attention head on one sample as a PNG (full map or last queries)");
-  args.option("model", "DIR", "Hugging Face model folder (config.json, *.safetensors, tokenizer.json)")
-      .option("random-weights", "NAME", "no checkpoint: a named geometry with random weights")
-      .option("sweep", "FILE", "take the sample from this sweep's tasks (with --sample)")
+  add_model_options(args);
+  add_prompt_options(args, "a video file (or --synthetic-video, or --sweep with --sample)", "Describe this video in detail.");
+  args.option("sweep", "FILE", "take the sample from this sweep's tasks (with --sample)")
       .option("sample", "ID", "the sample id, e.g. vniah_f1000_d50 (`mmi run` prints them)")
-      .option("video", "FILE", "or: a video file ...")
-      .option("synthetic-video", "FxHxW", "... or a generated video of F frames (2 fps)")
-      .option("question", "TEXT", "the question after the video", "Describe this video in detail.")
-      .option("frames", "N", "sample N frames uniformly from --video (default: 2 fps, 4 to 768 frames)", "0")
-      .option("max-pixels", "N", "pixels per frame at most, for --video", std::to_string(768 * 28 * 28))
-      .option("min-pixels", "N", "pixels per frame at least, for --video", std::to_string(128 * 28 * 28))
       .option("layer", "L", "the decoder layer", "0")
       .option("head", "H", "the query head", "0")
       .option("png", "FILE", "the image to write")
       .option("view", "full|last", "the whole causal map pooled into cells, or the last queries' rows", "full")
       .option("queries", "N", "--view last: how many of the last queries", "64")
       .option("size", "N", "cells a side (keys per cell = ceil(tokens / N))", "1024")
-      .option("cache", "DIR", "generated haystacks and decoded frames (--sweep)", "results/cache")
-      .option("device", "D", "cpu or cuda (default: cuda when a GPU is visible)")
-      .option("dtype", "T", "bf16, fp16 or fp32 (default: bf16 on the GPU, fp32 on the CPU)")
-      .option("seed", "N", "seed of --random-weights", "0");
+      .option("cache", "DIR", "generated haystacks and decoded frames (--sweep)", "results/cache");
   if (!args.parse(argc, argv, 2)) {
     std::printf("%s", args.help().c_str());
     return 0;

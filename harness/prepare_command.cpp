@@ -83,24 +83,15 @@ class PreparedSamples {
     std::vector<int32_t> ids(ids_.begin(), ids_.end());
     std::vector<int64_t> starts = {0};
     starts.insert(starts.end(), sample_starts_.begin(), sample_starts_.end());
-    auto view = [](const char* name, DType dtype, std::vector<int64_t> shape, const void* data, size_t bytes) {
-      TensorView v;
-      v.name = name;
-      v.dtype = dtype;
-      v.shape = std::move(shape);
-      v.data = data;
-      v.nbytes = bytes;
-      return v;
-    };
     const std::vector<TensorView> tensors = {
-        view("frames", DType::U8, {static_cast<int64_t>(frame_count_), height_, width_, 3}, frames_.data(), frames_.size()),
-        view("ids", DType::I32, {static_cast<int64_t>(ids.size())}, ids.data(), ids.size() * 4),
-        view("sample_starts", DType::I64, {static_cast<int64_t>(starts.size())}, starts.data(), starts.size() * 8),
-        view("blocks", DType::I64, {blocks, 7}, blocks_.data(), blocks_.size() * 8),
-        view("block_seconds", DType::F64, {blocks}, block_seconds_.data(), block_seconds_.size() * 8),
-        view("block_frames", DType::I32, {static_cast<int64_t>(block_frames_.size())}, block_frames_.data(),
+        tensor_view("frames", DType::U8, {static_cast<int64_t>(frame_count_), height_, width_, 3}, frames_.data(), frames_.size()),
+        tensor_view("ids", DType::I32, {static_cast<int64_t>(ids.size())}, ids.data(), ids.size() * 4),
+        tensor_view("sample_starts", DType::I64, {static_cast<int64_t>(starts.size())}, starts.data(), starts.size() * 8),
+        tensor_view("blocks", DType::I64, {blocks, 7}, blocks_.data(), blocks_.size() * 8),
+        tensor_view("block_seconds", DType::F64, {blocks}, block_seconds_.data(), block_seconds_.size() * 8),
+        tensor_view("block_frames", DType::I32, {static_cast<int64_t>(block_frames_.size())}, block_frames_.data(),
              block_frames_.size() * 4),
-        view("answers", DType::I64, {static_cast<int64_t>(answers_.size() / 3), 3}, answers_.data(), answers_.size() * 8)};
+        tensor_view("answers", DType::I64, {static_cast<int64_t>(answers_.size() / 3), 3}, answers_.data(), answers_.size() * 8)};
     const Qwen25VisionConfig& vision = model_.config().vision;
     write_safetensors(path_, tensors,
                       {{"format", "mmi-prepared-samples/1"},

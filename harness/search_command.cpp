@@ -153,27 +153,14 @@ std::vector<std::vector<HeadChoice>> search_model(const Qwen25VLModel& model,
 int search_command(int argc, char** argv) {
   ArgParser args("search",
                  "offline per-head pattern search on a calibration video (writes a pattern table)");
-  args.option("model", "DIR",
-              "Hugging Face model folder (config.json, *.safetensors, tokenizer.json)")
-      .option("random-weights", "NAME",
-              "no checkpoint: a named geometry with random weights (qwen2.5-vl-7b, qwen2.5-vl-3b)")
-      .option("video", "FILE", "the calibration video")
-      .option("synthetic-video", "FxHxW", "a generated video of F frames (2 fps) instead of a file")
-      .option("question", "TEXT", "the question after the video", "Describe this video in detail.")
-      .option("out", "FILE", "the pattern table to write, e.g. configs/patterns/qwen2.5-vl-7b.yaml")
-      .option("budget-sink", "N", "cost budget: computed-tile FLOPs of A-shape with N sinks ...",
-              "1024")
+  add_model_options(args);
+  add_prompt_options(args, "the calibration video", "Describe this video in detail.");
+  args.option("out", "FILE", "the pattern table to write, e.g. configs/patterns/qwen2.5-vl-7b.yaml")
+      .option("budget-sink", "N", "cost budget: computed-tile FLOPs of A-shape with N sinks ...", "1024")
       .option("budget-local", "N", "... and a local window of N", "4096")
       .option("tolerance", "X", "a candidate's cost is scaled to within X of the budget", "0.1")
       .option("max-stride", "N", "the searched grid stride is at most N", "1024")
-      .option("layers", "L,L,...", "search only these layers (default: all)")
-      .option("frames", "N", "sample N frames uniformly (default: 2 fps, 4 to 768 frames)", "0")
-      .option("max-pixels", "N", "pixels per frame at most (multiples of 28x28 are kept)",
-              std::to_string(768 * 28 * 28))
-      .option("min-pixels", "N", "pixels per frame at least", std::to_string(128 * 28 * 28))
-      .option("device", "D", "cpu or cuda (default: cuda when a GPU is visible)")
-      .option("dtype", "T", "bf16, fp16 or fp32 (default: bf16 on the GPU, fp32 on the CPU)")
-      .option("seed", "N", "seed of --random-weights", "0");
+      .option("layers", "L,L,...", "search only these layers (default: all)");
   if (!args.parse(argc, argv, 2)) {
     std::printf("%s", args.help().c_str());
     return 0;

@@ -353,6 +353,16 @@ std::vector<std::string> Checkpoint::names() const {
   return names;
 }
 
+TensorView tensor_view(std::string name, DType dtype, std::vector<int64_t> shape, const void* data, size_t nbytes) {
+  TensorView v;
+  v.name = std::move(name);
+  v.dtype = dtype;
+  v.shape = std::move(shape);
+  v.data = data;
+  v.nbytes = nbytes;
+  return v;
+}
+
 void write_safetensors(const std::string& path, const std::vector<TensorView>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   json header = json::object();

@@ -90,6 +90,9 @@ class Checkpoint {
   std::map<std::string, const TensorView*> tensors_;
 };
 
+// A view of `nbytes` bytes at `data` (for write_safetensors).
+TensorView tensor_view(std::string name, DType dtype, std::vector<int64_t> shape, const void* data, size_t nbytes);
+
 // Writes `tensors` (data, dtype, shape and nbytes of each; names unique) and `metadata` as one
 // safetensors file, header padded to 8 bytes, data in the given order. Written to PATH.partial and
 // renamed, so a reader never sees half a file. Throws std::runtime_error naming the path.

@@ -43,7 +43,8 @@ CORPUS = [
 ] * 20
 
 
-def train_tokenizer():
+def train_tokenizer(lines=CORPUS, vocab_size=BPE_VOCAB):
+    """A byte-level BPE with Qwen2's normaliser, pre-tokenizer, decoder and special tokens."""
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence([
@@ -51,9 +52,9 @@ def train_tokenizer():
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=BPE_VOCAB, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
-    tok.train_from_iterator(CORPUS, trainer)
+    tok.train_from_iterator(lines, trainer)
     tok.add_special_tokens(SPECIALS)
     return tok
 

@@ -44,24 +44,12 @@ BPE_VOCAB = 2048
 # init: tokenizer, config, fresh weights
 
 def train_tokenizer(corpus_path):
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-    from make_qwen2_5_vl_fixture import QWEN2_PATTERN, SPECIALS
-    tok = Tokenizer(models.BPE())
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
-    tok.decoder = decoders.ByteLevel()
+    """Qwen2's byte-level BPE structure (as the parity fixture's), trained on the tasks' text."""
+    from make_qwen2_5_vl_fixture import train_tokenizer as train_qwen2_bpe
     with open(corpus_path, encoding="utf-8") as f:
         text = f.read()
     chat = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
-    lines = [chat] * 50 + text.split("\n")
-    trainer = trainers.BpeTrainer(vocab_size=BPE_VOCAB, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
-    tok.train_from_iterator(lines, trainer)
-    tok.add_special_tokens(SPECIALS)
-    return tok
+    return train_qwen2_bpe([chat] * 50 + text.split("\n"), BPE_VOCAB)
 
 
 def make_config(tok):

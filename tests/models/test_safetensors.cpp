@@ -549,17 +549,8 @@ TEST_CASE("write_safetensors: what it writes reads back, header aligned, metadat
   const std::vector<int32_t> ids = {7, -1, 65536, 3};
   const std::vector<uint8_t> bytes = {1, 2, 3, 4, 5, 6};
   const std::vector<double> seconds = {0.5};
-  auto view = [](const char* name, DType dtype, std::vector<int64_t> shape, const void* data, size_t n) {
-    TensorView v;
-    v.name = name;
-    v.dtype = dtype;
-    v.shape = std::move(shape);
-    v.data = data;
-    v.nbytes = n;
-    return v;
-  };
-  write_safetensors(path, {view("ids", DType::I32, {2, 2}, ids.data(), 16), view("pixels", DType::U8, {1, 2, 3}, bytes.data(), 6),
-                           view("empty", DType::F32, {0}, nullptr, 0), view("seconds", DType::F64, {1}, seconds.data(), 8)},
+  write_safetensors(path, {tensor_view("ids", DType::I32, {2, 2}, ids.data(), 16), tensor_view("pixels", DType::U8, {1, 2, 3}, bytes.data(), 6),
+                           tensor_view("empty", DType::F32, {0}, nullptr, 0), tensor_view("seconds", DType::F64, {1}, seconds.data(), 8)},
                     {{"format", "test/1"}});
   const SafetensorsFile file(path);
   REQUIRE(file.metadata().at("format") == "test/1");
@@ -577,10 +568,10 @@ TEST_CASE("write_safetensors: what it writes reads back, header aligned, metadat
   REQUIRE(!file_exists(path + ".partial"));
 
   // A shape that disagrees with the bytes, or a name given twice, is refused before anything is written.
-  REQUIRE_THROWS_WITH(write_safetensors(dir.path() + "/bad.safetensors", {view("x", DType::F32, {3}, ids.data(), 8)}),
+  REQUIRE_THROWS_WITH(write_safetensors(dir.path() + "/bad.safetensors", {tensor_view("x", DType::F32, {3}, ids.data(), 8)}),
                       Contains("bad.safetensors: tensor x has 8 bytes for its shape"));
   REQUIRE_THROWS_WITH(write_safetensors(dir.path() + "/twice.safetensors",
-                                        {view("x", DType::U8, {1}, bytes.data(), 1), view("x", DType::U8, {1}, bytes.data(), 1)}),
+                                        {tensor_view("x", DType::U8, {1}, bytes.data(), 1), tensor_view("x", DType::U8, {1}, bytes.data(), 1)}),
                       Contains("tensor x given twice"));
   REQUIRE(!file_exists(dir.path() + "/bad.safetensors"));
 }
