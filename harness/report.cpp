@@ -80,7 +80,7 @@ std::vector<MethodKey> method_keys(const std::vector<SampleRecord>& samples) {
 }
 
 std::vector<std::string> task_columns(const std::vector<SampleRecord>& samples) {
-  static const std::vector<std::string> kOrder = {"caption", "videoqa", "vniah", "mmniah"};
+  static const std::vector<std::string> kOrder = {"caption", "videoqa", "eventqa", "vniah", "mmniah"};
   auto rank = [](const std::string& task) {
     return std::find(kOrder.begin(), kOrder.end(), task) - kOrder.begin();
   };
@@ -545,7 +545,9 @@ std::string format_ms(double ms) {
 }
 
 std::string task_title(const std::string& task) {
-  return task == "vniah" ? "V-NIAH" : task == "mmniah" ? "MM-NIAH" : task;
+  if (task == "vniah") return "V-NIAH";
+  if (task == "mmniah") return "MM-NIAH";
+  return task == "eventqa" ? "Video-QA (generated)" : task;
 }
 
 std::string Report::name(const MethodKey& key) const {

@@ -198,6 +198,7 @@ Setting scalar_setting(std::string key, Kind kind, bool (*accepts)(double), std:
 }
 
 bool at_least_one(double v) { return v >= 1; }
+bool at_least_eight(double v) { return v >= 8; }
 bool unit_interval(double v) { return v >= 0 && v <= 1; }
 bool open_unit_interval(double v) { return v > 0 && v < 1; }
 bool positive(double v) { return v > 0; }
@@ -230,6 +231,18 @@ std::vector<Setting> mmniah_settings() {
   return settings;
 }
 
+// As tasks/event_qa.h names them.
+std::vector<Setting> eventqa_settings() {
+  Setting questions = grid_setting("questions", Kind::kString, nullptr, "some of: color, count, motion", false,
+                                   "color,count,motion");
+  questions.choices = {"color", "count", "motion"};
+  return {grid_setting("frames", Kind::kInt, at_least_eight, "integers >= 8", true),
+          std::move(questions),
+          grid_setting("variants", Kind::kInt, non_negative, "integers >= 0", false, "0..3"),
+          text_setting("haystack", "'generated' or a video file", {}, "generated", false),
+          scalar_setting("first_script", Kind::kInt, non_negative, "an integer >= 0")};
+}
+
 std::vector<Setting> manifest_settings() {
   return {text_setting("manifest", "a JSONL manifest file", {}, "", true),
           grid_setting("frames", Kind::kInt, at_least_one, "integers >= 1", false),
@@ -240,10 +253,11 @@ const std::vector<TaskKind>& task_kinds() {
   static const std::vector<TaskKind> kinds = [] {
     std::vector<TaskKind> out = {{"vniah", false, vniah_settings()},
                                  {"mmniah", false, mmniah_settings()},
+                                 {"eventqa", false, eventqa_settings()},
                                  {"videoqa", true, manifest_settings()},
                                  {"caption", true, manifest_settings()}};
-    out[2].settings.push_back(scalar_setting("subtitles", Kind::kBool, nullptr, "true or false"));
-    out[3].settings.push_back(text_setting("prompt", "a caption instruction", {}, "", false));
+    out[3].settings.push_back(scalar_setting("subtitles", Kind::kBool, nullptr, "true or false"));
+    out[4].settings.push_back(text_setting("prompt", "a caption instruction", {}, "", false));
     return out;
   }();
   return kinds;

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "models/qwen2_5_vl/model.h"
+#include "tasks/event_qa.h"
 #include "tasks/files.h"
 #include "tasks/frame_cache.h"
 #include "tasks/manifest.h"
@@ -36,7 +37,13 @@ std::vector<T> grid(const TaskSpec& task, const std::string& key) {
   return task.params.at(key).as<std::vector<T>>();
 }
 
-// A haystack video path: the file the sweep names, or a generated video long enough for the grid.
+bool uses_generated_haystack(const TaskSpec& task) {
+  return task.params.count("frames") && task.params.count("haystack") && setting(task, "haystack") == "generated";
+}
+
+// A haystack video path: the file the sweep names, or a generated video long enough for every task of
+// the sweep that uses one, so that they all see the same decoded frames (a lossy encoder gives frame k
+// of two generated videos of different lengths slightly different pixels).
 std::string haystack_video(const Sweep& sweep, const TaskSpec& task, const TaskContext& context) {
   const std::string haystack = setting(task, "haystack", "generated");
   if (haystack != "generated") {
@@ -44,7 +51,10 @@ std::string haystack_video(const Sweep& sweep, const TaskSpec& task, const TaskC
     return haystack;
   }
   int64_t longest = 0;
-  for (int64_t f : grid<int64_t>(task, "frames")) longest = std::max(longest, f);
+  for (const TaskSpec& other : sweep.tasks) {
+    if (!uses_generated_haystack(other)) continue;
+    for (int64_t f : grid<int64_t>(other, "frames")) longest = std::max(longest, f);
+  }
   const VideoWriteOptions options = generated_haystack(longest + 1);
   make_directories(context.cache_dir);
   const std::string path = join_path(context.cache_dir, "haystack_" + std::to_string(options.width) + "x" +
@@ -58,10 +68,20 @@ std::string haystack_video(const Sweep& sweep, const TaskSpec& task, const TaskC
   return path;
 }
 
-TaskSamples niah_samples(const Sweep& sweep, const TaskSpec& task, const TaskContext& context, FrameCache& cache) {
+// The tasks over a haystack video: V-NIAH, MM-NIAH and the generated Video-QA.
+TaskSamples haystack_samples(const Sweep& sweep, const TaskSpec& task, const TaskContext& context, FrameCache& cache) {
   const std::string video = haystack_video(sweep, task, context);
   const VideoInfo info = probe_video(video);
   TaskSamples out;
+  if (task.name == "eventqa") {
+    EventQaOptions options;
+    options.frames = grid<int64_t>(task, "frames");
+    options.questions = grid<std::string>(task, "questions");
+    options.variants = grid<int64_t>(task, "variants");
+    options.first_script = std::stoll(setting(task, "first_script", "0"));
+    out.samples = build_event_qa_from_video(video, cache, options);
+    return out;
+  }
   if (task.name == "vniah") {
     NiahOptions options;
     options.frames = grid<int64_t>(task, "frames");
@@ -119,7 +139,7 @@ TaskSamples manifest_samples(const Sweep& sweep, const TaskSpec& task, FrameCach
 
 TaskSamples build_task_samples(const Sweep& sweep, const TaskSpec& task, const TaskContext& context) {
   FrameCache cache(join_path(context.cache_dir, "frames"));
-  if (task.name == "vniah" || task.name == "mmniah") return niah_samples(sweep, task, context, cache);
+  if (task.name == "vniah" || task.name == "mmniah" || task.name == "eventqa") return haystack_samples(sweep, task, context, cache);
   if (task.name == "videoqa" || task.name == "caption") return manifest_samples(sweep, task, cache);
   throw std::runtime_error(sweep.where(task.mark) + ": unknown task '" + task.name + "'");
 }

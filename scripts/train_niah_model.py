@@ -18,7 +18,16 @@ The recipe (README, "The trained tiny model"), each step runnable alone:
                  on the GPU machine (transformers 5.17 there); writes the weights back into --model
                  and training_log.json beside them
 
-Nothing is downloaded. Positions are the canonical 3-axis ids (SPEC.md section 6), passed explicitly:
+  6. stage 2     mmi prepare configs/training/niah_tiny_stage2.yaml --out results/training/stage2.safetensors
+                 && xz -k results/training/stage2.safetensors   (186 MB -> 16 MB: it travels to the GPU)
+                 python3 scripts/train_niah_model.py train --data results/training/stage2.safetensors.xz \
+                     --model tests/fixtures/qwen2_5_vl_niah --start-tokens 40000 --lr 5e-4 --warmup 50 \
+                     --oversample eventqa=2 --oversample-longer 9000=4 --eval-data ...
+                 continues from the stage-1 weights with longer NIAH samples and the generated Video-QA
+  7. evaluate    python3 scripts/train_niah_model.py evaluate --data FILE... --model DIR
+                 accuracy per task and frame count on held-out exports (configs/examples/*_tiny*.yaml)
+
+Files ending in .xz are read compressed. Nothing is downloaded. Positions are the canonical 3-axis ids (SPEC.md section 6), passed explicitly:
 transformers 5.17 computes different video positions on its own.
 """
 import argparse
@@ -93,10 +102,16 @@ def init(args):
 
 class Samples:
     def __init__(self, path, device="cpu"):
-        from safetensors import safe_open
-        with safe_open(path, "np") as f:
-            meta = f.metadata()
-            t = {k: f.get_tensor(k) for k in f.keys()}
+        from safetensors.numpy import load
+        if path.endswith(".xz"):  # xz shrinks the frame pool about tenfold (it travels to the GPU machine)
+            import lzma
+            with lzma.open(path) as f:
+                raw = f.read()
+        else:
+            with open(path, "rb") as f:
+                raw = f.read()
+        t = load(raw)
+        meta = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")]).get("__metadata__", {})
         if meta.get("format") != "mmi-prepared-samples/1":
             raise SystemExit(f"{path}: not a file of `mmi prepare` (format {meta.get('format')!r})")
         self.info = json.loads(meta["samples"])
@@ -239,18 +254,41 @@ def check(args):
 # ------------------------------------------------------------------------------------------------
 # train
 
-def evaluate(model, data, samples):
+def evaluate(model, data, samples, key=lambda info: info["task"]):
+    """Accuracy per key(sample info) over `samples` (all answer tokens right)."""
     correct = {}
     model.eval()
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=data.device != "cpu"):
         for s in samples:
             inputs, rows, targets = data.inputs(s, model)
             ok = bool((answer_logits(model, inputs, rows).argmax(-1) == targets).all())
-            key = data.info[s]["task"]
-            hit, total = correct.get(key, (0, 0))
-            correct[key] = (hit + ok, total + 1)
+            hit, total = correct.get(key(data.info[s]), (0, 0))
+            correct[key(data.info[s])] = (hit + ok, total + 1)
     model.train()
     return {k: hit / total for k, (hit, total) in correct.items()}
+
+
+def by_task_and_frames(info):
+    """'vniah 2000 frames', or with the question of a generated Video-QA sample: 'eventqa/count 36 frames'."""
+    task = info["task"] + ("/" + info["id"].split("_")[1] if info["task"] == "eventqa" else "")
+    return f"{task} {int(info['grid'].get('frames', 0))} frames"
+
+
+def evaluate_file(model, path, device):
+    """Accuracy per task and frame count over every sample of a file from `mmi prepare`."""
+    data = Samples(path, device)
+    result = evaluate(model, data, range(len(data)), by_task_and_frames)
+    return dict(sorted(result.items(), key=lambda kv: (kv[0].split()[0], int(kv[0].split()[1]))))
+
+
+def evaluate_command(args):
+    from transformers import Qwen2_5_VLForConditionalGeneration
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    patch_vision_attention()
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(args.model, dtype=torch.float32).to(device)
+    for path in args.data:
+        for cell, accuracy in evaluate_file(model, path, device).items():
+            print(f"{path}: {cell}: {100 * accuracy:.0f}%", flush=True)
 
 
 def train(args):
@@ -268,6 +306,7 @@ def train(args):
     train_set = order[args.held_out:]
     lengths = {s: data.length(s) for s in train_set}
     oversample = {task: float(k) for task, k in (item.split("=") for item in args.oversample)}
+    longer_than, longer_weight = (float(v) for v in args.oversample_longer.split("="))
     longest = max(lengths.values())
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
     budget = args.minutes * 60
@@ -284,7 +323,8 @@ def train(args):
         if progress >= 1:
             break
         pool = [s for s in train_set if lengths[s] <= limit]
-        weights = [oversample.get(data.info[s]["task"], 1.0) for s in pool]
+        weights = [oversample.get(data.info[s]["task"], 1.0) * (longer_weight if lengths[s] > longer_than else 1.0)
+                   for s in pool]
         # Warm-up, constant, then a cosine decay to 10% over the last `decay` of the time.
         tail = max(0.0, (progress - (1 - args.decay)) / args.decay)
         lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * tail)))
@@ -329,13 +369,17 @@ def train(args):
     final = evaluate(model, data, held_out)
     minutes = (time.time() - start) / 60
     print(json.dumps({"final_held_out": final, "minutes": minutes, "steps": step, "samples": seen}), flush=True)
+    evaluations = {}
+    for path in args.eval_data:
+        evaluations[path] = evaluate_file(model, path, device)
+        print(json.dumps({"evaluation": path, "accuracy": evaluations[path]}), flush=True)
     out = args.out or args.model
     model.save_pretrained(out)
     recipe = {k: v for k, v in vars(args).items() if k not in ("func",)}
     with open(os.path.join(out, "training_log.json"), "w") as f:
         json.dump({"recipe": recipe, "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
                    "minutes": minutes, "steps": step, "samples_seen": seen, "held_out_accuracy": final,
-                   "held_out_samples": len(held_out), "log": log}, f, indent=1)
+                   "held_out_samples": len(held_out), "evaluations": evaluations, "log": log}, f, indent=1)
 
 
 def main():
@@ -367,8 +411,16 @@ def main():
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--oversample", nargs="*", default=[], metavar="TASK=K",
                    help="draw a task's samples K times as often, e.g. mmniah=2")
+    p.add_argument("--oversample-longer", default="0=1", metavar="TOKENS=K",
+                   help="draw samples longer than TOKENS tokens K times as often")
+    p.add_argument("--eval-data", nargs="*", default=[], metavar="FILE",
+                   help="files of `mmi prepare` to score after training (accuracy per task and frame count)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=train)
+    p = sub.add_parser("evaluate", help="accuracy per task and frame count on files of `mmi prepare`")
+    p.add_argument("--data", nargs="+", required=True)
+    p.add_argument("--model", required=True)
+    p.set_defaults(func=evaluate_command)
     args = parser.parse_args()
     args.func(args)
 
