@@ -3,8 +3,11 @@
 //   build/<preset>/kernels/mmi_kernel_bench --benchmark_filter=Run
 #include <benchmark/benchmark.h>
 
+#include <random>
+
 #include "kernels/cpu/executor.h"
 #include "kernels/method.h"
+#include "kernels/plan_builder.h"
 #include "kernels/synthetic.h"
 
 namespace {
@@ -54,10 +57,63 @@ void BM_Dense(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(mmi::dense_attention_cpu(in.qkv.q, in.qkv.k, in.qkv.v));
 }
 
+// Plan building alone at long lengths, from indices as online estimation resolves them (grid:
+// frame-stride vertical lines; Vertical-Slash: 1000 columns and 1024 distances, forced ones included)
+// for 28 query heads: the host part of the index build that `mmi bench attention` reports.
+mmi::ResolvedHead resolved_head(int kind, int64_t length, int head) {
+  mmi::ResolvedPattern p;
+  std::mt19937_64 rng(head);
+  if (kind == 0) {
+    p.params.kind = mmi::PatternKind::kGrid;
+    p.index.stride = 256;
+    p.index.phase = (head * 37) % 256;
+  } else {
+    p.params.kind = mmi::PatternKind::kVerticalSlash;
+    auto pick = [&](int64_t count, int64_t forced, std::vector<int64_t>& out) {
+      std::vector<bool> taken(length, false);
+      for (int64_t x = 0; x < forced; ++x) taken[x] = true;
+      for (int64_t n = forced; n < count;) {
+        const int64_t x = static_cast<int64_t>(rng() % length);
+        if (!taken[x]) taken[x] = true, ++n;
+      }
+      for (int64_t x = 0; x < length; ++x) if (taken[x]) out.push_back(x);
+    };
+    pick(p.params.n_vertical, mmi::kForcedColumns, p.index.verticals);
+    pick(p.params.n_slash, mmi::kForcedDistances, p.index.slashes);
+  }
+  mmi::ResolvedHead h;
+  h.patterns[0][0] = p;
+  return h;
+}
+
+void BM_BuildPlan(benchmark::State& state) {
+  const int64_t length = state.range(1) * 1024;
+  const int64_t frames = (length - 192) / 256;
+  const mmi::SequenceLayout layout =
+      mmi::LayoutBuilder().text(128).video(frames, 16, 16).text(length - 128 - frames * 256).build();
+  std::vector<mmi::ResolvedHead> heads;
+  for (int h = 0; h < 28; ++h) heads.push_back(resolved_head(static_cast<int>(state.range(0)), length, h));
+  mmi::SparsePlan plan;
+  for (auto _ : state) benchmark::DoNotOptimize(plan = mmi::build_plan(layout, heads, mmi::PlanOptions{}));
+  double runs = 0, columns = 0, tiles = 0;  // the plan's size: what an executor's upload converts
+  for (const mmi::HeadPlan& head : plan.heads) {
+    for (const mmi::Pass& pass : head.passes) {
+      runs += pass.runs.size();
+      columns += pass.columns.size();
+      tiles += pass.num_tiles();
+    }
+  }
+  state.counters["tiles"] = tiles;
+  state.counters["runs"] = runs;
+  state.counters["columns"] = columns;
+  state.SetLabel(state.range(0) == 0 ? "grid" : "vertical_slash");
+}
+
 constexpr int kNumSpecs = sizeof(kSpecs) / sizeof(kSpecs[0]);
 BENCHMARK(BM_Plan)->ArgsProduct({benchmark::CreateDenseRange(0, kNumSpecs - 1, 1), {32}})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Run)->ArgsProduct({benchmark::CreateDenseRange(0, kNumSpecs - 1, 1), {32}})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Dense)->Arg(32)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_BuildPlan)->ArgsProduct({{0, 1}, {128, 1024}})->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
