@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "kernels/cuda/cuda_executor.h"
+
 namespace mmi {
 namespace {
 
@@ -36,16 +38,34 @@ QueryWindow window_for(const SequenceLayout& layout, BoundaryKind boundary, Moda
   return QueryWindow{layout.length(), std::min(last_q, layout.length())};
 }
 
+void check_window(const at::Tensor& q, const QueryWindow& window) {
+  if (window.count <= 0 || window.count > window.end || window.end > q.size(0)) {
+    throw std::invalid_argument("last_query_profile: bad window (end " + std::to_string(window.end) + ", count " +
+                                std::to_string(window.count) + ") for " + std::to_string(q.size(0)) + " tokens");
+  }
+}
+
 }  // namespace
 
 AttentionProfile last_query_profile(const at::Tensor& q, const at::Tensor& k, int64_t head,
                                     const QueryWindow& window, const std::vector<uint8_t>* key_filter,
                                     bool distances) {
-  const int64_t end = window.end, count = window.count;
-  if (count <= 0 || count > end || end > q.size(0)) {
-    throw std::invalid_argument("last_query_profile: bad window (end " + std::to_string(end) + ", count " +
-                                std::to_string(count) + ") for " + std::to_string(q.size(0)) + " tokens");
+  const bool fused = q.is_cuda() && q.size(2) <= 128 && q.stride(2) == 1 && k.stride(2) == 1;
+  if (!fused) return last_query_profile_aten(q, k, head, window, key_filter, distances);
+  check_window(q, window);
+  at::Tensor filter;
+  if (key_filter) {
+    filter = at::tensor(std::vector<double>(key_filter->begin(), key_filter->begin() + window.end)).to(q.device());
   }
+  auto [column, distance] = window_profile_cuda(q, k, head, window.end, window.count, filter, distances);
+  return AttentionProfile{column, distance};
+}
+
+AttentionProfile last_query_profile_aten(const at::Tensor& q, const at::Tensor& k, int64_t head,
+                                         const QueryWindow& window, const std::vector<uint8_t>* key_filter,
+                                         bool distances) {
+  check_window(q, window);
+  const int64_t end = window.end, count = window.count;
   const int64_t group = q.size(1) / k.size(1);
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(2)));
   const at::Tensor queries = q.select(1, head).narrow(0, end - count, count).to(at::kFloat);  // [L, D]

@@ -29,9 +29,15 @@ struct AttentionProfile {
 // q: [N, Hq, D], k: [N, Hkv, D]; query head `head` reads KV head head / (Hq / Hkv).
 // key_filter (optional, [N], nonzero = counted) restricts the sums to some keys (2D-boundary quadrants);
 // the softmax itself always runs over every causal key. Keys are processed in chunks: memory O(N).
+// On the GPU two fused kernels compute it (kernels/cuda/window_profile.cuh: fp32 scores, fp64 sums).
 AttentionProfile last_query_profile(const at::Tensor& q, const at::Tensor& k, int64_t head,
                                     const QueryWindow& window,
                                     const std::vector<uint8_t>* key_filter = nullptr, bool distances = true);
+// The same with ATen operations on the inputs' device, in key chunks: the CPU path, and on the GPU the
+// reference the fused kernels are tested and benchmarked against.
+AttentionProfile last_query_profile_aten(const at::Tensor& q, const at::Tensor& k, int64_t head,
+                                         const QueryWindow& window,
+                                         const std::vector<uint8_t>* key_filter = nullptr, bool distances = true);
 
 // Indices of the `k` largest positive scores ([n] tensor, any device), always including [0, forced)
 // (which count toward k), ascending. Ties go to the lower index, so the result is deterministic.

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "kernels/cuda/cuda_executor.h"
+#include "kernels/estimate.h"
 #include "kernels/method.h"
 #include "kernels/synthetic.h"
 
@@ -71,6 +72,25 @@ void BM_SparsePlan(benchmark::State& state) {
   state.SetLabel(kMethods[state.range(0)]);
 }
 
+// The online estimation's last-query profile of all 28 heads (64 window rows, column and distance
+// sums): fused kernels (arg 0 = 1) against the ATen path (0), in the same process.
+void BM_WindowProfile(benchmark::State& state) {
+  const Case& c = inputs(state.range(1));
+  const mmi::QueryWindow window{c.layout.length(), 64};
+  for (auto _ : state) {
+    state.SetIterationTime(mmi::time_cuda_ms(
+                               [&] {
+                                 for (int64_t h = 0; h < c.qkv.q.size(1); ++h) {
+                                   if (state.range(0) == 1) mmi::last_query_profile(c.qkv.q, c.qkv.k, h, window);
+                                   else mmi::last_query_profile_aten(c.qkv.q, c.qkv.k, h, window);
+                                 }
+                               },
+                               0, 1) /
+                           1e3);
+  }
+  state.SetLabel(state.range(0) == 1 ? "fused" : "aten");
+}
+
 void lengths(benchmark::internal::Benchmark* b) {
   for (int64_t n : {32768, 131072}) b->Arg(n);
 }
@@ -82,6 +102,7 @@ void methods_by_lengths(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_CudnnSdpa)->Apply(lengths)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SparseRun)->Apply(methods_by_lengths)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_WindowProfile)->ArgsProduct({{0, 1}, {131072, 1048576}})->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SparsePlan)->Apply(methods_by_lengths)->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -23,6 +23,11 @@ AttentionOutput execute_plan_cuda(const SparsePlan&, const at::Tensor&, const at
   no_cuda("execute_plan_cuda");
 }
 
+std::pair<at::Tensor, at::Tensor> window_profile_cuda(const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t,
+                                                      const at::Tensor&, bool) {
+  no_cuda("window_profile_cuda");
+}
+
 double time_cuda_ms(const std::function<void()>&, int, int) { no_cuda("time_cuda_ms"); }
 
 void cuda_synchronize() { no_cuda("cuda_synchronize"); }

@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "kernels/cuda/sparse_attention.cuh"
+#include "kernels/cuda/window_profile.cuh"
 
 namespace mmi {
 namespace {
@@ -133,6 +134,51 @@ struct DevicePlan {
 
 void prepare_plan_cuda(SparsePlan& plan, int64_t group, const at::Device& device) {
   plan.device = std::make_shared<const DevicePlan>(plan, group, device);
+}
+
+std::pair<at::Tensor, at::Tensor> window_profile_cuda(const at::Tensor& q, const at::Tensor& k, int64_t head,
+                                                      int64_t end, int64_t count, const at::Tensor& key_filter,
+                                                      bool distances) {
+  auto fail = [](const std::string& what) { throw std::invalid_argument("window_profile_cuda: " + what); };
+  if (!q.is_cuda() || !k.is_cuda() || q.scalar_type() != k.scalar_type()) fail("q and k must be CUDA tensors of one dtype");
+  if (q.stride(2) != 1 || k.stride(2) != 1 || q.size(2) > 128) fail("needs D <= 128, contiguous in the last dimension");
+  cuda::ProfileDType dtype;
+  switch (q.scalar_type()) {
+    case at::kBFloat16: dtype = cuda::ProfileDType::kBFloat16; break;
+    case at::kHalf: dtype = cuda::ProfileDType::kFloat16; break;
+    case at::kFloat: dtype = cuda::ProfileDType::kFloat32; break;
+    default: fail("q must be bf16, fp16 or fp32");
+  }
+  const int64_t kv_head = head / (q.size(1) / k.size(1));
+  const int32_t blocks = cuda::profile_blocks(narrow32(end, "window end"));
+  const auto f32 = q.options().dtype(at::kFloat), f64 = q.options().dtype(at::kDouble);
+  at::Tensor block_max = at::empty({blocks, count}, f32), block_sum = at::empty({blocks, count}, f32);
+  at::Tensor filter = key_filter.defined() ? key_filter.to(f64).contiguous() : at::Tensor();
+  cuda::WindowProfileParams p{};
+  p.q = static_cast<const char*>(q.data_ptr()) + head * q.stride(1) * q.element_size();
+  p.k = static_cast<const char*>(k.data_ptr()) + kv_head * k.stride(1) * k.element_size();
+  p.q_row_stride = q.stride(0);
+  p.k_row_stride = k.stride(0);
+  p.head_dim = static_cast<int32_t>(q.size(2));
+  p.end = static_cast<int32_t>(end);
+  p.count = narrow32(count, "window rows");
+  p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(q.size(2))));
+  p.key_filter = filter.defined() ? filter.data_ptr<double>() : nullptr;
+  p.block_max = block_max.data_ptr<float>();
+  p.block_sum = block_sum.data_ptr<float>();
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  check_cuda(cuda::launch_window_row_stats(p, dtype, stream), "window row statistics kernel");
+  // Every row sees key 0, so its maximum is finite; blocks it sees nothing of hold -inf and add 0.
+  const at::Tensor row_max = std::get<0>(block_max.max(0));
+  const at::Tensor row_sum = (block_sum * at::exp(block_max - row_max.unsqueeze(0))).sum(0);
+  at::Tensor column = at::empty({end}, f64);
+  at::Tensor distance = distances ? at::zeros({end}, f64) : at::Tensor();
+  p.row_max = row_max.data_ptr<float>();
+  p.row_sum = row_sum.data_ptr<float>();
+  p.column = column.data_ptr<double>();
+  p.distance = distances ? distance.data_ptr<double>() : nullptr;
+  check_cuda(cuda::launch_window_profile(p, dtype, stream), "window profile kernel");
+  return {column, distance};
 }
 
 bool cuda_available() { return at::hasCUDA() && at::cuda::device_count() > 0; }

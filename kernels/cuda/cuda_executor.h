@@ -24,6 +24,14 @@ void prepare_plan_cuda(SparsePlan& plan, int64_t group, const at::Device& device
 AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q, const at::Tensor& k,
                                   const at::Tensor& v);
 
+// The last-query profile of kernels/estimate.h by fused kernels, for CUDA q, k (bf16, fp16 or fp32;
+// D <= 128; last dimension contiguous): query head `head` (KV head head / (Hq / Hkv)), window rows
+// [end - count, end), keys [0, end). key_filter: [end] fp64 on the device, or undefined. Returns
+// column [end] fp64 and, when `distances`, distance [end] fp64 (else undefined).
+std::pair<at::Tensor, at::Tensor> window_profile_cuda(const at::Tensor& q, const at::Tensor& k, int64_t head,
+                                                      int64_t end, int64_t count, const at::Tensor& key_filter,
+                                                      bool distances);
+
 // Median milliseconds of `fn` on the current CUDA stream over `repeats` runs after `warmup` runs,
 // timed with CUDA events.
 double time_cuda_ms(const std::function<void()>& fn, int warmup, int repeats);

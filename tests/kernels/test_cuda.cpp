@@ -6,6 +6,7 @@
 
 #include "kernels/cpu/executor.h"
 #include "kernels/cuda/cuda_executor.h"
+#include "kernels/estimate.h"
 #include "kernels/metrics.h"
 #include "kernels/plan_builder.h"
 #include "tests/catch.h"
@@ -121,4 +122,41 @@ TEST_CASE("CUDA executor rejects what it cannot run", "[cuda]") {
   const RandomQKV y = random_qkv(40, 2, 1, 64, 1, at::kFloat);
   REQUIRE_THROWS_WITH(execute_plan_cuda(plan, y.q.cuda(), y.k.cuda(), y.v.cuda()),
                       Contains("bf16 or fp16"));
+}
+
+TEST_CASE("fused window profile equals the ATen profile on the GPU and the CPU", "[cuda]") {
+  if (!have_gpu()) return;
+  struct Case {
+    int64_t n, end, count, dim;
+    at::ScalarType dtype;
+    bool filter;
+  };
+  // Odd lengths, windows shorter and longer than one 64-row step, key counts off the 128-key blocks.
+  const Case cases[] = {{300, 300, 64, 128, at::kBFloat16, false}, {1000, 777, 100, 80, at::kBFloat16, true},
+                        {129, 129, 5, 64, at::kHalf, false},        {4099, 4099, 64, 128, at::kFloat, true},
+                        {20000, 19999, 64, 128, at::kBFloat16, false}, {64, 64, 64, 64, at::kFloat, false}};
+  uint64_t seed = 500;
+  for (const Case& c : cases) {
+    const RandomQKV x = random_qkv(c.n, 4, 2, c.dim, ++seed, c.dtype);
+    std::vector<uint8_t> filter(c.n);
+    for (int64_t t = 0; t < c.n; ++t) filter[t] = (t / 7) % 3 != 0;
+    for (int64_t head : {0, 3}) {
+      INFO("n " << c.n << " window [" << c.end - c.count << ", " << c.end << ") d " << c.dim << " head " << head);
+      const QueryWindow w{c.end, c.count};
+      const std::vector<uint8_t>* f = c.filter ? &filter : nullptr;
+      const AttentionProfile cpu = last_query_profile(x.q, x.k, head, w, f);
+      const AttentionProfile aten = last_query_profile_aten(x.q.cuda(), x.k.cuda(), head, w, f);
+      const AttentionProfile gpu = last_query_profile(x.q.cuda(), x.k.cuda(), head, w, f);
+      for (const auto& [got, want] : {std::make_pair(gpu.column.cpu(), cpu.column), std::make_pair(gpu.distance.cpu(), cpu.distance),
+                                      std::make_pair(gpu.column.cpu(), aten.column.cpu()),
+                                      std::make_pair(gpu.distance.cpu(), aten.distance.cpu())}) {
+        REQUIRE(got.sizes() == want.sizes());
+        REQUIRE(at::isfinite(got).all().item<bool>());
+        // Sums of probabilities: absolute error against the total mass (count rows, each summing to 1).
+        REQUIRE((got - want).abs().max().item<double>() <= 1e-5 * c.count);
+      }
+      REQUIRE(gpu.column.sum().item<double>() == Approx(cpu.column.sum().item<double>()).epsilon(1e-5));
+    }
+    REQUIRE_FALSE(last_query_profile(x.q.cuda(), x.k.cuda(), 1, QueryWindow{c.end, c.count}, nullptr, false).distance.defined());
+  }
 }
