@@ -1,11 +1,9 @@
 #include "kernels/plan_builder.h"
 
 #include <algorithm>
-#include <atomic>
-#include <exception>
-#include <mutex>
 #include <stdexcept>
-#include <thread>
+
+#include "kernels/parallel.h"
 
 namespace mmi {
 namespace {
@@ -506,30 +504,6 @@ class PlanAssembler {
   std::vector<uint64_t> words_;
 };
 
-// Runs body(h) for h in [0, count) on up to hardware_concurrency threads; rethrows the first error.
-template <typename Body>
-void parallel_for_heads(size_t count, Body body) {
-  const size_t workers = std::min<size_t>(count, std::max(1u, std::thread::hardware_concurrency()));
-  std::atomic<size_t> next{0};
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto work = [&] {
-    for (size_t h = next++; h < count; h = next++) {
-      try {
-        body(h);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mutex);
-        if (!error) error = std::current_exception();
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (size_t w = 1; w < workers; ++w) threads.emplace_back(work);
-  work();
-  for (auto& t : threads) t.join();
-  if (error) std::rethrow_exception(error);
-}
-
 }  // namespace
 
 SparsePlan build_plan(const SequenceLayout& layout, const std::vector<ResolvedHead>& heads,
@@ -546,7 +520,7 @@ SparsePlan build_plan(const SequenceLayout& layout, const std::vector<ResolvedHe
   }
   plan.heads.resize(heads.size());
   std::vector<std::vector<uint64_t>> words(heads.size());
-  parallel_for_heads(heads.size(), [&](size_t h) {
+  parallel_for(heads.size(), [&](size_t h) {
     PlanAssembler assembler(layout, plan);
     plan.heads[h] = assembler.head(heads[h]);
     words[h] = std::move(assembler.words());

@@ -12,6 +12,7 @@
 
 #include "kernels/cuda/sparse_attention.cuh"
 #include "kernels/cuda/window_profile.cuh"
+#include "kernels/parallel.h"
 
 namespace mmi {
 namespace {
@@ -20,14 +21,23 @@ void check_cuda(cudaError_t err, const char* what) {
   if (err != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
 }
 
-// Copies a host array to the device through pinned memory, asynchronously on the current stream (the
-// caching host allocator keeps the staging block alive until the copy is done).
+// A pinned host buffer of `count` items, filled in place and then copied to the device asynchronously
+// on the current stream (the caching host allocator keeps the block alive until the copy is done).
+template <typename T>
+struct Staging {
+  at::Tensor host;
+  explicit Staging(size_t count)
+      : host(at::empty({static_cast<int64_t>(std::max<size_t>(1, count * sizeof(T)))},
+                       at::TensorOptions().dtype(at::kByte).pinned_memory(true))) {}
+  T* data() { return reinterpret_cast<T*>(host.data_ptr()); }
+  at::Tensor to(at::Device device) const { return host.to(device, /*non_blocking=*/true); }
+};
+
 template <typename T>
 at::Tensor upload(const std::vector<T>& items, at::Device device) {
-  const int64_t bytes = static_cast<int64_t>(std::max<size_t>(1, items.size() * sizeof(T)));
-  at::Tensor host = at::empty({bytes}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
-  if (!items.empty()) std::memcpy(host.data_ptr(), items.data(), items.size() * sizeof(T));
-  return host.to(device, /*non_blocking=*/true);
+  Staging<T> staging(items.size());
+  if (!items.empty()) std::memcpy(staging.data(), items.data(), items.size() * sizeof(T));
+  return staging.to(device);
 }
 
 // A rule with only vertical and slash bitmaps (Vertical-Slash passes): the kernel tests it by bit windows.
@@ -47,37 +57,40 @@ int32_t narrow32(int64_t x, const char* what) {
 }
 
 // The plan flattened into device arrays; each level is the p-th pass of every head that has one.
+// Passes and bands are few and converted in order; the runs, columns and tiles (millions for long
+// Vertical-Slash plans) are written by one thread per pass straight into pinned staging buffers at
+// offsets counted beforehand.
 struct DevicePlan {
   at::Tensor passes, bands, tiles, runs, columns, words, visual_starts, visual_ends;
   std::vector<std::pair<int32_t, int32_t>> levels;  // [first, last) tiles of each launch
   int64_t group;
   at::Device device;
 
+  // Where one pass's items go.
+  struct Slot {
+    const Pass* pass;
+    int32_t index;          // into passes
+    int32_t col_bands;      // offset of its column bands
+    int64_t runs, columns;  // offsets of its runs and columns
+    int64_t tiles;          // offset of its tiles among all tiles (before ordering)
+  };
+
   DevicePlan(const SparsePlan& plan, int64_t group_, at::Device device_) : group(group_), device(device_) {
+    narrow32(plan.length, "tokens");  // so every run bound and column fits too
     std::vector<cuda::DevicePass> passes_h;
     std::vector<cuda::DeviceBand> bands_h;
-    std::vector<cuda::DeviceTile> tiles_h;
-    std::vector<cuda::DeviceRun> runs_h;
-    std::vector<int32_t> columns_h;
     auto add_bands = [&](const IndexMap& map) {
       for (const Band& b : map.bands()) {
         bands_h.push_back({narrow32(b.logical, "band"), narrow32(b.orig, "band"), narrow32(b.step, "band"),
                            narrow32(b.count, "band")});
       }
     };
-    size_t depth = 0, total_runs = 0, total_tiles = 0;
-    for (const HeadPlan& head : plan.heads) {
-      depth = std::max(depth, head.passes.size());
-      for (const Pass& pass : head.passes) {
-        total_runs += pass.runs.size();
-        total_tiles += static_cast<size_t>(pass.num_tiles());
-      }
-    }
-    runs_h.reserve(total_runs);
-    tiles_h.reserve(total_tiles);
+    size_t depth = 0;
+    for (const HeadPlan& head : plan.heads) depth = std::max(depth, head.passes.size());
+    std::vector<Slot> slots;
+    std::vector<size_t> level_end;  // slots of level l: [level_end[l - 1], level_end[l])
+    int64_t runs_total = 0, columns_total = 0, tiles_total = 0;
     for (size_t level = 0; level < depth; ++level) {
-      const int32_t first = static_cast<int32_t>(tiles_h.size());
-      std::vector<std::pair<int64_t, cuda::DeviceTile>> weighted;  // (chunks, tile)
       for (size_t h = 0; h < plan.heads.size(); ++h) {
         if (level >= plan.heads[h].passes.size()) continue;
         const Pass& pass = plan.heads[h].passes[level];
@@ -93,40 +106,65 @@ struct DevicePlan {
         dp.num_col_bands = static_cast<int32_t>(pass.cols.bands().size());
         add_bands(pass.cols);
         dp.num_rows = narrow32(pass.rows.size(), "rows");
-        const int32_t pass_index = static_cast<int32_t>(passes_h.size());
+        slots.push_back({&pass, static_cast<int32_t>(passes_h.size()), dp.col_bands, runs_total, columns_total, tiles_total});
         passes_h.push_back(dp);
-        for (int64_t t = 0; t < pass.num_tiles(); ++t) {
-          cuda::DeviceTile tile{pass_index, static_cast<int32_t>(t), static_cast<int32_t>(runs_h.size()), 0, 0, 0};
-          int64_t chunks = 0;
-          for (int64_t r = pass.run_offsets[t]; r < pass.run_offsets[t + 1]; ++r) {
-            const KeyRun& run = pass.runs[r];
-            runs_h.push_back({narrow32(run.begin, "run"), narrow32(run.end, "run"), static_cast<int32_t>(run.mask),
-                              dp.col_bands + pass.cols.band_at(run.begin)});
-            chunks += (run.end - run.begin + plan.block_n - 1) / plan.block_n;
-          }
-          tile.run_end = static_cast<int32_t>(runs_h.size());
-          tile.column_begin = static_cast<int32_t>(columns_h.size());
-          for (int64_t c = pass.column_offsets[t]; c < pass.column_offsets[t + 1]; ++c) {
-            columns_h.push_back(narrow32(pass.columns[c], "column"));
-          }
-          tile.column_end = static_cast<int32_t>(columns_h.size());
-          chunks += (tile.column_end - tile.column_begin + plan.block_n - 1) / plan.block_n;
-          if (chunks > 0) weighted.emplace_back(chunks, tile);
-        }
+        runs_total += static_cast<int64_t>(pass.runs.size());
+        columns_total += static_cast<int64_t>(pass.columns.size());
+        tiles_total += pass.num_tiles();
       }
-      // Heaviest tiles first, so the long causal rows do not finish last on a half-empty GPU.
-      std::stable_sort(weighted.begin(), weighted.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-      for (const auto& w : weighted) tiles_h.push_back(w.second);
-      levels.emplace_back(first, static_cast<int32_t>(tiles_h.size()));
+      level_end.push_back(slots.size());
+    }
+    narrow32(runs_total, "runs");
+    narrow32(columns_total, "columns");
+    Staging<cuda::DeviceRun> runs_h(runs_total);
+    Staging<int32_t> columns_h(columns_total);
+    std::vector<std::pair<int64_t, cuda::DeviceTile>> weighted(tiles_total);  // (chunks, tile)
+    parallel_for(slots.size(), [&](size_t i) { fill(slots[i], plan.block_n, runs_h.data(), columns_h.data(), weighted); });
+    // Per level, heaviest tiles first, so the long causal rows do not finish last on a half-empty GPU;
+    // tiles with nothing to visit are dropped.
+    Staging<cuda::DeviceTile> tiles_h(tiles_total);
+    int32_t written = 0;
+    for (size_t level = 0; level < depth; ++level) {
+      const auto begin = weighted.begin() + (level == 0 ? 0 : slots[level_end[level - 1]].tiles);
+      const auto end = level_end[level] < slots.size() ? weighted.begin() + slots[level_end[level]].tiles : weighted.end();
+      const auto kept = std::stable_partition(begin, end, [](const auto& w) { return w.first > 0; });
+      std::stable_sort(begin, kept, [](const auto& a, const auto& b) { return a.first > b.first; });
+      const int32_t first = written;
+      for (auto it = begin; it != kept; ++it) tiles_h.data()[written++] = it->second;
+      levels.emplace_back(first, written);
     }
     passes = upload(passes_h, device);
     bands = upload(bands_h, device);
-    tiles = upload(tiles_h, device);
-    runs = upload(runs_h, device);
-    columns = upload(columns_h, device);
+    tiles = tiles_h.to(device);
+    runs = runs_h.to(device);
+    columns = columns_h.to(device);
     words = upload(plan.words, device);
     visual_starts = upload(plan.visual_starts, device);
     visual_ends = upload(plan.visual_ends, device);
+  }
+
+  // Converts one pass's tiles, runs and columns into its slot.
+  static void fill(const Slot& slot, int64_t block_n, cuda::DeviceRun* runs, int32_t* columns,
+                   std::vector<std::pair<int64_t, cuda::DeviceTile>>& weighted) {
+    const Pass& pass = *slot.pass;
+    for (int64_t t = 0; t < pass.num_tiles(); ++t) {
+      cuda::DeviceTile tile{slot.index, static_cast<int32_t>(t), static_cast<int32_t>(slot.runs + pass.run_offsets[t]),
+                            static_cast<int32_t>(slot.runs + pass.run_offsets[t + 1]),
+                            static_cast<int32_t>(slot.columns + pass.column_offsets[t]),
+                            static_cast<int32_t>(slot.columns + pass.column_offsets[t + 1])};
+      int64_t chunks = 0;
+      for (int64_t r = pass.run_offsets[t]; r < pass.run_offsets[t + 1]; ++r) {
+        const KeyRun& run = pass.runs[r];
+        runs[slot.runs + r] = {static_cast<int32_t>(run.begin), static_cast<int32_t>(run.end), static_cast<int32_t>(run.mask),
+                               slot.col_bands + pass.cols.band_at(run.begin)};
+        chunks += (run.end - run.begin + block_n - 1) / block_n;
+      }
+      for (int64_t c = pass.column_offsets[t]; c < pass.column_offsets[t + 1]; ++c) {
+        columns[slot.columns + c] = static_cast<int32_t>(pass.columns[c]);
+      }
+      chunks += (tile.column_end - tile.column_begin + block_n - 1) / block_n;
+      weighted[slot.tiles + t] = {chunks, tile};
+    }
   }
 };
 

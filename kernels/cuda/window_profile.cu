@@ -1,7 +1,8 @@
-// Fused last-query profile (see window_profile.cuh). One CTA of 128 threads per block of 128 keys, one
-// key per thread; the window rows go 64 at a time through shared memory, transposed so that a thread
-// reads four rows' values of one dimension with one broadcast load while its key stays in a column of
-// shared memory. fp32 scores (as the LibTorch path computes them), fp64 sums across CTAs.
+// Fused last-query profile (see window_profile.cuh). One CTA of 128 threads per block of 128 keys; each
+// warp owns 16 of the current 64 window rows and each lane 4 keys (lane + 32c), so one shared-memory
+// load of a query value feeds four FMAs and one of a key value sixteen (scalar FMAs are bound by
+// shared-memory traffic otherwise). Rows go through shared memory transposed ([D][64]) and keys as
+// [D][128]. fp32 scores (as the ATen path computes them), fp64 sums across CTAs.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -14,6 +15,9 @@ namespace {
 
 constexpr int kThreads = kProfileKeys;
 constexpr int kWarps = kThreads / 32;
+constexpr int kRowsPerWarp = kProfileRows / kWarps;  // 16
+constexpr int kKeysPerLane = kProfileKeys / 32;      // 4
+static_assert(kRowsPerWarp % 4 == 0, "rows are read four at a time");
 
 __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
@@ -21,27 +25,43 @@ __device__ __forceinline__ float to_float(float x) { return x; }
 
 size_t shared_bytes(int head_dim) { return sizeof(float) * head_dim * (kProfileRows + kProfileKeys); }
 
-// Scores of this thread's key against window rows [r0, r0 + kProfileRows) (already loaded, scaled, into
-// q_s), or -inf where the key is not causal for the row (or past the window's end).
-__device__ __forceinline__ void row_scores(const float* q_s, const float* k_s, int head_dim, int64_t key,
-                                           int64_t first_row, int rows, int32_t end, float (&s)[kProfileRows]) {
+using Scores = float[kKeysPerLane][kRowsPerWarp];
+
+// Scores of this lane's keys (key0 + lane + 32c) against this warp's rows (first_row + 16 warp + r),
+// from q_s (scaled) and k_s; -inf where the key is not causal for the row, past the window's end, or
+// the row is past the step's `rows`.
+__device__ __forceinline__ void scores(const float* q_s, const float* k_s, int head_dim, int64_t key0,
+                                       int64_t first_row, int rows, int32_t end, Scores& s) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 #pragma unroll
-  for (int r = 0; r < kProfileRows; ++r) s[r] = 0.f;
+  for (int c = 0; c < kKeysPerLane; ++c)
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; ++r) s[c][r] = 0.f;
   for (int d = 0; d < head_dim; ++d) {
-    const float kv = k_s[d * kProfileKeys + threadIdx.x];
-    const float4* qv = reinterpret_cast<const float4*>(q_s + d * kProfileRows);
+    float kv[kKeysPerLane];
 #pragma unroll
-    for (int r4 = 0; r4 < kProfileRows / 4; ++r4) {
+    for (int c = 0; c < kKeysPerLane; ++c) kv[c] = k_s[d * kProfileKeys + lane + 32 * c];
+    const float4* qv = reinterpret_cast<const float4*>(q_s + d * kProfileRows + warp * kRowsPerWarp);
+#pragma unroll
+    for (int r4 = 0; r4 < kRowsPerWarp / 4; ++r4) {
       const float4 x = qv[r4];
-      s[4 * r4] += x.x * kv;
-      s[4 * r4 + 1] += x.y * kv;
-      s[4 * r4 + 2] += x.z * kv;
-      s[4 * r4 + 3] += x.w * kv;
+#pragma unroll
+      for (int c = 0; c < kKeysPerLane; ++c) {
+        s[c][4 * r4] += x.x * kv[c];
+        s[c][4 * r4 + 1] += x.y * kv[c];
+        s[c][4 * r4 + 2] += x.z * kv[c];
+        s[c][4 * r4 + 3] += x.w * kv[c];
+      }
     }
   }
 #pragma unroll
-  for (int r = 0; r < kProfileRows; ++r) {
-    if (r >= rows || key >= end || key > first_row + r) s[r] = -INFINITY;
+  for (int c = 0; c < kKeysPerLane; ++c) {
+    const int64_t key = key0 + lane + 32 * c;
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; ++r) {
+      const int row = warp * kRowsPerWarp + r;
+      if (row >= rows || key >= end || key > first_row + row) s[c][r] = -INFINITY;
+    }
   }
 }
 
@@ -64,26 +84,13 @@ __device__ void load_rows(const WindowProfileParams& p, float* q_s, int64_t firs
   }
 }
 
-// Reduces v[r] over the CTA's threads (max or sum) into out[r], for every row r.
 template <bool kMax>
-__device__ void reduce_rows(float (&v)[kProfileRows], float (*partial)[kProfileRows], float* out) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-#pragma unroll
-  for (int r = 0; r < kProfileRows; ++r) {
-    float x = v[r];
-    for (int offset = 16; offset > 0; offset /= 2) {
-      const float y = __shfl_xor_sync(0xffffffffu, x, offset);
-      x = kMax ? fmaxf(x, y) : x + y;
-    }
-    if (lane == 0) partial[warp][r] = x;
+__device__ __forceinline__ float warp_reduce(float x) {
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const float y = __shfl_xor_sync(0xffffffffu, x, offset);
+    x = kMax ? fmaxf(x, y) : x + y;
   }
-  __syncthreads();
-  if (threadIdx.x < kProfileRows) {
-    float x = partial[0][threadIdx.x];
-    for (int w = 1; w < kWarps; ++w) x = kMax ? fmaxf(x, partial[w][threadIdx.x]) : x + partial[w][threadIdx.x];
-    out[threadIdx.x] = x;
-  }
-  __syncthreads();
+  return x;
 }
 
 template <typename T>
@@ -91,10 +98,8 @@ __global__ void __launch_bounds__(kThreads) row_stats_kernel(WindowProfileParams
   extern __shared__ float shared[];
   float* q_s = shared;
   float* k_s = shared + p.head_dim * kProfileRows;
-  __shared__ float partial[kWarps][kProfileRows];
-  __shared__ float block_max[kProfileRows];
-  __shared__ float block_sum[kProfileRows];
-  const int64_t key0 = static_cast<int64_t>(blockIdx.x) * kProfileKeys, key = key0 + threadIdx.x;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t key0 = static_cast<int64_t>(blockIdx.x) * kProfileKeys;
   load_keys<T>(p, k_s, key0);
   for (int r0 = 0; r0 < p.count; r0 += kProfileRows) {
     const int rows = min(kProfileRows, p.count - r0);
@@ -102,22 +107,24 @@ __global__ void __launch_bounds__(kThreads) row_stats_kernel(WindowProfileParams
     __syncthreads();
     load_rows<T>(p, q_s, first_row, rows);
     __syncthreads();
-    float s[kProfileRows];
-    row_scores(q_s, k_s, p.head_dim, key, first_row, rows, p.end, s);
-    float v[kProfileRows];
+    Scores s;
+    scores(q_s, k_s, p.head_dim, key0, first_row, rows, p.end, s);
 #pragma unroll
-    for (int r = 0; r < kProfileRows; ++r) v[r] = s[r];
-    reduce_rows<true>(v, partial, block_max);
+    for (int r = 0; r < kRowsPerWarp; ++r) {
+      float m = s[0][r];
 #pragma unroll
-    for (int r = 0; r < kProfileRows; ++r) {
-      const float m = block_max[r];
-      v[r] = s[r] == -INFINITY ? 0.f : __expf(s[r] - m);
-    }
-    reduce_rows<false>(v, partial, block_sum);
-    if (threadIdx.x < rows) {
-      const int64_t at = static_cast<int64_t>(blockIdx.x) * p.count + r0 + threadIdx.x;
-      p.block_max[at] = block_max[threadIdx.x];
-      p.block_sum[at] = block_sum[threadIdx.x];
+      for (int c = 1; c < kKeysPerLane; ++c) m = fmaxf(m, s[c][r]);
+      m = warp_reduce<true>(m);
+      float e = 0.f;
+#pragma unroll
+      for (int c = 0; c < kKeysPerLane; ++c) e += s[c][r] == -INFINITY ? 0.f : __expf(s[c][r] - m);
+      e = warp_reduce<false>(e);
+      const int row = warp * kRowsPerWarp + r;
+      if (lane == 0 && row < rows) {
+        const int64_t at = static_cast<int64_t>(blockIdx.x) * p.count + r0 + row;
+        p.block_max[at] = m;
+        p.block_sum[at] = e;
+      }
     }
   }
 }
@@ -127,13 +134,20 @@ __global__ void __launch_bounds__(kThreads) profile_kernel(WindowProfileParams p
   extern __shared__ float shared[];
   float* q_s = shared;
   float* k_s = shared + p.head_dim * kProfileRows;
-  // Distances of this CTA's keys and the current rows: d = first_row + r - key, indexed by
-  // r + (kProfileKeys - 1 - thread), i.e. d - (first_row - key0 - (kProfileKeys - 1)).
+  // Distances of this CTA's keys and the step's rows: row r (0..63) and key index x (0..127) have
+  // d = first_row + r - (key0 + x), stored at r + (kProfileKeys - 1 - x).
   __shared__ float by_distance[kProfileKeys + kProfileRows - 1];
-  const int64_t key0 = static_cast<int64_t>(blockIdx.x) * kProfileKeys, key = key0 + threadIdx.x;
-  const float filter = p.key_filter && key < p.end ? static_cast<float>(p.key_filter[key]) : 1.f;
+  __shared__ double column_part[kWarps][kProfileKeys];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t key0 = static_cast<int64_t>(blockIdx.x) * kProfileKeys;
+  float filter[kKeysPerLane];
+#pragma unroll
+  for (int c = 0; c < kKeysPerLane; ++c) {
+    const int64_t key = key0 + lane + 32 * c;
+    filter[c] = p.key_filter && key < p.end ? static_cast<float>(p.key_filter[key]) : 1.f;
+  }
   load_keys<T>(p, k_s, key0);
-  double column = 0;
+  double column[kKeysPerLane] = {};
   for (int r0 = 0; r0 < p.count; r0 += kProfileRows) {
     const int rows = min(kProfileRows, p.count - r0);
     const int64_t first_row = static_cast<int64_t>(p.end) - p.count + r0;
@@ -141,17 +155,21 @@ __global__ void __launch_bounds__(kThreads) profile_kernel(WindowProfileParams p
     load_rows<T>(p, q_s, first_row, rows);
     for (int i = threadIdx.x; i < kProfileKeys + kProfileRows - 1; i += kThreads) by_distance[i] = 0.f;
     __syncthreads();
-    float s[kProfileRows];
-    row_scores(q_s, k_s, p.head_dim, key, first_row, rows, p.end, s);
-    float sum = 0.f;
+    Scores s;
+    scores(q_s, k_s, p.head_dim, key0, first_row, rows, p.end, s);
 #pragma unroll
-    for (int r = 0; r < kProfileRows; ++r) {
-      if (s[r] == -INFINITY) continue;
-      const float prob = __expf(s[r] - p.row_max[r0 + r]) / p.row_sum[r0 + r] * filter;
-      sum += prob;
-      if (p.distance) atomicAdd(&by_distance[r + kProfileKeys - 1 - threadIdx.x], prob);
+    for (int r = 0; r < kRowsPerWarp; ++r) {
+      const int row = warp * kRowsPerWarp + r;
+      if (row >= rows) continue;
+      const float m = p.row_max[r0 + row], inv = 1.f / p.row_sum[r0 + row];
+#pragma unroll
+      for (int c = 0; c < kKeysPerLane; ++c) {
+        if (s[c][r] == -INFINITY) continue;
+        const float prob = __expf(s[c][r] - m) * inv * filter[c];
+        column[c] += prob;
+        if (p.distance) atomicAdd(&by_distance[row + kProfileKeys - 1 - (lane + 32 * c)], prob);
+      }
     }
-    column += sum;
     __syncthreads();
     if (p.distance) {
       const int64_t lowest = first_row - key0 - (kProfileKeys - 1);
@@ -161,7 +179,15 @@ __global__ void __launch_bounds__(kThreads) profile_kernel(WindowProfileParams p
       }
     }
   }
-  if (key < p.end) p.column[key] = column;
+#pragma unroll
+  for (int c = 0; c < kKeysPerLane; ++c) column_part[warp][lane + 32 * c] = column[c];
+  __syncthreads();
+  const int64_t key = key0 + threadIdx.x;
+  if (key < p.end) {
+    double total = 0;
+    for (int w = 0; w < kWarps; ++w) total += column_part[w][threadIdx.x];
+    p.column[key] = total;
+  }
 }
 
 template <typename T>
