@@ -178,12 +178,7 @@ std::vector<TaskSample> build_event_qa_from_video(const std::string& haystack_vi
                                                   const EventQaOptions& options) {
   if (options.frames.empty()) throw std::invalid_argument("Video-QA (generated): needs at least one frame count");
   const int64_t longest = *std::max_element(options.frames.begin(), options.frames.end());
-  const std::vector<double> times = timestamps_at_fps(probe_video(haystack_video), 1.0, longest);
-  if (static_cast<int64_t>(times.size()) < longest) {
-    throw VideoError(haystack_video + ": " + std::to_string(times.size()) + " s long, the generated Video-QA grid needs " +
-                     std::to_string(longest) + " frames at 1 fps");
-  }
-  return build_event_qa(cache.frames(haystack_video, times), options);
+  return build_event_qa(haystack_frames(cache, haystack_video, longest, "the generated Video-QA grid"), options);
 }
 
 }  // namespace mmi

@@ -102,4 +102,14 @@ std::vector<VideoFrame> FrameCache::frames(const std::string& path, const std::v
   return decoded;
 }
 
+std::vector<VideoFrame> haystack_frames(FrameCache& cache, const std::string& video, int64_t count,
+                                        const std::string& needed_by) {
+  const std::vector<double> times = timestamps_at_fps(probe_video(video), 1.0, count);
+  if (static_cast<int64_t>(times.size()) < count) {
+    throw VideoError(video + ": " + std::to_string(times.size()) + " s long, " + needed_by + " needs " +
+                     std::to_string(count) + " frames at 1 fps");
+  }
+  return cache.frames(video, times);
+}
+
 }  // namespace mmi

@@ -29,4 +29,10 @@ class FrameCache {
   int64_t hits_ = 0, misses_ = 0;
 };
 
+// The first `count` frames of a haystack video at 1 fps (how the NIAH tasks and the generated Video-QA
+// sample it), through `cache`. Throws VideoError naming the file and `needed_by` (e.g. "the V-NIAH
+// grid") when the video is shorter than `count` seconds.
+std::vector<VideoFrame> haystack_frames(FrameCache& cache, const std::string& video, int64_t count,
+                                        const std::string& needed_by);
+
 }  // namespace mmi

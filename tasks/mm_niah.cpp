@@ -292,13 +292,7 @@ std::vector<TaskSample> build_mmniah_from_video(const std::string& haystack_vide
     throw std::invalid_argument("MM-NIAH: needs at least one frame count");
   }
   const int64_t longest = *std::max_element(options.frames.begin(), options.frames.end());
-  const std::vector<double> times = timestamps_at_fps(probe_video(haystack_video), 1.0, longest);
-  if (static_cast<int64_t>(times.size()) < longest) {
-    throw VideoError(haystack_video + ": " + std::to_string(times.size()) +
-                     " s long, the MM-NIAH grid needs " + std::to_string(longest) +
-                     " frames at 1 fps");
-  }
-  return build_mmniah(cache.frames(haystack_video, times), prose, options);
+  return build_mmniah(haystack_frames(cache, haystack_video, longest, "the MM-NIAH grid"), prose, options);
 }
 
 }  // namespace mmi

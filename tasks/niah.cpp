@@ -56,12 +56,7 @@ std::vector<TaskSample> build_vniah_from_video(const std::string& haystack_video
                                                const NiahOptions& options) {
   if (options.frames.empty()) throw std::invalid_argument("V-NIAH: needs at least one frame count and depth");
   const int64_t longest = *std::max_element(options.frames.begin(), options.frames.end());
-  const std::vector<double> times = timestamps_at_fps(probe_video(haystack_video), 1.0, longest);
-  if (static_cast<int64_t>(times.size()) < longest) {
-    throw VideoError(haystack_video + ": " + std::to_string(times.size()) + " s long, the V-NIAH grid needs " +
-                     std::to_string(longest) + " frames at 1 fps");
-  }
-  return build_vniah(cache.frames(haystack_video, times), options);
+  return build_vniah(haystack_frames(cache, haystack_video, longest, "the V-NIAH grid"), options);
 }
 
 }  // namespace mmi
