@@ -50,8 +50,7 @@ void check_window(const at::Tensor& q, const QueryWindow& window) {
 AttentionProfile last_query_profile(const at::Tensor& q, const at::Tensor& k, int64_t head,
                                     const QueryWindow& window, const std::vector<uint8_t>* key_filter,
                                     bool distances) {
-  const bool fused = q.is_cuda() && q.size(2) <= 128 && q.stride(2) == 1 && k.stride(2) == 1;
-  if (!fused) return last_query_profile_aten(q, k, head, window, key_filter, distances);
+  if (!window_profile_accepts(q, k)) return last_query_profile_aten(q, k, head, window, key_filter, distances);
   check_window(q, window);
   at::Tensor filter;
   if (key_filter) {

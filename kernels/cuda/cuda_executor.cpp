@@ -174,19 +174,30 @@ void prepare_plan_cuda(SparsePlan& plan, int64_t group, const at::Device& device
   plan.device = std::make_shared<const DevicePlan>(plan, group, device);
 }
 
+bool window_profile_accepts(const at::Tensor& q, const at::Tensor& k) {
+  const auto type = q.scalar_type();
+  if (type != k.scalar_type() || (type != at::kBFloat16 && type != at::kHalf && type != at::kFloat)) return false;
+  if (!q.is_cuda() || !k.is_cuda() || q.stride(2) != 1 || k.stride(2) != 1 || q.size(1) % k.size(1) != 0) return false;
+  auto rows_ok = [](const at::Tensor& t, int64_t head) {
+    const auto base = reinterpret_cast<uintptr_t>(t.data_ptr()) + head * t.stride(1) * t.element_size();
+    return cuda::window_profile_accepts(base, t.stride(0), static_cast<int>(t.size(2)), static_cast<int>(t.element_size()));
+  };
+  // Every head's rows: head offsets are multiples of stride(1).
+  return rows_ok(q, 0) && rows_ok(k, 0) && (q.stride(1) * q.element_size()) % 16 == 0 &&
+         (k.stride(1) * k.element_size()) % 16 == 0;
+}
+
 std::pair<at::Tensor, at::Tensor> window_profile_cuda(const at::Tensor& q, const at::Tensor& k, int64_t head,
                                                       int64_t end, int64_t count, const at::Tensor& key_filter,
                                                       bool distances) {
   auto fail = [](const std::string& what) { throw std::invalid_argument("window_profile_cuda: " + what); };
-  if (!q.is_cuda() || !k.is_cuda() || q.scalar_type() != k.scalar_type()) fail("q and k must be CUDA tensors of one dtype");
-  if (q.stride(2) != 1 || k.stride(2) != 1 || q.size(2) > 128) fail("needs D <= 128, contiguous in the last dimension");
-  cuda::ProfileDType dtype;
-  switch (q.scalar_type()) {
-    case at::kBFloat16: dtype = cuda::ProfileDType::kBFloat16; break;
-    case at::kHalf: dtype = cuda::ProfileDType::kFloat16; break;
-    case at::kFloat: dtype = cuda::ProfileDType::kFloat32; break;
-    default: fail("q must be bf16, fp16 or fp32");
+  if (!window_profile_accepts(q, k)) {
+    fail("needs CUDA q, k of one dtype (bf16, fp16, fp32), D <= 128 contiguous values in 16-byte pieces, "
+         "rows on 16 bytes");
   }
+  const cuda::ProfileDType dtype = q.scalar_type() == at::kBFloat16 ? cuda::ProfileDType::kBFloat16
+                                   : q.scalar_type() == at::kHalf   ? cuda::ProfileDType::kFloat16
+                                                                    : cuda::ProfileDType::kFloat32;
   const int64_t kv_head = head / (q.size(1) / k.size(1));
   const int32_t blocks = cuda::profile_blocks(narrow32(end, "window end"));
   const auto f32 = q.options().dtype(at::kFloat), f64 = q.options().dtype(at::kDouble);

@@ -24,8 +24,11 @@ void prepare_plan_cuda(SparsePlan& plan, int64_t group, const at::Device& device
 AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q, const at::Tensor& k,
                                   const at::Tensor& v);
 
-// The last-query profile of kernels/estimate.h by fused kernels, for CUDA q, k (bf16, fp16 or fp32;
-// D <= 128; last dimension contiguous): query head `head` (KV head head / (Hq / Hkv)), window rows
+// Whether window_profile_cuda takes these q, k: CUDA, D <= 128 contiguous values that fill whole
+// 16-byte pieces, every head's rows on 16-byte boundaries (contiguous [N, H, 64|80|128] tensors do).
+bool window_profile_accepts(const at::Tensor& q, const at::Tensor& k);
+// The last-query profile of kernels/estimate.h by fused kernels, for q, k that window_profile_accepts
+// (bf16, fp16 or fp32): query head `head` (KV head head / (Hq / Hkv)), window rows
 // [end - count, end), keys [0, end). key_filter: [end] fp64 on the device, or undefined. Returns
 // column [end] fp64 and, when `distances`, distance [end] fp64 (else undefined).
 std::pair<at::Tensor, at::Tensor> window_profile_cuda(const at::Tensor& q, const at::Tensor& k, int64_t head,

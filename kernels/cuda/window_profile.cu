@@ -65,23 +65,36 @@ __device__ __forceinline__ void scores(const float* q_s, const float* k_s, int h
   }
 }
 
-template <typename T>
-__device__ void load_keys(const WindowProfileParams& p, float* k_s, int64_t key0) {
-  const T* k = static_cast<const T*>(p.k);
-  for (int idx = threadIdx.x; idx < kProfileKeys * p.head_dim; idx += kThreads) {
-    const int key = idx / p.head_dim, d = idx % p.head_dim;
-    const int64_t j = key0 + key;
-    k_s[d * kProfileKeys + key] = j < p.end ? to_float(k[j * p.k_row_stride + d]) : 0.f;
+// Global rows to transposed fp32 shared memory, 16 bytes per load and several loads in flight per
+// thread (one load at a time leaves these short kernels waiting on memory latency). The binding checks
+// that rows start on 16 bytes and that D is a whole number of 16-byte pieces.
+template <typename T, int kCount, int kStrideS>
+__device__ __forceinline__ void load_transposed(const T* base, int64_t row_stride, int head_dim, int64_t first,
+                                                int64_t valid, float scale, float* out) {
+  constexpr int kVec = 16 / sizeof(T);
+  const int pieces = head_dim / kVec;
+#pragma unroll 4
+  for (int idx = threadIdx.x; idx < kCount * pieces; idx += kThreads) {
+    const int row = idx % kCount, piece = idx / kCount;  // a warp: 32 rows, one piece (no bank conflicts)
+    float4 raw = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (row < valid) raw = *reinterpret_cast<const float4*>(base + (first + row) * row_stride + piece * kVec);
+    const T* values = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) out[(piece * kVec + e) * kStrideS + row] = to_float(values[e]) * scale;
   }
 }
 
 template <typename T>
+__device__ void load_keys(const WindowProfileParams& p, float* k_s, int64_t key0) {
+  const int64_t valid = p.end - key0 < kProfileKeys ? p.end - key0 : kProfileKeys;
+  load_transposed<T, kProfileKeys, kProfileKeys>(static_cast<const T*>(p.k), p.k_row_stride, p.head_dim, key0, valid,
+                                                 1.f, k_s);
+}
+
+template <typename T>
 __device__ void load_rows(const WindowProfileParams& p, float* q_s, int64_t first_row, int rows) {
-  const T* q = static_cast<const T*>(p.q);
-  for (int idx = threadIdx.x; idx < kProfileRows * p.head_dim; idx += kThreads) {
-    const int r = idx / p.head_dim, d = idx % p.head_dim;
-    q_s[d * kProfileRows + r] = r < rows ? to_float(q[(first_row + r) * p.q_row_stride + d]) * p.scale : 0.f;
-  }
+  load_transposed<T, kProfileRows, kProfileRows>(static_cast<const T*>(p.q), p.q_row_stride, p.head_dim, first_row,
+                                                 rows, p.scale, q_s);
 }
 
 template <bool kMax>
@@ -211,6 +224,11 @@ cudaError_t dispatch(const WindowProfileParams& p, ProfileDType dtype, bool stat
 }
 
 }  // namespace
+
+bool window_profile_accepts(uintptr_t base, int64_t row_stride, int head_dim, int element_size) {
+  return head_dim >= 1 && head_dim <= 128 && base % 16 == 0 && (row_stride * element_size) % 16 == 0 &&
+         (head_dim * element_size) % 16 == 0;
+}
 
 int32_t profile_blocks(int32_t end) { return (end + kProfileKeys - 1) / kProfileKeys; }
 

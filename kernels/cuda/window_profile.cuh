@@ -16,6 +16,7 @@ constexpr int kProfileRows = 64;   // window rows per step
 enum class ProfileDType { kBFloat16, kFloat16, kFloat32 };
 
 struct WindowProfileParams {
+  // Rows start on 16-byte boundaries and D is a multiple of 16 bytes (window_profile_accepts).
   const void* q;             // query head's rows: q + t * q_row_stride (elements), D contiguous
   const void* k;             // its KV head's rows: k + t * k_row_stride
   int64_t q_row_stride, k_row_stride;
@@ -33,6 +34,9 @@ struct WindowProfileParams {
   double* distance;          // [end], accumulated (zero it first); nullptr: not wanted
 };
 
+// Whether rows of `element_size`-byte values at `base` (bytes), `row_stride` elements apart, D values
+// long, suit the kernels' 16-byte loads.
+bool window_profile_accepts(uintptr_t base, int64_t row_stride, int head_dim, int element_size);
 int32_t profile_blocks(int32_t end);
 cudaError_t launch_window_row_stats(const WindowProfileParams& p, ProfileDType dtype, cudaStream_t stream);
 cudaError_t launch_window_profile(const WindowProfileParams& p, ProfileDType dtype, cudaStream_t stream);
