@@ -219,7 +219,7 @@ std::string estimate(const SweepCase& c) {
     const Qwen25VLConfig config = model_config(c.model);
     const Qwen2Config& t = config.text;
     int64_t tokens = 0;
-    if (c.task.name == "vniah" || c.task.name == "mmniah" || c.task.name == "eventqa") {
+    if (is_haystack_task(c.task.name)) {
       const auto [h, w] = haystack_frame_size(c.task);
       const double per_frame = tokens_per_frame(config.vision, c.task.context, h, w);
       int64_t frames = 0;

@@ -137,9 +137,11 @@ TaskSamples manifest_samples(const Sweep& sweep, const TaskSpec& task, FrameCach
 
 }  // namespace
 
+bool is_haystack_task(const std::string& name) { return name == "vniah" || name == "mmniah" || name == "eventqa"; }
+
 TaskSamples build_task_samples(const Sweep& sweep, const TaskSpec& task, const TaskContext& context) {
   FrameCache cache(join_path(context.cache_dir, "frames"));
-  if (task.name == "vniah" || task.name == "mmniah" || task.name == "eventqa") return haystack_samples(sweep, task, context, cache);
+  if (is_haystack_task(task.name)) return haystack_samples(sweep, task, context, cache);
   if (task.name == "videoqa" || task.name == "caption") return manifest_samples(sweep, task, cache);
   throw std::runtime_error(sweep.where(task.mark) + ": unknown task '" + task.name + "'");
 }

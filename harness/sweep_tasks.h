@@ -49,6 +49,10 @@ struct TaskSamples {
 // haystack; per-item problems become failures and the rest is built.
 TaskSamples build_task_samples(const Sweep& sweep, const TaskSpec& task, const TaskContext& context);
 
+// Whether a task samples a haystack video (V-NIAH, MM-NIAH, the generated Video-QA): its `frames`
+// are haystack frames at 1 fps.
+bool is_haystack_task(const std::string& name);
+
 // The haystack frame size of a NIAH task, for the dry run's token estimate: the generated haystack's,
 // or the video file's.
 std::pair<int64_t, int64_t> haystack_frame_size(const TaskSpec& task);
