@@ -10,6 +10,18 @@ namespace {
 
 using Segments = std::vector<std::pair<int64_t, int64_t>>;  // half-open [begin, end), ascending
 
+// Sorts ascending. The requirements of a tile mostly arrive already in order (rows and verticals
+// ascending) or reversed (slashes, whose key ranges descend as distances ascend): those cost one pass.
+template <typename T>
+void sort_mostly_ordered(std::vector<T>& v) {
+  if (std::is_sorted(v.begin(), v.end())) return;
+  if (std::is_sorted(v.rbegin(), v.rend())) {
+    std::reverse(v.begin(), v.end());
+    return;
+  }
+  std::sort(v.begin(), v.end());
+}
+
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
 
@@ -112,7 +124,7 @@ class PassBuilder {
     TileRows& T = tile_;
     T.pos.clear();
     spec_.rows.gather(t * plan_.block_m, std::min(spec_.rows.size(), (t + 1) * plan_.block_m), T.pos);
-    std::sort(T.pos.begin(), T.pos.end());
+    sort_mostly_ordered(T.pos);
     T.min = T.pos.front();
     T.max = T.pos.back();
     T.runs.clear();
@@ -264,7 +276,7 @@ class PassBuilder {
   // ---- emission ------------------------------------------------------------------------------------
 
   void emit_runs(Pass& pass) {
-    std::sort(intervals_.begin(), intervals_.end());
+    sort_mostly_ordered(intervals_);
     std::vector<std::pair<int64_t, int64_t>> merged;
     for (const auto& iv : intervals_) {
       if (!merged.empty() && iv.first <= merged.back().second) {
@@ -291,7 +303,7 @@ class PassBuilder {
   }
 
   void emit_columns(Pass& pass) {
-    std::sort(gathered_.begin(), gathered_.end());
+    sort_mostly_ordered(gathered_);
     gathered_.erase(std::unique(gathered_.begin(), gathered_.end()), gathered_.end());
     for (int64_t j : gathered_) {
       const int64_t logical = spec_.cols.to_logical(j);
