@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <stdexcept>
+#include <utility>
 
 #include "tasks/frame_cache.h"
 
@@ -71,50 +72,76 @@ struct Event {
 // The largest number of flashes F frames hold with a free pair between any two.
 int max_flashes(int64_t frames) { return static_cast<int>(std::min<int64_t>(kMaxFlashes, (frames / 2 + 1) / 2)); }
 
-Event paint_event(const std::string& kind, Script& script, std::vector<VideoFrame>& video) {
-  const int64_t frames = static_cast<int64_t>(video.size());
-  const int width = video.front().width, height = video.front().height;
-  const int side = height * 2 / 5, top = height / 4;  // below the haystack's frame-index band
-  const Color& color = kColors[script.below(kNumColors)];
-  auto place = [&](int extent, int from) { return from + static_cast<int>(script.below(extent - from - side + 1)); };
-  auto flash = [&](int64_t pair, int x, int y) {
-    for (int64_t f = 2 * pair; f < std::min(frames, 2 * pair + 2); ++f) paint_square(video[f], x, y, side, color.rgb);
-  };
-  Event e;
-  if (kind == "color") {
-    flash(flash_pairs(script, frames, 1)[0], place(width, 0), place(height, top));
-    // The right colour and three others, in a scripted order.
-    std::vector<int> order(kNumColors);
-    for (int i = 0; i < kNumColors; ++i) order[i] = i;
-    for (int i = kNumColors - 1; i > 0; --i) std::swap(order[i], order[script.below(i + 1)]);
-    const int right = static_cast<int>(&color - kColors);
-    order.erase(std::find(order.begin(), order.end(), right));
-    order.resize(3);
-    order.insert(order.begin() + script.below(4), right);
-    e.question = "A large square flashes up once in the video. What color is it?";
-    for (int i = 0; i < 4; ++i) e.options.push_back(kColors[order[i]].name);
-    e.answer = static_cast<int>(std::find(order.begin(), order.end(), right) - order.begin());
-  } else if (kind == "count") {
-    const int count = 1 + static_cast<int>(script.below(max_flashes(frames)));
-    for (int64_t pair : flash_pairs(script, frames, count)) flash(pair, place(width, 0), place(height, top));
-    e.question = "A large square flashes up in the video now and then. How many times does it appear?";
-    e.options = {"1", "2", "3", "4"};
-    e.answer = count - 1;
-  } else {  // motion (build_event_qa checked the kinds)
-    const int direction = static_cast<int>(script.below(4));
-    const int64_t first = 2 * script.below((frames - kMotionFrames) / 2 + 1);
-    const bool across = direction < 2;  // horizontal
-    const int fixed = across ? place(height, top) : place(width, 0);
-    const int span = across ? width - side : height - top - side;
-    for (int64_t t = 0; t < kMotionFrames; ++t) {
-      const int step = static_cast<int>(span * t / (kMotionFrames - 1));
-      const int along = direction % 2 == 0 ? step : span - step;
-      paint_square(video[first + t], across ? along : fixed, across ? fixed : top + along, side, color.rgb);
-    }
-    e.question = "A large square moves across the video. Which way does it move?";
-    e.options.assign(std::begin(kDirections), std::end(kDirections));
-    e.answer = direction;
+// The frames an event is painted on, the square's size and colour, and the script. Every draw from the
+// script is its own statement, so the samples do not depend on a compiler's order of evaluation.
+struct Canvas {
+  std::vector<VideoFrame>& video;
+  Script& script;
+  int64_t frames;
+  int width, height;
+  int side, top;  // the square's side; the first row it may use
+  const Color& color;
+
+  // A random top-left coordinate along an axis of `extent` pixels, from `from` on.
+  int place(int extent, int from) { return from + static_cast<int>(script.below(extent - from - side + 1)); }
+  // A random spot for the square: (x, y) of its top-left corner (y drawn first).
+  std::pair<int, int> spot() {
+    const int y = place(height, top);
+    return {place(width, 0), y};
   }
+  // The square at `at` on frame pair `pair`.
+  void flash(int64_t pair, std::pair<int, int> at) {
+    for (int64_t f = 2 * pair; f < std::min(frames, 2 * pair + 2); ++f) paint_square(video[f], at.first, at.second, side, color.rgb);
+  }
+};
+
+Event color_event(Canvas& c) {
+  const std::pair<int, int> at = c.spot();
+  c.flash(flash_pairs(c.script, c.frames, 1)[0], at);
+  // The right colour and three others, in a scripted order.
+  std::vector<int> order(kNumColors);
+  for (int i = 0; i < kNumColors; ++i) order[i] = i;
+  for (int i = kNumColors - 1; i > 0; --i) std::swap(order[i], order[c.script.below(i + 1)]);
+  const int right = static_cast<int>(&c.color - kColors);
+  order.erase(std::find(order.begin(), order.end(), right));
+  order.resize(3);
+  order.insert(order.begin() + c.script.below(4), right);
+  Event e;
+  e.question = "A large square flashes up once in the video. What color is it?";
+  for (int i = 0; i < 4; ++i) e.options.push_back(kColors[order[i]].name);
+  e.answer = static_cast<int>(std::find(order.begin(), order.end(), right) - order.begin());
+  return e;
+}
+
+Event count_event(Canvas& c) {
+  const int count = 1 + static_cast<int>(c.script.below(max_flashes(c.frames)));
+  for (int64_t pair : flash_pairs(c.script, c.frames, count)) c.flash(pair, c.spot());
+  return Event{"A large square flashes up in the video now and then. How many times does it appear?",
+               {"1", "2", "3", "4"}, count - 1};
+}
+
+Event motion_event(Canvas& c) {
+  const int direction = static_cast<int>(c.script.below(4));
+  const int64_t first = 2 * c.script.below((c.frames - kMotionFrames) / 2 + 1);
+  const bool across = direction < 2;  // horizontal
+  const int fixed = across ? c.place(c.height, c.top) : c.place(c.width, 0);
+  const int span = across ? c.width - c.side : c.height - c.top - c.side;
+  for (int64_t t = 0; t < kMotionFrames; ++t) {
+    const int step = static_cast<int>(span * t / (kMotionFrames - 1));
+    const int along = direction % 2 == 0 ? step : span - step;
+    paint_square(c.video[first + t], across ? along : fixed, across ? fixed : c.top + along, c.side, c.color.rgb);
+  }
+  return Event{"A large square moves across the video. Which way does it move?",
+               {std::begin(kDirections), std::end(kDirections)}, direction};
+}
+
+// Paints the event of `kind` (one of event_questions()) and returns its question, options and answer.
+Event paint_event(const std::string& kind, Script& script, std::vector<VideoFrame>& video) {
+  const int height = video.front().height;
+  const Color& color = kColors[script.below(kNumColors)];
+  // Large, and below the haystack's frame-index band.
+  Canvas canvas{video, script, static_cast<int64_t>(video.size()), video.front().width, height, height * 2 / 5, height / 4, color};
+  Event e = kind == "color" ? color_event(canvas) : kind == "count" ? count_event(canvas) : motion_event(canvas);
   for (int i = 0; i < 4; ++i) e.options[i] = std::string(1, kLetters[i]) + ". " + e.options[i];
   return e;
 }
