@@ -51,7 +51,7 @@ bool is_vertical_slash_only(const MaskRule& r) {
 
 int32_t narrow32(int64_t x, const char* what) {
   if (x < std::numeric_limits<int32_t>::min() || x > std::numeric_limits<int32_t>::max()) {
-    throw std::invalid_argument(std::string("execute_plan_cuda: ") + what + " does not fit 32 bits");
+    throw std::invalid_argument(std::string("CUDA kernels: ") + what + " does not fit 32 bits (they index with 32-bit integers)");
   }
   return static_cast<int32_t>(x);
 }
