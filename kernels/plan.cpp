@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "kernels/vertical_slash_walk.h"
+
 namespace mmi {
 
 IndexMap IndexMap::identity(int64_t n) {
@@ -105,17 +107,53 @@ PlanStats& PlanStats::operator+=(const PlanStats& o) {
   return *this;
 }
 
+void tile_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<KeyRun>& runs,
+               std::vector<int64_t>& columns) {
+  runs.clear();
+  columns.clear();
+  if (!pass.vertical_slash) {
+    runs.assign(pass.runs.begin() + pass.run_offsets[t], pass.runs.begin() + pass.run_offsets[t + 1]);
+    columns.assign(pass.columns.begin() + pass.column_offsets[t], pass.columns.begin() + pass.column_offsets[t + 1]);
+    return;
+  }
+  const VerticalSlashIndex& index = *pass.vertical_slash;
+  const Band& rows = pass.rows.bands().front();
+  const Band& cols = pass.cols.bands().front();
+  const int64_t row_min = rows.orig + t * plan.block_m;
+  const int64_t row_max = rows.orig + std::min(rows.count, (t + 1) * plan.block_m) - 1;
+  const int64_t key_max = std::min(row_max, cols.orig_last());
+  SlashRunWalk<int64_t> walk(row_min, row_max, cols.orig, key_max, 0,
+                             static_cast<int64_t>(index.slash_groups.size()));
+  int64_t begin = 0, end = 0;
+  while (walk.next([&](int64_t g) { return index.slash_groups[g]; }, begin, end)) {
+    runs.push_back(KeyRun{begin - cols.orig, end + 1 - cols.orig, ChunkMask::kRule});
+  }
+  const uint64_t* slashes = plan.words.data() + pass.rule.slash_words;
+  for (int64_t j : index.verticals) {
+    if (j > key_max) break;
+    columns.push_back(vertical_covered(slashes, row_min, row_max, j) ? -1 : j);
+  }
+}
+
 // Counts visited chunks from the plan's structure alone, without gathering any index: fast enough to
 // run after every layer of a long pre-fill.
 static PlanStats tile_stats(const SparsePlan& plan, int head) {
   PlanStats s;
   s.causal_elements = plan.length * (plan.length + 1) / 2;
+  auto chunks = [&](int64_t count) { return (count + plan.block_n - 1) / plan.block_n; };
+  std::vector<KeyRun> runs;
+  std::vector<int64_t> columns;
   for (const Pass& pass : plan.heads[head].passes) {
-    for (const KeyRun& run : pass.runs) s.tiles += (run.end - run.begin + plan.block_n - 1) / plan.block_n;
-    for (int64_t t = 0; t < pass.num_tiles(); ++t) {
-      const int64_t gathered = pass.column_offsets[t + 1] - pass.column_offsets[t];
-      s.tiles += (gathered + plan.block_n - 1) / plan.block_n;
+    if (pass.vertical_slash) {
+      for (int64_t t = 0; t < pass.num_tiles(); ++t) {
+        tile_work(plan, pass, t, runs, columns);
+        for (const KeyRun& run : runs) s.tiles += chunks(run.end - run.begin);
+        s.tiles += chunks(static_cast<int64_t>(columns.size()));
+      }
+      continue;
     }
+    for (const KeyRun& run : pass.runs) s.tiles += chunks(run.end - run.begin);
+    for (int64_t t = 0; t < pass.num_tiles(); ++t) s.tiles += chunks(pass.column_offsets[t + 1] - pass.column_offsets[t]);
   }
   s.computed_elements = s.tiles * plan.block_m * plan.block_n;
   return s;

@@ -76,17 +76,31 @@ struct KeyRun {
   ChunkMask mask = ChunkMask::kRule;
 };
 
+// The lists a compact Vertical-Slash pass derives every tile's work from (kernels/vertical_slash_walk.h).
+struct VerticalSlashIndex {
+  std::vector<int64_t> verticals;  // kept key positions inside the pass's columns, ascending
+  struct Group {
+    int64_t lo, hi;
+  };
+  std::vector<Group> slash_groups;  // maximal runs [lo, hi] of consecutive kept distances, ascending
+};
+
 struct Pass {
   IndexMap rows;  // query rows, logical order; tile t is logical rows [t*block_m, (t+1)*block_m)
   IndexMap cols;  // key columns, logical order
   MaskRule rule;
-  std::vector<int64_t> run_offsets;     // [num_tiles + 1]: tile t's runs are runs[run_offsets[t]...]
+  int64_t tiles = 0;                    // query tiles
+  std::vector<int64_t> run_offsets;     // [tiles + 1]: tile t's runs are runs[run_offsets[t]...]
   std::vector<KeyRun> runs;
-  std::vector<int64_t> column_offsets;  // [num_tiles + 1]: tile t's gathered columns
+  std::vector<int64_t> column_offsets;  // [tiles + 1]: tile t's gathered columns
   std::vector<int64_t> columns;         // original key positions, ascending per tile; tested by rule
+  // Set for a compact Vertical-Slash pass (rows and columns each one consecutive range): the per-tile
+  // lists above stay empty and tile_work() derives them, so the plan holds O(verticals + slashes) per
+  // head instead of O(tiles x (verticals + slashes)).
+  std::shared_ptr<const VerticalSlashIndex> vertical_slash;
   std::string label;                    // what this pass computes, for inspection
 
-  int64_t num_tiles() const { return static_cast<int64_t>(run_offsets.size()) - 1; }
+  int64_t num_tiles() const { return tiles; }
 };
 
 struct HeadPlan {
@@ -115,6 +129,12 @@ struct SparsePlan {
     return rule_keeps(rule, words.data(), visual_spans(), i, j);
   }
 };
+
+// Tile t's key runs and gathered columns (original positions), whichever form the pass stores them in.
+// A compact pass's runs come in descending order with ChunkMask::kRule, and its columns keep their chunk
+// positions: a vertical that one of the tile's runs covers is -1 (skipped, so counted once).
+void tile_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<KeyRun>& runs,
+               std::vector<int64_t>& columns);
 
 // Walks every element a plan's head visits and reports the counted ones:
 // visit(i, j) is called once per (pass, tile, chunk, row, column) element that the executor counts.

@@ -102,6 +102,7 @@ class PassBuilder {
     pass.rule = r_;
     pass.label = spec_.label;
     const int64_t tiles = (spec_.rows.size() + plan_.block_m - 1) / plan_.block_m;
+    pass.tiles = tiles;
     pass.run_offsets.assign(1, 0);
     pass.column_offsets.assign(1, 0);
     for (int64_t t = 0; t < tiles; ++t) {
@@ -383,7 +384,8 @@ class PassBuilder {
 // heads can be built in parallel and their words concatenated afterwards.
 class PlanAssembler {
  public:
-  PlanAssembler(const SequenceLayout& layout, const SparsePlan& plan) : layout_(layout), plan_(plan) {}
+  PlanAssembler(const SequenceLayout& layout, const SparsePlan& plan, bool compact_vertical_slash)
+      : layout_(layout), plan_(plan), compact_vertical_slash_(compact_vertical_slash) {}
   std::vector<uint64_t>& words() { return words_; }
 
   HeadPlan head(const ResolvedHead& head) {
@@ -456,7 +458,40 @@ class PlanAssembler {
     PassSpec spec{IndexMap::of_segments(rows), IndexMap::of_segments(cols), rule, scope + ": vertical-slash"};
     spec.verticals = &p.index.verticals;
     spec.slashes = &p.index.slashes;
+    if (compact_vertical_slash_ && rows.size() == 1 && cols.size() == 1) return add_compact(out, spec);
     add(out, spec);
+  }
+
+  // A Vertical-Slash pass whose tiles derive their work from the two lists (tile_work).
+  void add_compact(HeadPlan& out, const PassSpec& spec) {
+    if (spec.rows.empty() || spec.cols.empty()) return;
+    const Band& cols = spec.cols.bands().front();
+    auto index = std::make_shared<VerticalSlashIndex>();
+    for (int64_t j : *spec.verticals) {
+      if (j >= cols.orig && j <= cols.orig_last()) index->verticals.push_back(j);
+    }
+    sort_mostly_ordered(index->verticals);
+    index->verticals.erase(std::unique(index->verticals.begin(), index->verticals.end()), index->verticals.end());
+    std::vector<int64_t> distances;
+    for (int64_t d : *spec.slashes) {
+      if (d >= 0 && d < layout_.length()) distances.push_back(d);
+    }
+    sort_mostly_ordered(distances);
+    for (int64_t d : distances) {
+      if (!index->slash_groups.empty() && d <= index->slash_groups.back().hi + 1) {
+        index->slash_groups.back().hi = std::max(index->slash_groups.back().hi, d);
+      } else {
+        index->slash_groups.push_back({d, d});
+      }
+    }
+    Pass pass;
+    pass.rows = spec.rows;
+    pass.cols = spec.cols;
+    pass.rule = spec.rule;
+    pass.label = spec.label;
+    pass.tiles = (spec.rows.size() + plan_.block_m - 1) / plan_.block_m;
+    pass.vertical_slash = std::move(index);
+    out.passes.push_back(std::move(pass));
   }
 
   void add_grid(HeadPlan& out, const ResolvedPattern& p, const Segments& rows, const Segments& cols,
@@ -513,6 +548,7 @@ class PlanAssembler {
 
   const SequenceLayout& layout_;
   const SparsePlan& plan_;
+  const bool compact_vertical_slash_;
   std::vector<uint64_t> words_;
 };
 
@@ -533,7 +569,7 @@ SparsePlan build_plan(const SequenceLayout& layout, const std::vector<ResolvedHe
   plan.heads.resize(heads.size());
   std::vector<std::vector<uint64_t>> words(heads.size());
   parallel_for(heads.size(), [&](size_t h) {
-    PlanAssembler assembler(layout, plan);
+    PlanAssembler assembler(layout, plan, options.compact_vertical_slash);
     plan.heads[h] = assembler.head(heads[h]);
     words[h] = std::move(assembler.words());
   });

@@ -12,6 +12,9 @@ namespace mmi {
 struct PlanOptions {
   int64_t block_m = 128;  // query tile (the CUDA executor's tile)
   int64_t block_n = 64;  // key chunk
+  // Vertical-Slash passes over one consecutive row range and one column range store only their
+  // vertical and slash lists (Pass::vertical_slash); false lists every tile's runs and columns.
+  bool compact_vertical_slash = true;
 };
 
 // heads[h] is query head h's resolved patterns. The plan's kept elements equal head_keeps() exactly.

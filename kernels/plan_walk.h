@@ -10,22 +10,26 @@ namespace mmi {
 // rows and cols are original positions (rows: one query tile, cols: at most block_n keys).
 template <typename ChunkFn>
 void for_each_chunk(const SparsePlan& plan, int head, ChunkFn&& chunk) {
-  std::vector<int64_t> rows, cols;
+  std::vector<int64_t> rows, cols, columns;
+  std::vector<KeyRun> runs;
   for (const Pass& pass : plan.heads[head].passes) {
     for (int64_t t = 0; t < pass.num_tiles(); ++t) {
       rows.clear();
       pass.rows.gather(t * plan.block_m, std::min(pass.rows.size(), (t + 1) * plan.block_m), rows);
-      for (int64_t r = pass.run_offsets[t]; r < pass.run_offsets[t + 1]; ++r) {
-        const KeyRun& run = pass.runs[r];
+      tile_work(plan, pass, t, runs, columns);
+      for (const KeyRun& run : runs) {
         for (int64_t c = run.begin; c < run.end; c += plan.block_n) {
           cols.clear();
           pass.cols.gather(c, std::min(run.end, c + plan.block_n), cols);
           chunk(pass, rows, cols, run.mask);
         }
       }
-      const int64_t c0 = pass.column_offsets[t], c1 = pass.column_offsets[t + 1];
-      for (int64_t c = c0; c < c1; c += plan.block_n) {
-        cols.assign(pass.columns.begin() + c, pass.columns.begin() + std::min(c1, c + plan.block_n));
+      const int64_t count = static_cast<int64_t>(columns.size());
+      for (int64_t c = 0; c < count; c += plan.block_n) {
+        cols.clear();
+        for (int64_t x = c; x < std::min(count, c + plan.block_n); ++x) {
+          if (columns[x] >= 0) cols.push_back(columns[x]);
+        }
         chunk(pass, rows, cols, ChunkMask::kRule);
       }
     }

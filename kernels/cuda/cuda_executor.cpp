@@ -61,7 +61,7 @@ int32_t narrow32(int64_t x, const char* what) {
 // Vertical-Slash plans) are written by one thread per pass straight into pinned staging buffers at
 // offsets counted beforehand.
 struct DevicePlan {
-  at::Tensor passes, bands, tiles, runs, columns, words, visual_starts, visual_ends;
+  at::Tensor passes, bands, tiles, runs, columns, slash_groups, verticals, words, visual_starts, visual_ends;
   std::vector<std::pair<int32_t, int32_t>> levels;  // [first, last) tiles of each launch
   int64_t group;
   at::Device device;
@@ -85,6 +85,19 @@ struct DevicePlan {
                            narrow32(b.count, "band")});
       }
     };
+    std::vector<cuda::DeviceSlashGroup> slash_groups_h;
+    std::vector<int32_t> verticals_h;
+    auto add_compact = [&](const VerticalSlashIndex& index, cuda::DevicePass& dp) {
+      dp.compact = 1;
+      dp.slash_group_begin = narrow32(static_cast<int64_t>(slash_groups_h.size()), "slash groups");
+      for (const VerticalSlashIndex::Group& g : index.slash_groups) {
+        slash_groups_h.push_back({narrow32(g.lo, "slash"), narrow32(g.hi, "slash")});
+      }
+      dp.slash_group_end = narrow32(static_cast<int64_t>(slash_groups_h.size()), "slash groups");
+      dp.vertical_begin = narrow32(static_cast<int64_t>(verticals_h.size()), "verticals");
+      for (int64_t j : index.verticals) verticals_h.push_back(narrow32(j, "vertical"));
+      dp.vertical_end = narrow32(static_cast<int64_t>(verticals_h.size()), "verticals");
+    };
     size_t depth = 0;
     for (const HeadPlan& head : plan.heads) depth = std::max(depth, head.passes.size());
     std::vector<Slot> slots;
@@ -106,6 +119,7 @@ struct DevicePlan {
         dp.num_col_bands = static_cast<int32_t>(pass.cols.bands().size());
         add_bands(pass.cols);
         dp.num_rows = narrow32(pass.rows.size(), "rows");
+        if (pass.vertical_slash) add_compact(*pass.vertical_slash, dp);
         slots.push_back({&pass, static_cast<int32_t>(passes_h.size()), dp.col_bands, runs_total, columns_total, tiles_total});
         passes_h.push_back(dp);
         runs_total += static_cast<int64_t>(pass.runs.size());
@@ -119,7 +133,13 @@ struct DevicePlan {
     Staging<cuda::DeviceRun> runs_h(runs_total);
     Staging<int32_t> columns_h(columns_total);
     std::vector<std::pair<int64_t, cuda::DeviceTile>> weighted(tiles_total);  // (chunks, tile)
-    parallel_for(slots.size(), [&](size_t i) { fill(slots[i], plan.block_n, runs_h.data(), columns_h.data(), weighted); });
+    parallel_for(slots.size(), [&](size_t i) {
+      if (slots[i].pass->vertical_slash) {
+        weigh_compact(slots[i], plan.block_m, plan.block_n, weighted);
+      } else {
+        fill(slots[i], plan.block_n, runs_h.data(), columns_h.data(), weighted);
+      }
+    });
     // Per level, heaviest tiles first, so the long causal rows do not finish last on a half-empty GPU;
     // tiles with nothing to visit are dropped.
     Staging<cuda::DeviceTile> tiles_h(tiles_total);
@@ -138,6 +158,8 @@ struct DevicePlan {
     tiles = tiles_h.to(device);
     runs = runs_h.to(device);
     columns = columns_h.to(device);
+    slash_groups = upload(slash_groups_h, device);
+    verticals = upload(verticals_h, device);
     words = upload(plan.words, device);
     visual_starts = upload(plan.visual_starts, device);
     visual_ends = upload(plan.visual_ends, device);
@@ -164,6 +186,30 @@ struct DevicePlan {
       }
       chunks += (tile.column_end - tile.column_begin + block_n - 1) / block_n;
       weighted[slot.tiles + t] = {chunks, tile};
+    }
+  }
+
+  // A compact pass's tiles list nothing; for the ordering, each is weighed by an upper bound of its
+  // chunks: the slash groups that reach it (each spans its distances plus a tile of rows) and its
+  // verticals. Prefix sums over the groups make that O(log) per tile.
+  static void weigh_compact(const Slot& slot, int64_t block_m, int64_t block_n,
+                            std::vector<std::pair<int64_t, cuda::DeviceTile>>& weighted) {
+    const Pass& pass = *slot.pass;
+    const VerticalSlashIndex& index = *pass.vertical_slash;
+    std::vector<int64_t> lo, reach(1, 0);  // reach[g]: keys groups [0, g) span at most
+    for (const VerticalSlashIndex::Group& g : index.slash_groups) {
+      lo.push_back(g.lo);
+      reach.push_back(reach.back() + g.hi - g.lo + block_m);
+    }
+    const Band& rows = pass.rows.bands().front();
+    const int64_t key_min = pass.cols.bands().front().orig;
+    for (int64_t t = 0; t < pass.num_tiles(); ++t) {
+      const int64_t row_max = rows.orig + std::min(rows.count, (t + 1) * block_m) - 1;
+      const int64_t groups = std::upper_bound(lo.begin(), lo.end(), row_max - key_min) - lo.begin();
+      const int64_t verticals =
+          std::upper_bound(index.verticals.begin(), index.verticals.end(), row_max) - index.verticals.begin();
+      const int64_t chunks = (reach[groups] + block_n - 1) / block_n + (verticals + block_n - 1) / block_n;
+      weighted[slot.tiles + t] = {chunks, cuda::DeviceTile{slot.index, static_cast<int32_t>(t), 0, 0, 0, 0}};
     }
   }
 };
@@ -266,6 +312,8 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in
   p.bands = static_cast<const cuda::DeviceBand*>(dp.bands.data_ptr());
   p.runs = static_cast<const cuda::DeviceRun*>(dp.runs.data_ptr());
   p.columns = static_cast<const int32_t*>(dp.columns.data_ptr());
+  p.slash_groups = static_cast<const cuda::DeviceSlashGroup*>(dp.slash_groups.data_ptr());
+  p.verticals = static_cast<const int32_t*>(dp.verticals.data_ptr());
   p.words = static_cast<const uint64_t*>(dp.words.data_ptr());
   p.visual_starts = static_cast<const int64_t*>(dp.visual_starts.data_ptr());
   p.visual_ends = static_cast<const int64_t*>(dp.visual_ends.data_ptr());

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "kernels/cuda/sparse_attention.cuh"
+#include "kernels/vertical_slash_walk.h"
 
 namespace mmi::cuda {
 namespace {
@@ -141,6 +142,7 @@ __device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, Sh
     const int32_t phase_i = s.row_phase[r];
     for (int c = 0; c < len; ++c) {
       const int32_t j = s.cols[buf][c];
+      if (j < 0) continue;  // a compact pass's covered vertical
       const bool keep = rule_kind == 1
                             ? j <= i && ((rule.vertical_words >= 0 && test_bit(p.words + rule.vertical_words, j)) ||
                                          (rule.slash_words >= 0 && test_bit(p.words + rule.slash_words, i - j)))
@@ -154,12 +156,15 @@ __device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, Sh
 
 // Walks a tile's chunks in order: runs first (in chunks of kBlockN logical keys), then gathered columns.
 // Every thread keeps the same cursor in registers, including the current run and the band holding the
-// chunk start, so a chunk inside one band costs no global loads to locate.
+// chunk start, so a chunk inside one band costs no global loads to locate. A compact Vertical-Slash pass
+// takes its runs from the slash walk and its columns from the pass's vertical list.
 struct ChunkCursor {
-  int32_t run, pos, column;
+  int32_t run, run_end, pos, column, column_end;
   DeviceRun current;
   int32_t band_index;
   DeviceBand band;
+  bool compact;
+  SlashRunWalk<int32_t> walk;  // compact passes: yields the tile's runs, holds its row range
 
   __device__ void enter_run(const SparseAttentionParams& p) {
     current = p.runs[run];
@@ -167,12 +172,44 @@ struct ChunkCursor {
     band_index = current.band;
     band = p.bands[band_index];
   }
-  __device__ void start(const SparseAttentionParams& p, const DeviceTile& t) {
-    run = t.run_begin;
-    column = t.column_begin;
-    if (run < t.run_end) enter_run(p);
+  __device__ void next_compact_run(const SparseAttentionParams& p) {
+    int32_t begin, end;
+    if (walk.next([&](int32_t g) { return p.slash_groups[g]; }, begin, end)) {
+      current = DeviceRun{begin - band.orig, end + 1 - band.orig, 2, band_index};
+      pos = current.begin;
+    } else {
+      run = run_end;
+    }
   }
-  __device__ bool done(const DeviceTile& t) const { return run >= t.run_end && column >= t.column_end; }
+  __device__ void start(const SparseAttentionParams& p, const DeviceTile& t, const DevicePass& pass) {
+    compact = pass.compact != 0;
+    if (!compact) {
+      run = t.run_begin;
+      run_end = t.run_end;
+      column = t.column_begin;
+      column_end = t.column_end;
+      if (run < run_end) enter_run(p);
+      return;
+    }
+    const DeviceBand rows = p.bands[pass.row_bands];
+    band_index = pass.col_bands;
+    band = p.bands[band_index];
+    const int32_t row_min = rows.orig + t.tile * kBlockM;
+    const int32_t row_max = rows.orig + min(rows.count, (t.tile + 1) * kBlockM) - 1;
+    const int32_t key_max = min(row_max, band.orig + band.count - 1);
+    walk = SlashRunWalk<int32_t>(row_min, row_max, band.orig, key_max, pass.slash_group_begin, pass.slash_group_end);
+    run = 0;
+    run_end = 1;
+    next_compact_run(p);
+    int32_t lo = pass.vertical_begin, hi = pass.vertical_end;  // first vertical after key_max
+    while (lo < hi) {
+      const int32_t mid = (lo + hi) / 2;
+      if (p.verticals[mid] <= key_max) lo = mid + 1; else hi = mid;
+    }
+    column = pass.vertical_begin;
+    column_end = lo;
+  }
+  __device__ bool done() const { return run >= run_end && column >= column_end; }
 
   // Original position of logical column x (x at or after the chunk start).
   __device__ int32_t col_at(const SparseAttentionParams& p, int32_t x) const {
@@ -184,16 +221,17 @@ struct ChunkCursor {
   // Issues the K and V loads of the next chunk into buffer `buf`, records its columns, phases, mask and
   // length for the masking step, and advances.
   template <int D, typename T>
-  __device__ void fetch(const SparseAttentionParams& p, const DeviceTile& t, const DevicePass& pass,
-                        SharedStorage<D, T>& s, int buf, const T* k_base, const T* v_base) {
+  __device__ void fetch(const SparseAttentionParams& p, const DevicePass& pass, SharedStorage<D, T>& s, int buf,
+                        const T* k_base, const T* v_base) {
     constexpr int kPieces = D / 8;  // 16-byte pieces per row
     constexpr int kStride = D + 8;
     const int tid = threadIdx.x;
-    const bool from_run = run < t.run_end;
-    const int32_t len = from_run ? min(kBlockN, current.end - pos) : min(kBlockN, t.column_end - column);
+    const bool from_run = run < run_end;
+    const int32_t* column_list = compact ? p.verticals : p.columns;
+    const int32_t len = from_run ? min(kBlockN, current.end - pos) : min(kBlockN, column_end - column);
     auto col_of = [&](int r) -> int32_t {
       if (r >= len) return -1;
-      return from_run ? col_at(p, pos + r) : p.columns[column + r];
+      return from_run ? col_at(p, pos + r) : column_list[column + r];
     };
 #pragma unroll
     for (int idx = tid; idx < kBlockN * kPieces; idx += kThreads) {
@@ -204,7 +242,11 @@ struct ChunkCursor {
       cp_async_16(&s.v[buf][r * kStride + c * 8], v_base + offset, j >= 0);
     }
     if (tid < kBlockN) {
-      const int32_t j = col_of(tid);
+      int32_t j = col_of(tid);
+      if (compact && !from_run && j >= 0 &&
+          vertical_covered(p.words + pass.rule.slash_words, walk.row_min, walk.row_max, j)) {
+        j = -1;  // one of the tile's runs counts this column already
+      }
       s.cols[buf][tid] = j;
       const VisualSpans spans{p.visual_starts, p.visual_ends, p.num_visual_spans};
       s.col_phase[buf][tid] = j >= 0 ? static_cast<int32_t>(rule_phase(pass.rule, spans, j)) : -1;
@@ -221,7 +263,9 @@ struct ChunkCursor {
     pos += kBlockN;
     if (pos < current.end) {
       while (pos >= band.logical + band.count) band = p.bands[++band_index];
-    } else if (++run < t.run_end) {
+    } else if (compact) {
+      next_compact_run(p);
+    } else if (++run < run_end) {
       enter_run(p);
     }
   }
@@ -267,9 +311,9 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
   const T* k_base = static_cast<const T*>(p.k);
   const T* v_base = static_cast<const T*>(p.v);
   ChunkCursor cursor;
-  cursor.start(p, tile);
-  bool have_chunk = !cursor.done(tile);
-  if (have_chunk) cursor.fetch<D, T>(p, tile, pass, s, 0, k_base, v_base);
+  cursor.start(p, tile, pass);
+  bool have_chunk = !cursor.done();
+  if (have_chunk) cursor.fetch<D, T>(p, pass, s, 0, k_base, v_base);
   cp_async_commit();
   const bool rows_valid = (tile.tile + 1) * kBlockM <= pass.num_rows;
 
@@ -286,8 +330,8 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
   for (int a = 0; a < kMAtoms; ++a) m[a][0] = m[a][1] = -INFINITY, l[a][0] = l[a][1] = 0.f;
 
   for (int buf = 0; have_chunk; buf ^= 1) {
-    const bool more = !cursor.done(tile);
-    if (more) cursor.fetch<D, T>(p, tile, pass, s, buf ^ 1, k_base, v_base);
+    const bool more = !cursor.done();
+    if (more) cursor.fetch<D, T>(p, pass, s, buf ^ 1, k_base, v_base);
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();

@@ -29,9 +29,19 @@ struct DeviceRun {
   int32_t band;        // index (into the band array) of the column band holding `begin`
 };
 
+struct DeviceSlashGroup {
+  int32_t lo, hi;  // consecutive kept distances [lo, hi]
+};
+
 struct DevicePass {
   MaskRule rule;
   int32_t rule_kind;                 // 0: general rule; 1: only vertical and slash bitmaps
+  // 1: a compact Vertical-Slash pass (one row band, one column band); its tiles derive their runs from
+  // slash_groups[slash_group_begin, slash_group_end) and gather from verticals[vertical_begin,
+  // vertical_end) (kernels/vertical_slash_walk.h) instead of reading runs and columns.
+  int32_t compact;
+  int32_t slash_group_begin, slash_group_end;
+  int32_t vertical_begin, vertical_end;
   int32_t head, kv_head;
   int32_t row_bands, num_row_bands;  // offsets into the band array
   int32_t col_bands, num_col_bands;
@@ -42,8 +52,8 @@ struct DevicePass {
 struct DeviceTile {
   int32_t pass;        // index into passes
   int32_t tile;        // tile index within the pass
-  int32_t run_begin, run_end;        // into runs
-  int32_t column_begin, column_end;  // into columns (original positions)
+  int32_t run_begin, run_end;        // into runs (unused by compact passes)
+  int32_t column_begin, column_end;  // into columns (original positions; unused by compact passes)
 };
 
 // Everything a launch reads. Tensors are [N, heads, head_dim] contiguous; states are fp32.
@@ -59,6 +69,8 @@ struct SparseAttentionParams {
   int32_t num_tiles;
   const DeviceRun* runs;
   const int32_t* columns;
+  const DeviceSlashGroup* slash_groups;  // compact passes' slash groups, ascending per pass
+  const int32_t* verticals;              // compact passes' verticals (original positions), ascending per pass
   const uint64_t* words;
   const int64_t* visual_starts;
   const int64_t* visual_ends;

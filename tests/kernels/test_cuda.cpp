@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <random>
+#include <set>
 
 #include "kernels/cpu/executor.h"
 #include "kernels/cuda/cuda_executor.h"
@@ -70,7 +71,7 @@ TEST_CASE("CUDA executor at long, odd lengths", "[cuda][long]") {
   for (int64_t frames : {7, 63, 255}) {  // 1,000 to 65,5xx tokens with 256-token frames
     const SequenceLayout layout = LayoutBuilder().text(129).video(frames, 16, 16).text(61).build();
     std::mt19937_64 rng(frames);
-    std::vector<ResolvedHead> heads(2);
+    std::vector<ResolvedHead> heads(3);
     heads[0].patterns[0][0].params.kind = PatternKind::kAShape;  // a_shape sink 128, local 256
     heads[0].patterns[0][0].params.local = 256;
     heads[1].patterns[0][0].params.kind = PatternKind::kGrid;    // permuted grid, stride 256
@@ -78,8 +79,20 @@ TEST_CASE("CUDA executor at long, odd lengths", "[cuda][long]") {
     heads[1].patterns[0][0].params.slash = true;
     heads[1].patterns[0][0].index.stride = 256;
     heads[1].patterns[0][0].index.phase = 3;
+    // A compact Vertical-Slash head: a local band of slashes, scattered ones, scattered verticals.
+    ResolvedPattern& vs = heads[2].patterns[0][0];
+    vs.params.kind = PatternKind::kVerticalSlash;
+    const int64_t n = layout.length();
+    std::set<int64_t> verticals = {0, 1, 2, 3}, slashes;
+    for (int64_t d = 0; d < 100; ++d) slashes.insert(d);
+    for (int x = 0; x < 60; ++x) verticals.insert(int64_t(rng() % n));
+    for (int x = 0; x < 20; ++x) slashes.insert(int64_t(rng() % n));
+    vs.index.verticals.assign(verticals.begin(), verticals.end());
+    vs.index.slashes.assign(slashes.begin(), slashes.end());
     INFO(layout.length() << " tokens");
-    compare_executors(build_plan(layout, heads), random_qkv(layout.length(), 2, 1, 128, frames, at::kBFloat16), 1e-2);
+    const SparsePlan plan = build_plan(layout, heads);
+    REQUIRE(plan.heads[2].passes.at(0).vertical_slash != nullptr);
+    compare_executors(plan, random_qkv(n, 3, 1, 128, frames, at::kBFloat16), 1e-2);
   }
 }
 

@@ -1,6 +1,7 @@
 // The exactness contract (SPEC §3): for every pattern and boundary kind and any index, the plan counts
 // exactly the oracle mask, each element once, and the CPU executor equals softmax attention over that
 // mask. Random indices, odd sizes, interleaved spans, several tile shapes, GQA.
+#include <algorithm>
 #include <random>
 
 #include "kernels/cpu/executor.h"
@@ -17,7 +18,8 @@ namespace {
 const std::vector<PatternKind>& kKinds = kAllPatternKinds;
 const std::vector<BoundaryKind> kBoundaries = {BoundaryKind::kNone, BoundaryKind::kK, BoundaryKind::kQ,
                                                BoundaryKind::k2D};
-const std::vector<PlanOptions> kTiles = {{16, 16}, {64, 64}, {8, 24}};
+// The last one lists every Vertical-Slash tile's runs and columns instead of deriving them.
+const std::vector<PlanOptions> kTiles = {{16, 16}, {64, 64}, {8, 24}, {32, 16, false}};
 
 // The first element where the plan's count differs from the oracle, or an empty string.
 std::string first_mismatch(const SequenceLayout& layout, const ResolvedHead& head, const SparsePlan& plan) {
@@ -35,10 +37,44 @@ std::string first_mismatch(const SequenceLayout& layout, const ResolvedHead& hea
   return "";
 }
 
+int64_t chunks_of(int64_t count, int64_t block_n) { return (count + block_n - 1) / block_n; }
+
+// A compact Vertical-Slash pass's chunks by brute force: per tile, the keys some row reaches along a
+// kept distance, as maximal runs, plus the verticals up to the tile's last row.
+int64_t compact_chunks(const SparsePlan& plan, const Pass& pass) {
+  const Band& rows = pass.rows.bands().front();
+  const Band& cols = pass.cols.bands().front();
+  int64_t chunks = 0;
+  for (int64_t t = 0; t < pass.num_tiles(); ++t) {
+    const int64_t first = rows.orig + t * plan.block_m;
+    const int64_t last = rows.orig + std::min(rows.count, (t + 1) * plan.block_m) - 1;
+    int64_t run = 0;
+    for (int64_t j = cols.orig; j <= cols.orig_last() + 1; ++j) {
+      bool reached = false;
+      for (int64_t i = std::max(first, j); i <= last && j <= cols.orig_last() && !reached; ++i) {
+        reached = test_bit(plan.words.data() + pass.rule.slash_words, i - j);
+      }
+      if (reached) {
+        ++run;
+      } else {
+        chunks += chunks_of(run, plan.block_n);
+        run = 0;
+      }
+    }
+    const auto& v = pass.vertical_slash->verticals;
+    chunks += chunks_of(std::upper_bound(v.begin(), v.end(), last) - v.begin(), plan.block_n);
+  }
+  return chunks;
+}
+
 // Computed elements from the plan's runs and columns, counted independently of the plan walker.
 int64_t expected_computed(const SparsePlan& plan, int head) {
   int64_t chunks = 0;
   for (const Pass& pass : plan.heads[head].passes) {
+    if (pass.vertical_slash) {
+      chunks += compact_chunks(plan, pass);
+      continue;
+    }
     for (const KeyRun& run : pass.runs) chunks += (run.end - run.begin + plan.block_n - 1) / plan.block_n;
     for (int64_t t = 0; t < pass.num_tiles(); ++t) {
       const int64_t cols = pass.column_offsets[t + 1] - pass.column_offsets[t];
@@ -76,6 +112,23 @@ TEST_CASE("plans count exactly the oracle mask, each element once", "[plan][exac
         }
       }
     }
+  }
+}
+
+TEST_CASE("compact Vertical-Slash plans hold no per-tile lists and count what explicit ones count", "[plan][exact]") {
+  std::mt19937_64 rng(31);
+  const SequenceLayout layout = SequenceLayout::parse("text:131,video:6x7x9,text:45");
+  for (int seed = 0; seed < 4; ++seed) {
+    const ResolvedHead head = random_head(BoundaryKind::kNone, {PatternKind::kVerticalSlash}, layout, rng);
+    const SparsePlan compact = build_plan(layout, {head}, {64, 64, true});
+    const SparsePlan listed = build_plan(layout, {head}, {64, 64, false});
+    const Pass& pass = compact.heads[0].passes.at(0);
+    REQUIRE(pass.vertical_slash != nullptr);
+    REQUIRE((pass.runs.empty() && pass.columns.empty() && pass.run_offsets.empty()));
+    REQUIRE(listed.heads[0].passes.at(0).vertical_slash == nullptr);
+    REQUIRE(count_matrix(compact, 0) == count_matrix(listed, 0));
+    // Same runs, so the same chunks, except where a gathered chunk keeps a covered vertical's place.
+    REQUIRE(head_stats(compact, 0).tiles >= head_stats(listed, 0).tiles);
   }
 }
 
