@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <string>
 
 #include "kernels/cuda/cuda_executor.h"
 #include "kernels/estimate.h"
@@ -65,6 +66,23 @@ void BM_SparseRun(benchmark::State& state) {
   state.counters["FLOPs %"] = 100.0 * mmi::plan_stats(plan, false).flops_ratio(state.range(1));
 }
 
+// The two tensor-core kernels on the same plan (arg 0: method, arg 1: 1 = mma.sync, 2 = wgmma), with
+// the rate on the tiles they compute.
+void BM_SparseKernel(benchmark::State& state) {
+  const Case& c = inputs(state.range(2));
+  const auto method = mmi::make_method_from_spec(kMethods[state.range(0)]);
+  const mmi::SparsePlan plan = method->plan(mmi::AttentionContext{&c.layout, 0}, c.qkv.q, c.qkv.k);
+  const auto kernel = static_cast<mmi::SparseKernel>(state.range(1));
+  for (auto _ : state) {
+    state.SetIterationTime(
+        mmi::time_cuda_ms([&] { mmi::execute_plan_cuda(plan, c.qkv.q, c.qkv.k, c.qkv.v, kernel); }, 0, 1) / 1e3);
+  }
+  state.SetLabel(std::string(kMethods[state.range(0)]) + " " + mmi::sparse_kernel_name(kernel));
+  const double computed = mmi::computed_flops(mmi::plan_stats(plan, false), 128);
+  state.counters["TFLOP/s computed"] =
+      benchmark::Counter(computed * state.iterations() / 1e12, benchmark::Counter::kIsRate);
+}
+
 void BM_SparsePlan(benchmark::State& state) {
   const Case& c = inputs(state.range(1));
   const auto method = mmi::make_method_from_spec(kMethods[state.range(0)]);
@@ -102,6 +120,7 @@ void methods_by_lengths(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_CudnnSdpa)->Apply(lengths)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SparseRun)->Apply(methods_by_lengths)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SparseKernel)->ArgsProduct({{0, 1, 3}, {1, 2}, {131072}})->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_WindowProfile)->ArgsProduct({{0, 1}, {131072, 1048576}})->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SparsePlan)->Apply(methods_by_lengths)->Unit(benchmark::kMillisecond);
 

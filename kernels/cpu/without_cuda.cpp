@@ -19,7 +19,8 @@ bool cuda_available() { return false; }
 
 void prepare_plan_cuda(SparsePlan&, int64_t, const at::Device&) { no_cuda("prepare_plan_cuda"); }
 
-AttentionOutput execute_plan_cuda(const SparsePlan&, const at::Tensor&, const at::Tensor&, const at::Tensor&) {
+AttentionOutput execute_plan_cuda(const SparsePlan&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                  SparseKernel) {
   no_cuda("execute_plan_cuda");
 }
 

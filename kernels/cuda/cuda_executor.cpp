@@ -278,8 +278,17 @@ std::pair<at::Tensor, at::Tensor> window_profile_cuda(const at::Tensor& q, const
 
 bool cuda_available() { return at::hasCUDA() && at::cuda::device_count() > 0; }
 
+namespace {
+// Whether the current GPU runs sm_90a code (the wgmma kernel).
+bool is_hopper() {
+  int device = 0, major = 0;
+  return cudaGetDevice(&device) == cudaSuccess &&
+         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess && major == 9;
+}
+}  // namespace
+
 AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in, const at::Tensor& k_in,
-                                  const at::Tensor& v_in) {
+                                  const at::Tensor& v_in, SparseKernel kernel) {
   check_attention_inputs(q_in, k_in, v_in, "execute_plan_cuda");
   const int64_t n = q_in.size(0), hq = q_in.size(1), hkv = k_in.size(1), d = q_in.size(2);
   auto fail = [](const std::string& what) { throw std::invalid_argument("execute_plan_cuda: " + what); };
@@ -292,6 +301,9 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in
   }
   if (plan.length != n || static_cast<int64_t>(plan.heads.size()) != hq) fail("plan does not match the inputs");
   narrow32(n * std::max(hq, hkv), "tokens x heads");
+  const bool wgmma_runs = d == 128 && is_hopper();
+  if (kernel == SparseKernel::kWgmma && !wgmma_runs) fail("the wgmma kernel needs head_dim 128 on an sm_90 GPU");
+  const bool use_wgmma = kernel == SparseKernel::kWgmma || (kernel == SparseKernel::kAuto && wgmma_runs);
   const at::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
   // The upload made at planning time, or one made now.
   auto uploaded = std::static_pointer_cast<const DevicePlan>(plan.device);
@@ -328,7 +340,9 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in
   for (const auto& [first, last] : dp.levels) {
     p.tiles = tiles + first;
     p.num_tiles = last - first;
-    check_cuda(cuda::launch_sparse_attention(p, static_cast<int>(d), kind, stream), "sparse attention kernel");
+    check_cuda(use_wgmma ? cuda::launch_sparse_attention_sm90(p, kind, stream)
+                         : cuda::launch_sparse_attention(p, static_cast<int>(d), kind, stream),
+               use_wgmma ? "sparse attention kernel (wgmma)" : "sparse attention kernel (mma.sync)");
   }
   at::Tensor out = at::empty({n, hq, d}, q.options());
   check_cuda(cuda::launch_finalize(out_state.data_ptr<float>(), out.data_ptr(), out.numel(), kind, stream),

@@ -18,11 +18,24 @@ bool cuda_available();
 // Optional: execute_plan_cuda uploads on the fly when it is missing.
 void prepare_plan_cuda(SparsePlan& plan, int64_t group, const at::Device& device);
 
+// Which tensor-core kernel executes a plan: kAuto takes wgmma (sm_90, D = 128) wherever it can run,
+// mma.sync otherwise; naming one that cannot run these inputs is an error.
+enum class SparseKernel { kAuto, kMmaSync, kWgmma };
+inline const char* sparse_kernel_name(SparseKernel kernel) {
+  switch (kernel) {
+    case SparseKernel::kAuto: return "auto";
+    case SparseKernel::kMmaSync: return "mma.sync";
+    case SparseKernel::kWgmma: return "wgmma";
+  }
+  return "unknown";
+}
+
 // Executes `plan` on the GPU. q: [N, Hq, D], k, v: [N, Hkv, D], CUDA, bf16 or fp16, D in {64, 80, 128};
-// plan tiles must be 128x64 (the PlanOptions defaults). Returns out [N, Hq, D] (q's dtype) and lse [Hq, N] fp32. Query head h reads
-// KV head h / (Hq / Hkv) directly; permutations are applied through index loads.
+// plan tiles must be 128x64 (the PlanOptions defaults). Returns out [N, Hq, D] (q's dtype) and lse
+// [Hq, N] fp32. Query head h reads KV head h / (Hq / Hkv) directly; permutations are applied through
+// index loads.
 AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q, const at::Tensor& k,
-                                  const at::Tensor& v);
+                                  const at::Tensor& v, SparseKernel kernel = SparseKernel::kAuto);
 
 // Whether window_profile_cuda takes these q, k: CUDA, D <= 128 contiguous values that fill whole
 // 16-byte pieces, every head's rows on 16-byte boundaries (contiguous [N, H, 64|80|128] tensors do).

@@ -81,9 +81,12 @@ struct SparseAttentionParams {
 
 enum class DType { kBFloat16, kFloat16 };
 
-// Runs one level. head_dim must be 64, 80 or 128. Returns the launch error (cudaSuccess when fine).
+// Runs one level with the mma.sync kernel. head_dim must be 64, 80 or 128. Returns the launch error
+// (cudaSuccess when fine).
 cudaError_t launch_sparse_attention(const SparseAttentionParams& params, int head_dim, DType dtype,
                                     cudaStream_t stream);
+// The same with the wgmma kernel (sparse_attention_sm90.cu): head_dim 128, an sm_90 GPU.
+cudaError_t launch_sparse_attention_sm90(const SparseAttentionParams& params, DType dtype, cudaStream_t stream);
 
 // out[n, h, :] = out_state[n, h, :] cast to dtype. count = N * Hq * D.
 cudaError_t launch_finalize(const float* out_state, void* out, int64_t count, DType dtype, cudaStream_t stream);

@@ -27,10 +27,11 @@ bool have_gpu() {
 }
 
 // Runs the plan on both executors from the same 16-bit inputs; output written everywhere, finite, close.
-void compare_executors(const SparsePlan& plan, const RandomQKV& x, double tolerance) {
+void compare_executors(const SparsePlan& plan, const RandomQKV& x, double tolerance,
+                       SparseKernel kernel = SparseKernel::kAuto) {
   // Poison: free a NaN-filled block of the output's size so the caching allocator hands it back.
   { at::Tensor poison = at::full(x.q.sizes(), NAN, x.q.options().device(at::kCUDA)); }
-  const AttentionOutput gpu = execute_plan_cuda(plan, x.q.cuda(), x.k.cuda(), x.v.cuda());
+  const AttentionOutput gpu = execute_plan_cuda(plan, x.q.cuda(), x.k.cuda(), x.v.cuda(), kernel);
   const AttentionOutput cpu = execute_plan_cpu(plan, x.q, x.k, x.v);
   const at::Tensor got = gpu.out.cpu();
   REQUIRE(got.scalar_type() == x.q.scalar_type());
@@ -64,6 +65,27 @@ TEST_CASE("CUDA executor equals the CPU executor on every pattern and boundary k
   std::vector<ResolvedHead> heads;
   for (int h = 0; h < 4; ++h) heads.push_back(random_head(BoundaryKind::kQ, kKinds, layout, rng));
   compare_executors(build_plan(layout, heads), random_qkv(layout.length(), 4, 1, 128, 77, at::kHalf), 1e-2);
+}
+
+TEST_CASE("both tensor-core kernels equal the CPU executor at d = 128", "[cuda]") {
+  if (!have_gpu()) return;
+  std::mt19937_64 rng(47);
+  uint64_t seed = 3000;
+  for (const SequenceLayout& layout : test_layouts()) {
+    for (BoundaryKind boundary : {BoundaryKind::kNone, BoundaryKind::k2D}) {
+      std::vector<ResolvedHead> heads;
+      for (int h = 0; h < 4; ++h) heads.push_back(random_head(boundary, kKinds, layout, rng));
+      const SparsePlan plan = build_plan(layout, heads);
+      for (at::ScalarType dtype : {at::kBFloat16, at::kHalf}) {
+        const RandomQKV x = random_qkv(layout.length(), 4, 2, 128, ++seed, dtype);
+        for (SparseKernel kernel : {SparseKernel::kMmaSync, SparseKernel::kWgmma}) {
+          INFO("layout " << layout.describe() << ", boundary " << boundary_name(boundary) << ", "
+                         << sparse_kernel_name(kernel));
+          compare_executors(plan, x, 1e-2, kernel);
+        }
+      }
+    }
+  }
 }
 
 TEST_CASE("CUDA executor at long, odd lengths", "[cuda][long]") {
@@ -119,7 +141,10 @@ TEST_CASE("CUDA executor: a small case for compute-sanitizer", "[cuda][sanitizer
   std::mt19937_64 rng(5);
   std::vector<ResolvedHead> heads;
   for (int h = 0; h < 2; ++h) heads.push_back(random_head(BoundaryKind::k2D, kKinds, layout, rng));
-  compare_executors(build_plan(layout, heads), random_qkv(layout.length(), 2, 1, 64, 3, at::kBFloat16), 1e-2);
+  const SparsePlan plan = build_plan(layout, heads);
+  for (int64_t dim : {64, 128}) {  // mma.sync, and wgmma where the GPU has it
+    compare_executors(plan, random_qkv(layout.length(), 2, 1, dim, 3, at::kBFloat16), 1e-2);
+  }
 }
 
 TEST_CASE("CUDA executor rejects what it cannot run", "[cuda]") {
@@ -135,6 +160,9 @@ TEST_CASE("CUDA executor rejects what it cannot run", "[cuda]") {
   const RandomQKV y = random_qkv(40, 2, 1, 64, 1, at::kFloat);
   REQUIRE_THROWS_WITH(execute_plan_cuda(plan, y.q.cuda(), y.k.cuda(), y.v.cuda()),
                       Contains("bf16 or fp16"));
+  const RandomQKV z = random_qkv(40, 2, 1, 64, 1, at::kBFloat16);
+  REQUIRE_THROWS_WITH(execute_plan_cuda(plan, z.q.cuda(), z.k.cuda(), z.v.cuda(), SparseKernel::kWgmma),
+                      Contains("wgmma kernel needs head_dim 128"));
 }
 
 TEST_CASE("fused window profile equals the ATen profile on the GPU and the CPU", "[cuda]") {

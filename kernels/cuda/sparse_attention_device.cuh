@@ -1,0 +1,335 @@
+// Device code both sparse-attention kernels share (sparse_attention.cu: mma.sync for every head
+// dimension; sparse_attention_sm90.cu: wgmma for d = 128): async copies, the chunk cursor that walks a
+// tile's runs and gathered columns, rule evaluation into keep bits, and the log-sum-exp merge into the
+// running state. Included by .cu files only.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "kernels/cuda/sparse_attention.cuh"
+#include "kernels/vertical_slash_walk.h"
+
+namespace mmi::cuda::detail {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+__device__ __forceinline__ uint32_t smem_address(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte async copy; when !valid the destination is zero-filled.
+__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(smem)), "l"(gmem),
+               "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_address(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_address(p)));
+}
+
+template <typename T>
+struct Mma;
+
+template <>
+struct Mma<__nv_bfloat16> {
+  static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+  }
+};
+
+template <>
+struct Mma<__half> {
+  static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+    __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+  }
+};
+
+// Original position of logical index `x` in a band list (bands ascend in `logical`).
+__device__ __forceinline__ int32_t band_orig(const DeviceBand* bands, int32_t count, int32_t x) {
+  int32_t lo = 0, hi = count - 1;
+  while (lo < hi) {
+    const int32_t mid = (lo + hi + 1) / 2;
+    if (bands[mid].logical <= x) lo = mid; else hi = mid - 1;
+  }
+  const DeviceBand b = bands[lo];
+  return b.orig + b.step * (x - b.logical);
+}
+
+// What a CTA's threads share about its tile besides the Q, K and V tiles: rows, the chunks in flight
+// (double-buffered: columns, phases, mask, length) and the keep bits of rule-tested chunks.
+struct TileMeta {
+  int32_t rows[kBlockM];
+  int32_t row_phase[kBlockM];
+  int32_t cols[2][kBlockN];
+  int32_t col_phase[2][kBlockN];
+  int32_t mask[2];
+  int32_t len[2];
+  int32_t contiguous[2];  // the chunk's keys are len consecutive positions from cols[0]
+  uint32_t keep[2][kBlockM][kBlockN / 32];  // rule-tested chunks: bit c of row r = element kept
+  MaskRule rule;
+};
+
+// Bits [start, start + 64) of a bitmap as one word (bit t = bitmap bit start + t); bits below 0 read 0.
+// Bitmaps carry one spare word at the end, so reading the word after the last is safe.
+__device__ __forceinline__ uint64_t bit_window(const uint64_t* words, int64_t start) {
+  if (start <= -64) return 0;
+  const int shift = start < 0 ? static_cast<int>(-start) : 0;  // bits below 0
+  const int64_t from = start < 0 ? 0 : start;
+  const int64_t q = from >> 6;
+  const int r = static_cast<int>(from & 63);
+  const uint64_t window = r == 0 ? words[q] : (words[q] >> r) | (words[q + 1] << (64 - r));
+  return window << shift;
+}
+
+// Keep bits of row i (-1: none) over `len` consecutive keys from c0 under a rule with only vertical and
+// slash bitmaps, 64 elements at a time: the verticals are a window of their bitmap, the slashes a
+// reversed window of theirs. Bit c is key c0 + c.
+__device__ __forceinline__ uint64_t vertical_slash_bits(const uint64_t* words, const MaskRule& rule, int32_t i,
+                                                        int32_t c0, int32_t len) {
+  static_assert(kBlockN == 64, "one 64-bit word of keep bits per row");
+  const int64_t reach = int64_t(i) - c0;  // key c0 + c is causal iff c <= reach
+  if (i < 0 || reach < 0) return 0;
+  uint64_t bits = 0;
+  if (rule.vertical_words >= 0) bits |= bit_window(words + rule.vertical_words, c0);
+  if (rule.slash_words >= 0) bits |= __brevll(bit_window(words + rule.slash_words, reach - 63));
+  if (reach < 63) bits &= (uint64_t(2) << reach) - 1;
+  if (len < 64) bits &= (uint64_t(1) << len) - 1;
+  return bits;
+}
+
+// For a rule-tested chunk, evaluates the rule once per element into keep bits (one row per thread),
+// outside the register-heavy MMA loop. Called by the first kBlockM threads (thread r evaluates row r).
+__device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, TileMeta& s, int buf, int rule_kind) {
+  const int r = threadIdx.x;
+  const int32_t i = s.rows[r], len = s.len[buf];
+  const MaskRule& rule = s.rule;
+  uint64_t bits = 0;
+  if (rule_kind == 1 && s.contiguous[buf]) {
+    bits = vertical_slash_bits(p.words, rule, i, s.cols[buf][0], len);
+  } else if (i >= 0) {
+    const int32_t phase_i = s.row_phase[r];
+    for (int c = 0; c < len; ++c) {
+      const int32_t j = s.cols[buf][c];
+      if (j < 0) continue;  // a compact pass's covered vertical
+      const bool keep = rule_kind == 1
+                            ? j <= i && ((rule.vertical_words >= 0 && test_bit(p.words + rule.vertical_words, j)) ||
+                                         (rule.slash_words >= 0 && test_bit(p.words + rule.slash_words, i - j)))
+                            : rule_keeps_at(rule, p.words, i, j, phase_i, s.col_phase[buf][c]);
+      if (keep) bits |= uint64_t(1) << c;
+    }
+  }
+  s.keep[buf][r][0] = static_cast<uint32_t>(bits);
+  s.keep[buf][r][1] = static_cast<uint32_t>(bits >> 32);
+}
+
+// Walks a tile's chunks in order: runs first (in chunks of kBlockN logical keys), then gathered columns.
+// Every thread keeps the same cursor in registers, including the current run and the band holding the
+// chunk start, so a chunk inside one band costs no global loads to locate. A compact Vertical-Slash pass
+// takes its runs from the slash walk and its columns from the pass's vertical list.
+struct ChunkCursor {
+  int32_t run, run_end, pos, column, column_end;
+  DeviceRun current;
+  int32_t band_index;
+  DeviceBand band;
+  bool compact;
+  SlashRunWalk<int32_t> walk;  // compact passes: yields the tile's runs, holds its row range
+
+  __device__ void enter_run(const SparseAttentionParams& p) {
+    current = p.runs[run];
+    pos = current.begin;
+    band_index = current.band;
+    band = p.bands[band_index];
+  }
+  __device__ void next_compact_run(const SparseAttentionParams& p) {
+    int32_t begin, end;
+    if (walk.next([&](int32_t g) { return p.slash_groups[g]; }, begin, end)) {
+      current = DeviceRun{begin - band.orig, end + 1 - band.orig, 2, band_index};
+      pos = current.begin;
+    } else {
+      run = run_end;
+    }
+  }
+  __device__ void start(const SparseAttentionParams& p, const DeviceTile& t, const DevicePass& pass) {
+    compact = pass.compact != 0;
+    if (!compact) {
+      run = t.run_begin;
+      run_end = t.run_end;
+      column = t.column_begin;
+      column_end = t.column_end;
+      if (run < run_end) enter_run(p);
+      return;
+    }
+    const DeviceBand rows = p.bands[pass.row_bands];
+    band_index = pass.col_bands;
+    band = p.bands[band_index];
+    const int32_t row_min = rows.orig + t.tile * kBlockM;
+    const int32_t row_max = rows.orig + min(rows.count, (t.tile + 1) * kBlockM) - 1;
+    const int32_t key_max = min(row_max, band.orig + band.count - 1);
+    walk = SlashRunWalk<int32_t>(row_min, row_max, band.orig, key_max, pass.slash_group_begin, pass.slash_group_end);
+    run = 0;
+    run_end = 1;
+    next_compact_run(p);
+    int32_t lo = pass.vertical_begin, hi = pass.vertical_end;  // first vertical after key_max
+    while (lo < hi) {
+      const int32_t mid = (lo + hi) / 2;
+      if (p.verticals[mid] <= key_max) lo = mid + 1; else hi = mid;
+    }
+    column = pass.vertical_begin;
+    column_end = lo;
+  }
+  __device__ bool done() const { return run >= run_end && column >= column_end; }
+
+  // Original position of logical column x (x at or after the chunk start).
+  __device__ int32_t col_at(const SparseAttentionParams& p, int32_t x) const {
+    DeviceBand b = band;
+    for (int32_t k = band_index; x >= b.logical + b.count;) b = p.bands[++k];
+    return b.orig + b.step * (x - b.logical);
+  }
+
+  // Issues the K and V loads of the next chunk into buffer `buf`, records its columns, phases, mask and
+  // length for the masking step, and advances.
+  // K and V rows land in k_chunk and v_chunk, piece c of row r at KvLayout::offset(r, c) elements.
+  template <int kThreads, int D, typename KvLayout, typename T>
+  __device__ void fetch(const SparseAttentionParams& p, const DevicePass& pass, TileMeta& s, T* k_chunk,
+                        T* v_chunk, int buf, const T* k_base, const T* v_base) {
+    constexpr int kPieces = D / 8;  // 16-byte pieces per row
+    const int tid = threadIdx.x;
+    const bool from_run = run < run_end;
+    const int32_t* column_list = compact ? p.verticals : p.columns;
+    const int32_t len = from_run ? min(kBlockN, current.end - pos) : min(kBlockN, column_end - column);
+    auto col_of = [&](int r) -> int32_t {
+      if (r >= len) return -1;
+      return from_run ? col_at(p, pos + r) : column_list[column + r];
+    };
+#pragma unroll
+    for (int idx = tid; idx < kBlockN * kPieces; idx += kThreads) {
+      const int r = idx / kPieces, c = idx % kPieces;
+      const int32_t j = col_of(r);
+      const int64_t offset = (static_cast<int64_t>(j < 0 ? 0 : j) * p.kv_heads + pass.kv_head) * D + c * 8;
+      cp_async_16(k_chunk + KvLayout::offset(r, c), k_base + offset, j >= 0);
+      cp_async_16(v_chunk + KvLayout::offset(r, c), v_base + offset, j >= 0);
+    }
+    if (tid < kBlockN) {
+      int32_t j = col_of(tid);
+      if (compact && !from_run && j >= 0 &&
+          vertical_covered(p.words + pass.rule.slash_words, walk.row_min, walk.row_max, j)) {
+        j = -1;  // one of the tile's runs counts this column already
+      }
+      s.cols[buf][tid] = j;
+      const VisualSpans spans{p.visual_starts, p.visual_ends, p.num_visual_spans};
+      s.col_phase[buf][tid] = j >= 0 ? static_cast<int32_t>(rule_phase(pass.rule, spans, j)) : -1;
+    }
+    if (tid == 0) {
+      // Gathered columns are tested by the rule, except a compact pass's verticals: the rule keeps every
+      // causal element of those, and the covered ones are -1.
+      s.mask[buf] = from_run ? current.mask : compact ? 1 : 2;
+      s.len[buf] = len;
+      s.contiguous[buf] = from_run && band.step == 1 && pos + len <= band.logical + band.count;
+    }
+    if (!from_run) {
+      column += kBlockN;
+      return;
+    }
+    pos += kBlockN;
+    if (pos < current.end) {
+      while (pos >= band.logical + band.count) band = p.bands[++band_index];
+    } else if (compact) {
+      next_compact_run(p);
+    } else if (++run < run_end) {
+      enter_run(p);
+    }
+  }
+};
+
+// Gathers `kRows` rows (original positions, -1 = zero-fill) of one head into shared memory, piece c of
+// row r at Layout::offset(r, c) elements.
+template <int kThreads, int D, int kRows, typename Layout, typename T>
+__device__ __forceinline__ void load_rows(T* dst, const T* base, const int32_t* rows, int heads, int head) {
+  constexpr int kPieces = D / 8;  // 16-byte pieces per row
+#pragma unroll
+  for (int idx = threadIdx.x; idx < kRows * kPieces; idx += kThreads) {
+    const int r = idx / kPieces, c = idx % kPieces;
+    const int32_t pos = rows[r];
+    const T* src = base + (static_cast<int64_t>(pos < 0 ? 0 : pos) * heads + head) * D + c * 8;
+    cp_async_16(dst + Layout::offset(r, c), src, pos >= 0);
+  }
+}
+
+// The tile's rows (original positions, -1 past the pass's end) and their grid phases; the first
+// kBlockM threads take one row each.
+__device__ __forceinline__ void load_tile_rows(const SparseAttentionParams& p, const DeviceTile& tile,
+                                               const DevicePass& pass, TileMeta& s) {
+  const int tid = threadIdx.x;
+  if (tid < kBlockM) {
+    const VisualSpans spans{p.visual_starts, p.visual_ends, p.num_visual_spans};
+    const int32_t logical = tile.tile * kBlockM + tid;
+    const int32_t orig = logical < pass.num_rows ? band_orig(p.bands + pass.row_bands, pass.num_row_bands, logical) : -1;
+    s.rows[tid] = orig;
+    s.row_phase[tid] = orig >= 0 ? static_cast<int32_t>(rule_phase(pass.rule, spans, orig)) : -1;
+  }
+  if (tid == 0) s.rule = pass.rule;
+}
+
+// Merging one row's result into the running state by log-sum-exp: every thread of the row's quad reads
+// the old lse (old_lse) before any of them writes the new one (merge_row). value(n, e) is this thread's
+// unnormalised output at column n * 8 + (lane % 4) * 2 + e; m is the row max in log2 units, l its sum.
+__device__ __forceinline__ float old_lse(const SparseAttentionParams& p, int head, int32_t i, float l) {
+  return (i >= 0 && l > 0.f) ? p.lse_state[static_cast<int64_t>(head) * p.n + i] : 0.f;
+}
+
+template <int D, typename ValueFn>
+__device__ __forceinline__ void merge_row(const SparseAttentionParams& p, int head, int32_t i, float m, float l,
+                                          float previous, int lane, ValueFn value) {
+  if (i < 0 || !(l > 0.f)) return;
+  const float lse = m * kLn2 + logf(l);
+  float w_old = 0.f, w_new = 1.f, new_lse = lse;
+  if (previous != -INFINITY) {
+    const float top = fmaxf(previous, lse);
+    w_old = expf(previous - top);
+    w_new = expf(lse - top);
+    new_lse = top + logf(w_old + w_new);
+    const float inv_total = 1.f / (w_old + w_new);
+    w_old *= inv_total;
+    w_new *= inv_total;
+  }
+  const float scale_new = w_new / l;
+  float* out = p.out_state + (static_cast<int64_t>(i) * p.q_heads + head) * D + (lane % 4) * 2;
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n) {
+    float2 prev = *reinterpret_cast<float2*>(out + n * 8);
+    prev.x = prev.x * w_old + value(n, 0) * scale_new;
+    prev.y = prev.y * w_old + value(n, 1) * scale_new;
+    *reinterpret_cast<float2*>(out + n * 8) = prev;
+  }
+  if (lane % 4 == 0) p.lse_state[static_cast<int64_t>(head) * p.n + i] = new_lse;
+}
+
+}  // namespace mmi::cuda::detail
