@@ -8,6 +8,7 @@
 #include <map>
 #include <numeric>
 #include <stdexcept>
+#include <string>
 #include <tuple>
 
 #include "kernels/cuda/cuda_executor.h"
@@ -115,19 +116,57 @@ AttentionProfile last_query_profile_aten(const at::Tensor& q, const at::Tensor& 
 }
 
 std::vector<int64_t> top_k_forced(const at::Tensor& scores, int64_t k, int64_t forced) {
-  const int64_t n = scores.size(0);
-  forced = std::min(forced, n);
-  at::Tensor s = scores.to(at::kDouble).clone();
-  if (forced > 0) s.narrow(0, 0, forced).fill_(std::numeric_limits<double>::infinity());
-  const int64_t positive = (s > 0).sum().item<int64_t>();
-  const int64_t take = std::min(std::max(k, forced), positive);
-  if (take <= 0) return {};
-  // Everything above the take-th value, then the lowest indices among those equal to it.
-  const at::Tensor threshold = std::get<0>(at::topk(s, take)).narrow(0, take - 1, 1);
-  const at::Tensor above = at::nonzero(s > threshold).flatten();
-  const at::Tensor tied = at::nonzero(s == threshold).flatten().narrow(0, 0, take - above.size(0));
-  const at::Tensor chosen = std::get<0>(at::cat({above, tied}).sort()).cpu().contiguous();
-  return std::vector<int64_t>(chosen.data_ptr<int64_t>(), chosen.data_ptr<int64_t>() + chosen.numel());
+  std::vector<int64_t> out;
+  TopKBatch batch;
+  batch.add(scores, k, forced, &out);
+  batch.run();
+  return out;
+}
+
+void TopKBatch::add(const at::Tensor& scores, int64_t k, int64_t forced, std::vector<int64_t>* out) {
+  requests_.push_back(Request{scores, k, std::min(forced, scores.size(0)), out});
+}
+
+namespace {
+
+// One selection over `group` (requests of equal length, k and forced, on one device): returns the
+// chosen (request, index) pairs as a [M, 2] tensor, row-major, so each request's indices ascend.
+// Per request, with take = min(max(k, forced), number of positive scores): every score above the
+// take-th largest, then the lowest indices among those equal to it.
+at::Tensor select_group(const std::vector<const TopKBatch::Request*>& group) {
+  std::vector<at::Tensor> rows;
+  for (const auto* r : group) rows.push_back(r->scores.to(at::kDouble));
+  at::Tensor s = at::stack(rows);  // [R, n], a copy
+  const int64_t n = s.size(1), forced = group[0]->forced;
+  if (forced > 0) s.narrow(1, 0, forced).fill_(std::numeric_limits<double>::infinity());
+  const int64_t most = std::min(std::max(group[0]->k, forced), n);
+  if (most <= 0) return at::empty({0, 2}, s.options().dtype(at::kLong));
+  const at::Tensor take = (s > 0).sum(1).clamp_max(most);                              // [R]
+  const at::Tensor top = std::get<0>(at::topk(s, most, 1));                           // [R, most], descending
+  const at::Tensor threshold = top.gather(1, (take - 1).clamp_min(0).unsqueeze(1));  // [R, 1]
+  const at::Tensor above = s > threshold;
+  const at::Tensor tied = s == threshold;
+  const at::Tensor need = (take - above.sum(1)).unsqueeze(1);                         // ties still to take
+  const at::Tensor chosen = (above | (tied & (tied.cumsum(1) <= need))) & (take > 0).unsqueeze(1);
+  return at::nonzero(chosen);
+}
+
+}  // namespace
+
+void TopKBatch::run() {
+  std::map<std::tuple<int64_t, int64_t, int64_t, std::string>, std::vector<const Request*>> groups;
+  for (const Request& r : requests_) {
+    groups[{r.scores.size(0), r.k, r.forced, r.scores.device().str()}].push_back(&r);
+  }
+  std::vector<std::pair<const std::vector<const Request*>*, at::Tensor>> chosen;
+  for (const auto& [shape, group] : groups) chosen.emplace_back(&group, select_group(group));
+  for (auto& [group, pairs] : chosen) {  // the only copies to the host
+    const at::Tensor host = pairs.cpu().contiguous();
+    const int64_t* x = host.data_ptr<int64_t>();
+    for (const Request* r : *group) r->out->clear();
+    for (int64_t m = 0; m < host.size(0); ++m) (*group)[x[2 * m]]->out->push_back(x[2 * m + 1]);
+  }
+  requests_.clear();
 }
 
 GridEstimate estimate_grid(const SequenceLayout& layout, const at::Tensor& column_mass,
@@ -160,6 +199,15 @@ GridEstimate estimate_grid(const SequenceLayout& layout, const at::Tensor& colum
 ResolvedHead resolve_head(const SequenceLayout& layout, const HeadConfig& config, const at::Tensor& q,
                           const at::Tensor& k, int64_t head) {
   ResolvedHead out;
+  TopKBatch batch;
+  resolve_head(layout, config, q, k, head, batch, out);
+  batch.run();
+  return out;
+}
+
+void resolve_head(const SequenceLayout& layout, const HeadConfig& config, const at::Tensor& q,
+                  const at::Tensor& k, int64_t head, TopKBatch& batch, ResolvedHead& out) {
+  out = ResolvedHead{};
   out.boundary = config.boundary;
   std::map<std::tuple<int64_t, int64_t, int>, AttentionProfile> profiles;  // (end, count, key modality)
   auto profile = [&](const QueryWindow& w, int key_modality, bool distances) -> const AttentionProfile& {
@@ -175,16 +223,17 @@ ResolvedHead resolve_head(const SequenceLayout& layout, const HeadConfig& config
     }
     return profiles[key] = last_query_profile(q, k, head, w, key_modality >= 0 ? &filter : nullptr, distances);
   };
-  auto resolve = [&](const PatternParams& p, Modality rows, int key_modality) {
+  // Fills `r` in place: Vertical-Slash selections point at its lists until batch.run().
+  auto resolve = [&](ResolvedPattern& r, const PatternParams& p, Modality rows, int key_modality) {
     p.validate();
-    ResolvedPattern r{p, {}};
+    r = ResolvedPattern{p, {}};
     switch (p.kind) {
       case PatternKind::kSfFixed:
       case PatternKind::kSfStrided: r.index.block = resolve_block(layout, p); break;
       case PatternKind::kVerticalSlash: {
         const AttentionProfile& a = profile(window_for(layout, config.boundary, rows, p.last_q), key_modality, true);
-        r.index.verticals = top_k_forced(a.column, p.n_vertical, kForcedColumns);
-        r.index.slashes = top_k_forced(a.distance, p.n_slash, kForcedDistances);
+        batch.add(a.column, p.n_vertical, kForcedColumns, &r.index.verticals);
+        batch.add(a.distance, p.n_slash, kForcedDistances, &r.index.slashes);
         break;
       }
       case PatternKind::kGrid: {
@@ -197,25 +246,23 @@ ResolvedHead resolve_head(const SequenceLayout& layout, const HeadConfig& config
       }
       default: break;
     }
-    return r;
   };
   switch (config.boundary) {
     case BoundaryKind::kNone:
     case BoundaryKind::kK:
-      out.patterns[0][0] = resolve(config.patterns[0][0], Modality::kText, -1);
+      resolve(out.patterns[0][0], config.patterns[0][0], Modality::kText, -1);
       break;
     case BoundaryKind::kQ:
-      for (Modality m : layout.modalities()) out.patterns[int(m)][0] = resolve(config.patterns[int(m)][0], m, -1);
+      for (Modality m : layout.modalities()) resolve(out.patterns[int(m)][0], config.patterns[int(m)][0], m, -1);
       break;
     case BoundaryKind::k2D:
       for (Modality m : layout.modalities()) {
         for (Modality n : layout.modalities()) {
-          out.patterns[int(m)][int(n)] = resolve(config.patterns[int(m)][int(n)], m, int(n));
+          resolve(out.patterns[int(m)][int(n)], config.patterns[int(m)][int(n)], m, int(n));
         }
       }
       break;
   }
-  return out;
 }
 
 }  // namespace mmi

@@ -43,6 +43,25 @@ AttentionProfile last_query_profile_aten(const at::Tensor& q, const at::Tensor& 
 // (which count toward k), ascending. Ties go to the lower index, so the result is deterministic.
 std::vector<int64_t> top_k_forced(const at::Tensor& scores, int64_t k, int64_t forced);
 
+// top_k_forced selections gathered (across the heads of a layer) and made together: requests of one
+// shape are stacked into one batched selection, and every result comes to the host in one copy, instead
+// of several host synchronisations per head.
+class TopKBatch {
+ public:
+  // Schedules *out = top_k_forced(scores, k, forced); `out` must stay valid until run().
+  void add(const at::Tensor& scores, int64_t k, int64_t forced, std::vector<int64_t>* out);
+  void run();  // fills every scheduled output and clears the batch
+
+  struct Request {
+    at::Tensor scores;
+    int64_t k, forced;
+    std::vector<int64_t>* out;
+  };
+
+ private:
+  std::vector<Request> requests_;
+};
+
 struct GridEstimate {
   int64_t stride = 0;
   int64_t phase = 0;
@@ -62,5 +81,9 @@ GridEstimate estimate_grid(const SequenceLayout& layout, const at::Tensor& colum
 // patterns their online index. q, k as in last_query_profile.
 ResolvedHead resolve_head(const SequenceLayout& layout, const HeadConfig& config, const at::Tensor& q,
                           const at::Tensor& k, int64_t head);
+// The same into `out`, with the Vertical-Slash selections scheduled on `batch` (out's lists are filled
+// by batch.run()).
+void resolve_head(const SequenceLayout& layout, const HeadConfig& config, const at::Tensor& q,
+                  const at::Tensor& k, int64_t head, TopKBatch& batch, ResolvedHead& out);
 
 }  // namespace mmi

@@ -2,6 +2,10 @@
 // are chosen directly: q_i = beta * sum of e_j over the keys it should attend to.
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <limits>
+#include <random>
+
 #include "kernels/estimate.h"
 #include "tests/catch.h"
 #include "tests/kernels/attention_testing.h"
@@ -68,6 +72,41 @@ TEST_CASE("top-k keeps the forced prefix and breaks ties deterministically", "[e
   REQUIRE(top_k_forced(scores, 6, 2) == std::vector<int64_t>{0, 1, 2, 3, 4, 7});  // 0.1 tie: lower index
   REQUIRE(top_k_forced(scores, 1, 2) == std::vector<int64_t>{0, 1});             // forced beats k
   REQUIRE(top_k_forced(scores, 100, 0).size() == 5);                             // zero scores are never picked
+}
+
+TEST_CASE("batched top-k selections equal one-by-one brute force", "[estimate]") {
+  std::mt19937_64 rng(9);
+  // Brute force: positive scores (the forced prefix counts as infinite) by score descending, then index.
+  auto expected = [](std::vector<double> s, int64_t k, int64_t forced) {
+    std::vector<int64_t> order;
+    for (int64_t j = 0; j < int64_t(s.size()); ++j) {
+      if (j < forced) s[j] = std::numeric_limits<double>::infinity();
+      if (s[j] > 0) order.push_back(j);
+    }
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return s[a] > s[b]; });
+    order.resize(std::min<size_t>(order.size(), std::max(k, std::min<int64_t>(forced, s.size()))));
+    std::sort(order.begin(), order.end());
+    return order;
+  };
+  std::vector<std::vector<double>> scores;
+  std::vector<std::pair<int64_t, int64_t>> params;  // (k, forced)
+  for (int r = 0; r < 24; ++r) {
+    const int64_t n = r % 3 == 0 ? 1 + rng() % 40 : 37;  // some share a shape, some do not
+    std::vector<double> s(n);
+    for (double& x : s) x = double(rng() % 6) * 0.25 - 0.25;  // many ties, some negative, some zero
+    scores.push_back(s);
+    params.emplace_back(rng() % 12, rng() % 3 == 0 ? 0 : rng() % 5);
+  }
+  std::vector<std::vector<int64_t>> got(scores.size());
+  TopKBatch batch;
+  for (size_t r = 0; r < scores.size(); ++r) {
+    batch.add(at::tensor(scores[r]), params[r].first, params[r].second, &got[r]);
+  }
+  batch.run();
+  for (size_t r = 0; r < scores.size(); ++r) {
+    INFO("request " << r << ": k " << params[r].first << ", forced " << params[r].second);
+    REQUIRE(got[r] == expected(scores[r], params[r].first, params[r].second));
+  }
 }
 
 TEST_CASE("Vertical-Slash estimation recovers planted verticals and slashes", "[estimate]") {
