@@ -117,14 +117,10 @@ AttentionProfile last_query_profile_aten(const at::Tensor& q, const at::Tensor& 
 
 std::vector<int64_t> top_k_forced(const at::Tensor& scores, int64_t k, int64_t forced) {
   std::vector<int64_t> out;
-  TopKBatch batch;
-  batch.add(scores, k, forced, &out);
+  EstimateBatch batch;
+  batch.add_top_k(scores, k, forced, &out);
   batch.run();
   return out;
-}
-
-void TopKBatch::add(const at::Tensor& scores, int64_t k, int64_t forced, std::vector<int64_t>* out) {
-  requests_.push_back(Request{scores, k, std::min(forced, scores.size(0)), out});
 }
 
 namespace {
@@ -133,7 +129,7 @@ namespace {
 // chosen (request, index) pairs as a [M, 2] tensor, row-major, so each request's indices ascend.
 // Per request, with take = min(max(k, forced), number of positive scores): every score above the
 // take-th largest, then the lowest indices among those equal to it.
-at::Tensor select_group(const std::vector<const TopKBatch::Request*>& group) {
+at::Tensor select_group(const std::vector<const EstimateBatch::TopK*>& group) {
   std::vector<at::Tensor> rows;
   for (const auto* r : group) rows.push_back(r->scores.to(at::kDouble));
   at::Tensor s = at::stack(rows);  // [R, n], a copy
@@ -151,40 +147,35 @@ at::Tensor select_group(const std::vector<const TopKBatch::Request*>& group) {
   return at::nonzero(chosen);
 }
 
-}  // namespace
-
-void TopKBatch::run() {
-  std::map<std::tuple<int64_t, int64_t, int64_t, std::string>, std::vector<const Request*>> groups;
-  for (const Request& r : requests_) {
-    groups[{r.scores.size(0), r.k, r.forced, r.scores.device().str()}].push_back(&r);
-  }
-  std::vector<std::pair<const std::vector<const Request*>*, at::Tensor>> chosen;
-  for (const auto& [shape, group] : groups) chosen.emplace_back(&group, select_group(group));
-  for (auto& [group, pairs] : chosen) {  // the only copies to the host
-    const at::Tensor host = pairs.cpu().contiguous();
-    const int64_t* x = host.data_ptr<int64_t>();
-    for (const Request* r : *group) r->out->clear();
-    for (int64_t m = 0; m < host.size(0); ++m) (*group)[x[2 * m]]->out->push_back(x[2 * m + 1]);
-  }
-  requests_.clear();
-}
-
-GridEstimate estimate_grid(const SequenceLayout& layout, const at::Tensor& column_mass,
-                           const std::vector<int64_t>& candidate_strides) {
-  GridEstimate best;
+// The column mass of the visual positions folded modulo each candidate stride (0 = tokens per frame),
+// over whole periods of every visual span, phases relative to the span start: [s] tensors on the
+// mass's device, for the candidates that resolve to a positive stride.
+void fold_grid(const SequenceLayout& layout, const at::Tensor& column_mass, const std::vector<int64_t>& candidates,
+               std::vector<int64_t>& strides, std::vector<at::Tensor>& folds) {
   const int64_t available = column_mass.size(0);
-  for (int64_t candidate : candidate_strides) {
+  for (int64_t candidate : candidates) {
     const int64_t s = candidate > 0 ? candidate : layout.frame_stride();
     if (s <= 0) continue;
-    if (best.stride == 0) best.stride = s;  // fallback when no span holds a whole period
-    at::Tensor mass = at::zeros({s}, column_mass.options());
+    at::Tensor mass = at::zeros({s}, column_mass.options().dtype(at::kDouble));
     for (const Span& span : layout.spans()) {
       if (!is_visual(span.modality)) continue;
       const int64_t whole = std::min(span.length, std::max<int64_t>(0, available - span.start)) / s * s;
       if (whole > 0) mass += column_mass.narrow(0, span.start, whole).view({whole / s, s}).sum(0);
     }
-    const at::Tensor host = mass.to(at::kDouble).cpu().contiguous();
-    const double* m = host.data_ptr<double>();
+    strides.push_back(s);
+    folds.push_back(mass);
+  }
+}
+
+// The best (stride, phase) from the host copies of the folds: fold x holds strides[x] values from
+// masses + offsets[x].
+GridEstimate choose_grid(const SequenceLayout& layout, const std::vector<int64_t>& strides, const double* masses,
+                         const std::vector<int64_t>& offsets) {
+  GridEstimate best;
+  for (size_t x = 0; x < strides.size(); ++x) {
+    const int64_t s = strides[x];
+    if (best.stride == 0) best.stride = s;  // fallback when no span holds a whole period
+    const double* m = masses + offsets[x];
     const double total = std::accumulate(m, m + s, 0.0);
     if (total <= 0.0) continue;
     const int64_t phase = std::max_element(m, m + s) - m;
@@ -196,17 +187,81 @@ GridEstimate estimate_grid(const SequenceLayout& layout, const at::Tensor& colum
   return best;
 }
 
+// Every fold in one tensor, on the host; offsets[x] is where fold x starts.
+at::Tensor folds_on_host(const std::vector<at::Tensor>& folds, std::vector<int64_t>& offsets) {
+  int64_t total = 0;
+  for (const at::Tensor& f : folds) offsets.push_back(total), total += f.size(0);
+  return folds.empty() ? at::empty({0}, at::kDouble) : at::cat(folds).cpu().contiguous();
+}
+
+}  // namespace
+
+GridEstimate estimate_grid(const SequenceLayout& layout, const at::Tensor& column_mass,
+                           const std::vector<int64_t>& candidate_strides) {
+  std::vector<int64_t> strides, offsets;
+  std::vector<at::Tensor> folds;
+  fold_grid(layout, column_mass, candidate_strides, strides, folds);
+  const at::Tensor host = folds_on_host(folds, offsets);
+  return choose_grid(layout, strides, host.data_ptr<double>(), offsets);
+}
+
+void EstimateBatch::add_top_k(const at::Tensor& scores, int64_t k, int64_t forced, std::vector<int64_t>* out) {
+  top_k_.push_back(TopK{scores, k, std::min(forced, scores.size(0)), out});
+}
+
+void EstimateBatch::add_grid(const SequenceLayout& layout, const at::Tensor& column_mass,
+                             const std::vector<int64_t>& candidate_strides, PatternIndex* out) {
+  Grid grid{&layout, {}, {}, out};
+  fold_grid(layout, column_mass, candidate_strides, grid.strides, grid.folds);  // queued on the device
+  grids_.push_back(std::move(grid));
+}
+
+void EstimateBatch::run() {
+  run_top_k();
+  run_grids();
+}
+
+void EstimateBatch::run_top_k() {
+  std::map<std::tuple<int64_t, int64_t, int64_t, std::string>, std::vector<const TopK*>> groups;
+  for (const TopK& r : top_k_) groups[{r.scores.size(0), r.k, r.forced, r.scores.device().str()}].push_back(&r);
+  std::vector<std::pair<const std::vector<const TopK*>*, at::Tensor>> chosen;
+  for (const auto& [shape, group] : groups) chosen.emplace_back(&group, select_group(group));
+  for (auto& [group, pairs] : chosen) {  // the only copies to the host
+    const at::Tensor host = pairs.cpu().contiguous();
+    const int64_t* x = host.data_ptr<int64_t>();
+    for (const TopK* r : *group) r->out->clear();
+    for (int64_t m = 0; m < host.size(0); ++m) (*group)[x[2 * m]]->out->push_back(x[2 * m + 1]);
+  }
+  top_k_.clear();
+}
+
+void EstimateBatch::run_grids() {
+  std::vector<at::Tensor> folds;
+  for (const Grid& g : grids_) folds.insert(folds.end(), g.folds.begin(), g.folds.end());
+  std::vector<int64_t> offsets;
+  const at::Tensor host = folds_on_host(folds, offsets);  // one copy for every head
+  size_t next = 0;
+  for (const Grid& g : grids_) {
+    const std::vector<int64_t> mine(offsets.begin() + next, offsets.begin() + next + g.strides.size());
+    next += g.strides.size();
+    const GridEstimate best = choose_grid(*g.layout, g.strides, host.data_ptr<double>(), mine);
+    g.out->stride = best.stride;
+    g.out->phase = best.phase;
+  }
+  grids_.clear();
+}
+
 ResolvedHead resolve_head(const SequenceLayout& layout, const HeadConfig& config, const at::Tensor& q,
                           const at::Tensor& k, int64_t head) {
   ResolvedHead out;
-  TopKBatch batch;
+  EstimateBatch batch;
   resolve_head(layout, config, q, k, head, batch, out);
   batch.run();
   return out;
 }
 
 void resolve_head(const SequenceLayout& layout, const HeadConfig& config, const at::Tensor& q,
-                  const at::Tensor& k, int64_t head, TopKBatch& batch, ResolvedHead& out) {
+                  const at::Tensor& k, int64_t head, EstimateBatch& batch, ResolvedHead& out) {
   out = ResolvedHead{};
   out.boundary = config.boundary;
   std::map<std::tuple<int64_t, int64_t, int>, AttentionProfile> profiles;  // (end, count, key modality)
@@ -223,7 +278,7 @@ void resolve_head(const SequenceLayout& layout, const HeadConfig& config, const 
     }
     return profiles[key] = last_query_profile(q, k, head, w, key_modality >= 0 ? &filter : nullptr, distances);
   };
-  // Fills `r` in place: Vertical-Slash selections point at its lists until batch.run().
+  // Fills `r` in place: the batch writes its Vertical-Slash lists and grid stride and phase in run().
   auto resolve = [&](ResolvedPattern& r, const PatternParams& p, Modality rows, int key_modality) {
     p.validate();
     r = ResolvedPattern{p, {}};
@@ -232,16 +287,14 @@ void resolve_head(const SequenceLayout& layout, const HeadConfig& config, const 
       case PatternKind::kSfStrided: r.index.block = resolve_block(layout, p); break;
       case PatternKind::kVerticalSlash: {
         const AttentionProfile& a = profile(window_for(layout, config.boundary, rows, p.last_q), key_modality, true);
-        batch.add(a.column, p.n_vertical, kForcedColumns, &r.index.verticals);
-        batch.add(a.distance, p.n_slash, kForcedDistances, &r.index.slashes);
+        batch.add_top_k(a.column, p.n_vertical, kForcedColumns, &r.index.verticals);
+        batch.add_top_k(a.distance, p.n_slash, kForcedDistances, &r.index.slashes);
         break;
       }
       case PatternKind::kGrid: {
         if (!layout.has_visual()) break;
         const AttentionProfile& a = profile(window_for(layout, config.boundary, rows, p.last_q), key_modality, false);
-        const GridEstimate g = estimate_grid(layout, a.column, p.strides);
-        r.index.stride = g.stride;
-        r.index.phase = g.phase;
+        batch.add_grid(layout, a.column, p.strides, &r.index);
         break;
       }
       default: break;

@@ -43,25 +43,6 @@ AttentionProfile last_query_profile_aten(const at::Tensor& q, const at::Tensor& 
 // (which count toward k), ascending. Ties go to the lower index, so the result is deterministic.
 std::vector<int64_t> top_k_forced(const at::Tensor& scores, int64_t k, int64_t forced);
 
-// top_k_forced selections gathered (across the heads of a layer) and made together: requests of one
-// shape are stacked into one batched selection, and every result comes to the host in one copy, instead
-// of several host synchronisations per head.
-class TopKBatch {
- public:
-  // Schedules *out = top_k_forced(scores, k, forced); `out` must stay valid until run().
-  void add(const at::Tensor& scores, int64_t k, int64_t forced, std::vector<int64_t>* out);
-  void run();  // fills every scheduled output and clears the batch
-
-  struct Request {
-    at::Tensor scores;
-    int64_t k, forced;
-    std::vector<int64_t>* out;
-  };
-
- private:
-  std::vector<Request> requests_;
-};
-
 struct GridEstimate {
   int64_t stride = 0;
   int64_t phase = 0;
@@ -77,13 +58,46 @@ struct GridEstimate {
 GridEstimate estimate_grid(const SequenceLayout& layout, const at::Tensor& column_mass,
                            const std::vector<int64_t>& candidate_strides);
 
+// The selections of a layer's online estimation (Vertical-Slash top-k, grid stride and phase) gathered
+// across its heads and made together: top-k requests of one shape are stacked into one batched
+// selection, the grid folds of every head are reduced on the device, and everything comes to the host
+// in one copy per shape, instead of several host synchronisations per head.
+class EstimateBatch {
+ public:
+  // Schedules *out = top_k_forced(scores, k, forced); `out` must stay valid until run().
+  void add_top_k(const at::Tensor& scores, int64_t k, int64_t forced, std::vector<int64_t>* out);
+  // Schedules out->stride, out->phase = estimate_grid(layout, column_mass, candidate_strides); `layout`
+  // and `out` must stay valid until run().
+  void add_grid(const SequenceLayout& layout, const at::Tensor& column_mass,
+                const std::vector<int64_t>& candidate_strides, PatternIndex* out);
+  void run();  // fills every scheduled output and clears the batch
+
+  struct TopK {
+    at::Tensor scores;
+    int64_t k, forced;
+    std::vector<int64_t>* out;
+  };
+  struct Grid {
+    const SequenceLayout* layout;
+    std::vector<int64_t> strides;  // resolved candidates (0 replaced by the frame stride)
+    std::vector<at::Tensor> folds;  // [s] column mass folded modulo each candidate, on the device
+    PatternIndex* out;
+  };
+
+ private:
+  void run_top_k();
+  void run_grids();
+  std::vector<TopK> top_k_;
+  std::vector<Grid> grids_;
+};
+
 // Resolves every pattern a head uses: static patterns get their block lengths, Vertical-Slash and grid
 // patterns their online index. q, k as in last_query_profile.
 ResolvedHead resolve_head(const SequenceLayout& layout, const HeadConfig& config, const at::Tensor& q,
                           const at::Tensor& k, int64_t head);
-// The same into `out`, with the Vertical-Slash selections scheduled on `batch` (out's lists are filled
-// by batch.run()).
+// The same into `out`, with the Vertical-Slash and grid selections scheduled on `batch` (out's indices
+// are filled by batch.run()).
 void resolve_head(const SequenceLayout& layout, const HeadConfig& config, const at::Tensor& q,
-                  const at::Tensor& k, int64_t head, TopKBatch& batch, ResolvedHead& out);
+                  const at::Tensor& k, int64_t head, EstimateBatch& batch, ResolvedHead& out);
 
 }  // namespace mmi

@@ -121,7 +121,7 @@ std::vector<ResolvedHead> AttentionMethod::resolve(const AttentionContext& ctx, 
                                 " tokens but q has " + std::to_string(q.size(0)));
   }
   std::vector<ResolvedHead> heads(q.size(1));  // sized once: the batch writes into their index lists
-  TopKBatch batch;
+  EstimateBatch batch;
   for (int h = 0; h < q.size(1); ++h) resolve_head(*ctx.layout, head_config(ctx, h), q, k, h, batch, heads[h]);
   batch.run();
   return heads;

@@ -74,7 +74,7 @@ TEST_CASE("top-k keeps the forced prefix and breaks ties deterministically", "[e
   REQUIRE(top_k_forced(scores, 100, 0).size() == 5);                             // zero scores are never picked
 }
 
-TEST_CASE("batched top-k selections equal one-by-one brute force", "[estimate]") {
+TEST_CASE("batched selections equal one-by-one ones (top-k against brute force)", "[estimate]") {
   std::mt19937_64 rng(9);
   // Brute force: positive scores (the forced prefix counts as infinite) by score descending, then index.
   auto expected = [](std::vector<double> s, int64_t k, int64_t forced) {
@@ -98,11 +98,24 @@ TEST_CASE("batched top-k selections equal one-by-one brute force", "[estimate]")
     params.emplace_back(rng() % 12, rng() % 3 == 0 ? 0 : rng() % 5);
   }
   std::vector<std::vector<int64_t>> got(scores.size());
-  TopKBatch batch;
+  EstimateBatch batch;
   for (size_t r = 0; r < scores.size(); ++r) {
-    batch.add(at::tensor(scores[r]), params[r].first, params[r].second, &got[r]);
+    batch.add_top_k(at::tensor(scores[r]), params[r].first, params[r].second, &got[r]);
+  }
+  // Grid selections in the same batch equal estimate_grid one by one.
+  const SequenceLayout layout = SequenceLayout::parse("text:13,video:6x4x5,text:7,video:3x4x5,text:5");
+  std::vector<at::Tensor> masses;
+  std::vector<PatternIndex> grids(6);
+  const std::vector<int64_t> candidates = {0, 4, 5, 7};
+  for (PatternIndex& g : grids) {
+    masses.push_back(at::rand({layout.length()}, at::kDouble));
+    batch.add_grid(layout, masses.back(), candidates, &g);
   }
   batch.run();
+  for (size_t x = 0; x < grids.size(); ++x) {
+    const GridEstimate one = estimate_grid(layout, masses[x], candidates);
+    REQUIRE((grids[x].stride == one.stride && grids[x].phase == one.phase));
+  }
   for (size_t r = 0; r < scores.size(); ++r) {
     INFO("request " << r << ": k " << params[r].first << ", forced " << params[r].second);
     REQUIRE(got[r] == expected(scores[r], params[r].first, params[r].second));
