@@ -49,6 +49,14 @@ bool is_vertical_slash_only(const MaskRule& r) {
          r.block == none.block && r.diagonal_period == none.diagonal_period && r.grid_stride == none.grid_stride;
 }
 
+// A rule made of ranges only (sinks, a local window, dense rows, distance and column limits): the
+// kernels test it over consecutive keys with a few bit masks.
+bool is_ranges_only(const MaskRule& r) {
+  const MaskRule none;
+  return r.vertical_words < 0 && r.slash_words < 0 && r.block == none.block &&
+         r.diagonal_period == none.diagonal_period && r.grid_stride == none.grid_stride;
+}
+
 int32_t narrow32(int64_t x, const char* what) {
   if (x < std::numeric_limits<int32_t>::min() || x > std::numeric_limits<int32_t>::max()) {
     throw std::invalid_argument(std::string("CUDA kernels: ") + what + " does not fit 32 bits (they index with 32-bit integers)");
@@ -109,7 +117,7 @@ struct DevicePlan {
         const Pass& pass = plan.heads[h].passes[level];
         cuda::DevicePass dp{};
         dp.rule = pass.rule;
-        dp.rule_kind = is_vertical_slash_only(pass.rule) ? 1 : 0;
+        dp.rule_kind = is_vertical_slash_only(pass.rule) ? 1 : is_ranges_only(pass.rule) ? 2 : 0;
         dp.head = static_cast<int32_t>(h);
         dp.kv_head = static_cast<int32_t>(h / group);
         dp.row_bands = static_cast<int32_t>(bands_h.size());

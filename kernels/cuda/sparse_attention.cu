@@ -107,63 +107,15 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
       }
     }
 
-    // Mask (on original positions) and scale into the log2 domain. A fully kept, full chunk of valid
-    // rows needs no test at all.
+    // Mask, scale, online softmax, per 16-row block.
     const bool plain = mask == 0 && rows_valid && s.len[buf] == kBlockN;
 #pragma unroll
     for (int a = 0; a < kMAtoms; ++a) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int row = warp * kRowsPerWarp + a * 16 + h * 8 + lane / 4;
-        const int32_t i = s.rows[row];
-#pragma unroll
-        for (int n = 0; n < 8; ++n) {
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            float& x = sc[a][n][2 * h + e];
-            if (plain) {
-              x *= scale_log2;
-              continue;
-            }
-            const int c = n * 8 + (lane % 4) * 2 + e;
-            const int32_t j = s.cols[buf][c];
-            bool keep = j >= 0 && i >= 0;
-            if (mask == 1) keep = keep && j <= i;
-            if (mask == 2) keep = (s.keep[buf][row][c / 32] >> (c % 32)) & 1u;
-            x = keep ? x * scale_log2 : -INFINITY;
-          }
-        }
-      }
-    }
-
-    // Online softmax: each row's state lives in the 4 threads of its quad.
-#pragma unroll
-    for (int a = 0; a < kMAtoms; ++a) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        float mx = -INFINITY;
-#pragma unroll
-        for (int n = 0; n < 8; ++n) mx = fmaxf(mx, fmaxf(sc[a][n][2 * h], sc[a][n][2 * h + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-        const float m_new = fmaxf(m[a][h], mx);
-        const float base = m_new == -INFINITY ? 0.f : m_new;  // a row with nothing kept yet stays empty
-        const float correction = exp2f(m[a][h] - base);
-        m[a][h] = m_new;
-        float sum = 0.f;
-#pragma unroll
-        for (int n = 0; n < 8; ++n) {
-          sc[a][n][2 * h] = exp2f(sc[a][n][2 * h] - base);
-          sc[a][n][2 * h + 1] = exp2f(sc[a][n][2 * h + 1] - base);
-          sum += sc[a][n][2 * h] + sc[a][n][2 * h + 1];
-        }
-        l[a][h] = l[a][h] * correction + sum;
-#pragma unroll
-        for (int n = 0; n < kAtomsD; ++n) {
-          o[a][n][2 * h] *= correction;
-          o[a][n][2 * h + 1] *= correction;
-        }
-      }
+      const int rows[2] = {row_of(a, 0), row_of(a, 1)};
+      const uint64_t bits[2] = {mask == 2 ? stored_keep_bits(s, buf, rows[0]) : 0,
+                                mask == 2 ? stored_keep_bits(s, buf, rows[1]) : 0};
+      mask_scores(sc[a], s, buf, mask, plain, rows, bits, scale_log2, lane);
+      online_softmax(sc[a], o[a], m[a], l[a]);
     }
 
     // O += P V: P is reused from the accumulators as A fragments (16 keys per k-step).
@@ -171,12 +123,7 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
     for (int kk = 0; kk < 4; ++kk) {
       uint32_t pa[kMAtoms][4];
 #pragma unroll
-      for (int a = 0; a < kMAtoms; ++a) {
-        pa[a][0] = Mma<T>::pack(sc[a][2 * kk][0], sc[a][2 * kk][1]);
-        pa[a][1] = Mma<T>::pack(sc[a][2 * kk][2], sc[a][2 * kk][3]);
-        pa[a][2] = Mma<T>::pack(sc[a][2 * kk + 1][0], sc[a][2 * kk + 1][1]);
-        pa[a][3] = Mma<T>::pack(sc[a][2 * kk + 1][2], sc[a][2 * kk + 1][3]);
-      }
+      for (int a = 0; a < kMAtoms; ++a) p_fragment<T>(sc[a], kk, pa[a]);
 #pragma unroll
       for (int dn = 0; dn < kAtomsD / 2; ++dn) {
         uint32_t b[4];

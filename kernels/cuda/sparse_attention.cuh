@@ -35,7 +35,7 @@ struct DeviceSlashGroup {
 
 struct DevicePass {
   MaskRule rule;
-  int32_t rule_kind;                 // 0: general rule; 1: only vertical and slash bitmaps
+  int32_t rule_kind;                 // 0: general rule; 1: only vertical and slash bitmaps; 2: only ranges
   // 1: a compact Vertical-Slash pass (one row band, one column band); its tiles derive their runs from
   // slash_groups[slash_group_begin, slash_group_end) and gather from verticals[vertical_begin,
   // vertical_end) (kernels/vertical_slash_walk.h) instead of reading runs and columns.

@@ -125,6 +125,35 @@ __device__ __forceinline__ uint64_t vertical_slash_bits(const uint64_t* words, c
   return bits;
 }
 
+// Bits c < n (n clamped to [0, 64]).
+__device__ __forceinline__ uint64_t low_bits(int64_t n) {
+  return n <= 0 ? 0 : n >= 64 ? ~uint64_t(0) : (uint64_t(1) << n) - 1;
+}
+
+// Keep bits of row i (-1: none) over `len` consecutive keys from c0 under a rule made of ranges only
+// (sinks, a local window, dense rows, distance and column limits: rule kind 2). Bit c is key c0 + c.
+__device__ __forceinline__ uint64_t range_rule_bits(const MaskRule& r, int32_t i, int32_t c0, int32_t len) {
+  if (i < 0) return 0;
+  const int64_t last = int64_t(i) - r.min_distance - c0;  // the last kept c: j <= i - min_distance
+  const uint64_t allowed = low_bits(last + 1 < len ? last + 1 : len) & ~low_bits(r.min_col - c0);
+  uint64_t kept = low_bits(r.sink - c0);                                // j < sink
+  if (r.local > 0) kept |= ~low_bits(int64_t(i) - r.local + 1 - c0);  // i - j < local
+  if (r.all || i < r.dense_rows_before || i >= r.dense_rows_from) kept = ~uint64_t(0);
+  return kept & allowed;
+}
+
+// Keep bits of row i over a chunk of consecutive keys for the rule kinds that have a closed form
+// (1: vertical and slash bitmaps, 2: ranges); see contiguous_rule_kind.
+__device__ __forceinline__ uint64_t contiguous_rule_bits(const uint64_t* words, const MaskRule& rule, int rule_kind,
+                                                         int32_t i, int32_t c0, int32_t len) {
+  return rule_kind == 1 ? vertical_slash_bits(words, rule, i, c0, len) : range_rule_bits(rule, i, c0, len);
+}
+
+// Whether a chunk's keep bits have a closed form (contiguous_rule_bits).
+__device__ __forceinline__ bool closed_form_rule(const TileMeta& s, int buf, int rule_kind) {
+  return (rule_kind == 1 || rule_kind == 2) && s.contiguous[buf];
+}
+
 // For a rule-tested chunk, evaluates the rule once per element into keep bits (one row per thread),
 // outside the register-heavy MMA loop. Called by the first kBlockM threads (thread r evaluates row r).
 __device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, TileMeta& s, int buf, int rule_kind) {
@@ -132,8 +161,8 @@ __device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, Ti
   const int32_t i = s.rows[r], len = s.len[buf];
   const MaskRule& rule = s.rule;
   uint64_t bits = 0;
-  if (rule_kind == 1 && s.contiguous[buf]) {
-    bits = vertical_slash_bits(p.words, rule, i, s.cols[buf][0], len);
+  if (closed_form_rule(s, buf, rule_kind)) {
+    bits = contiguous_rule_bits(p.words, rule, rule_kind, i, s.cols[buf][0], len);
   } else if (i >= 0) {
     const int32_t phase_i = s.row_phase[r];
     for (int c = 0; c < len; ++c) {
@@ -268,6 +297,82 @@ struct ChunkCursor {
     }
   }
 };
+
+// The keep bits of `row` for a rule-tested chunk, as evaluate_rule stored them.
+__device__ __forceinline__ uint64_t stored_keep_bits(const TileMeta& s, int buf, int row) {
+  return static_cast<uint64_t>(s.keep[buf][row][1]) << 32 | s.keep[buf][row][0];
+}
+
+// Both kernels hold a 64-key score chunk the same way: per 16-row block, sc[n][2h + e] is row rows[h]
+// (h = 0: lane / 4, h = 1: 8 rows below), key n * 8 + (lane % 4) * 2 + e. This masks such a block on
+// original positions and scales it into the log2 domain. `plain`: a fully kept, full chunk of valid
+// rows, which needs no test; bits[h]: row h's keep bits when mask is 2 (rule-tested).
+__device__ __forceinline__ void mask_scores(float (&sc)[8][4], const TileMeta& s, int buf, int mask, bool plain,
+                                            const int (&rows)[2], const uint64_t (&bits)[2], float scale_log2,
+                                            int lane) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int32_t i = s.rows[rows[h]];
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        float& x = sc[n][2 * h + e];
+        if (plain) {
+          x *= scale_log2;
+          continue;
+        }
+        const int c = n * 8 + (lane % 4) * 2 + e;
+        const int32_t j = s.cols[buf][c];
+        bool keep = j >= 0 && i >= 0;
+        if (mask == 1) keep = keep && j <= i;
+        if (mask == 2) keep = (bits[h] >> c) & 1u;
+        x = keep ? x * scale_log2 : -INFINITY;
+      }
+    }
+  }
+}
+
+// The online-softmax step for the same block: each row's state (max m in log2 units, sum l) lives in
+// the 4 threads of its quad. Exponentiates sc in place and rescales this thread's output o.
+template <int kAtomsD>
+__device__ __forceinline__ void online_softmax(float (&sc)[8][4], float (&o)[kAtomsD][4], float (&m)[2],
+                                               float (&l)[2]) {
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < 8; ++n) mx = fmaxf(mx, fmaxf(sc[n][2 * h], sc[n][2 * h + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+    const float m_new = fmaxf(m[h], mx);
+    const float base = m_new == -INFINITY ? 0.f : m_new;  // a row with nothing kept yet stays empty
+    const float correction = exp2f(m[h] - base);
+    m[h] = m_new;
+    float sum = 0.f;
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+      sc[n][2 * h] = exp2f(sc[n][2 * h] - base);
+      sc[n][2 * h + 1] = exp2f(sc[n][2 * h + 1] - base);
+      sum += sc[n][2 * h] + sc[n][2 * h + 1];
+    }
+    l[h] = l[h] * correction + sum;
+#pragma unroll
+    for (int n = 0; n < kAtomsD; ++n) {
+      o[n][2 * h] *= correction;
+      o[n][2 * h + 1] *= correction;
+    }
+  }
+}
+
+// P's A fragment for keys 16kk .. 16kk + 15 of the block: the accumulators of n-atoms 2kk and 2kk + 1.
+template <typename T>
+__device__ __forceinline__ void p_fragment(const float (&sc)[8][4], int kk, uint32_t (&pa)[4]) {
+  pa[0] = Mma<T>::pack(sc[2 * kk][0], sc[2 * kk][1]);
+  pa[1] = Mma<T>::pack(sc[2 * kk][2], sc[2 * kk][3]);
+  pa[2] = Mma<T>::pack(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
+  pa[3] = Mma<T>::pack(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
+}
 
 // Gathers `kRows` rows (original positions, -1 = zero-fill) of one head into shared memory, piece c of
 // row r at Layout::offset(r, c) elements.

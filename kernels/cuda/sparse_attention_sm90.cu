@@ -59,83 +59,61 @@ __device__ __forceinline__ void fence_registers(float (&r)[N]) {
   for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
 }
 
+// An accumulator block [rows][4] as the flat register list a wgmma instruction takes.
+template <int N, int R>
+__device__ __forceinline__ float (&flat(float (&block)[R][4]))[N] {
+  static_assert(N == R * 4, "the whole block");
+  return reinterpret_cast<float(&)[N]>(block);
+}
+
 template <typename T>
 struct Wgmma;
 
-template <>
-struct Wgmma<__nv_bfloat16> {
-  static __device__ __forceinline__ void qk(float (&d)[32], uint64_t a, uint64_t b, int accumulate) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
-        "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
-        "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31"
-        "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-        : "l"(a), "l"(b), "r"(accumulate));
-  }
-  static __device__ __forceinline__ void pv(float (&d)[64], const uint32_t (&a)[4], uint64_t b, int accumulate) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
-        "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
-        "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
-        "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
-        "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63"
-        "}, {%64,%65,%66,%67}, %68, p, 1, 1, 1;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
-  }
-};
+// S (+)= Q K^T for one 64 x 64 score block (A and B K-major in shared memory), and
+// O (+)= P V for one 64 x 128 output block (A in registers, B MN-major in shared memory), for one
+// element type: the two specialisations differ only in the type named in the instruction.
+#define MMI_WGMMA_SPECIALIZATION(T, PTX_TYPE) \
+  template <> \
+  struct Wgmma<T> { \
+    static __device__ __forceinline__ void qk(float (&d)[32], uint64_t a, uint64_t b, int accumulate) { \
+      asm volatile( \
+          "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n" \
+          "wgmma.mma_async.sync.aligned.m64n64k16.f32." PTX_TYPE "." PTX_TYPE " {" \
+          "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15," \
+          "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31" \
+          "}, %32, %33, p, 1, 1, 0, 0;\n}\n" \
+          : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+            "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+            "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+            "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]) \
+          : "l"(a), "l"(b), "r"(accumulate)); \
+    } \
+    static __device__ __forceinline__ void pv(float (&d)[64], const uint32_t (&a)[4], uint64_t b, \
+                                              int accumulate) { \
+      asm volatile( \
+          "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n" \
+          "wgmma.mma_async.sync.aligned.m64n128k16.f32." PTX_TYPE "." PTX_TYPE " {" \
+          "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15," \
+          "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31," \
+          "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47," \
+          "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63" \
+          "}, {%64,%65,%66,%67}, %68, p, 1, 1, 1;\n}\n" \
+          : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+            "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+            "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+            "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+            "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+            "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+            "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+            "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]) \
+          : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate)); \
+    } \
+  };
 
-template <>
-struct Wgmma<__half> {
-  static __device__ __forceinline__ void qk(float (&d)[32], uint64_t a, uint64_t b, int accumulate) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {"
-        "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
-        "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31"
-        "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-        : "l"(a), "l"(b), "r"(accumulate));
-  }
-  static __device__ __forceinline__ void pv(float (&d)[64], const uint32_t (&a)[4], uint64_t b, int accumulate) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {"
-        "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
-        "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
-        "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
-        "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63"
-        "}, {%64,%65,%66,%67}, %68, p, 1, 1, 1;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
-  }
-};
+MMI_WGMMA_SPECIALIZATION(__nv_bfloat16, "bf16")
+MMI_WGMMA_SPECIALIZATION(__half, "f16")
+#undef MMI_WGMMA_SPECIALIZATION
 
-// Two CTAs per SM (registers capped at 128, a few spilled) run 1.4-1.6x faster than one CTA with 189
-// registers: while one CTA waits on its barriers the other's warpgroups keep the tensor cores busy.
 template <typename T>
 __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(const SparseAttentionParams p) {
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -169,9 +147,9 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
   // Q rows of this warpgroup: K-major, 8-row groups 1024 bytes apart; k-step kk reads 32 bytes of a half.
   const T* q_group = s.q + group * kGroupRows * 64;
   const float scale_log2 = p.softmax_scale * kLog2e;
-  float o[64];
+  float o[16][4];  // as the m64n128 accumulator: o[n][2h + e] is row row_of(h), column n * 8 + (lane % 4) * 2 + e
 #pragma unroll
-  for (int x = 0; x < 64; ++x) o[x] = 0.f;
+  for (int n = 0; n < 16; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 
   for (int buf = 0; have_chunk; buf ^= 1) {
@@ -182,105 +160,56 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
     fence_async_proxy();
     __syncthreads();
     const int mask = meta.mask[buf];
-    // Vertical-Slash bits over consecutive keys are cheap enough for each thread to take its own rows'
-    // (no barrier); other rule-tested chunks are evaluated once per element into shared keep bits.
-    const bool own_bits = mask == 2 && pass.rule_kind == 1 && meta.contiguous[buf];
+    // Keep bits with a closed form are cheap enough for each thread to take its own rows' (no barrier);
+    // other rule-tested chunks are evaluated once per element into shared keep bits.
+    const bool own_bits = mask == 2 && closed_form_rule(meta, buf, pass.rule_kind);
     if (mask == 2 && !own_bits) {
       if (tid < kBlockM) evaluate_rule(p, meta, buf, pass.rule_kind);
       __syncthreads();
     }
 
     // S = Q K^T over d in 8 steps of 16 (4 per 128-byte half).
-    float sc[32];
+    float sc[8][4];  // as the m64n64 accumulator, laid out as mask_scores expects
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
       const int half = kk / 4, offset = (kk % 4) * 16;  // elements into the swizzle row
       const uint64_t a = descriptor(q_group + half * kBlockM * 64 + offset, 16, 1024);
       const uint64_t b = descriptor(s.k[buf] + half * kBlockN * 64 + offset, 16, 1024);
-      Wgmma<T>::qk(sc, a, b, kk > 0);
+      Wgmma<T>::qk(flat<32>(sc), a, b, kk > 0);
     }
     wgmma_commit();
     wgmma_wait_all();
-    fence_registers(sc);
+    fence_registers(flat<32>(sc));
 
-    // Mask (on original positions) and scale into the log2 domain; sc[n * 4 + h * 2 + e] is row
-    // row_of(h), key n * 8 + (lane % 4) * 2 + e.
     const bool plain = mask == 0 && rows_valid && meta.len[buf] == kBlockN;
+    const int rows[2] = {row_of(0), row_of(1)};
+    uint64_t bits[2] = {0, 0};
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int row = row_of(h);
-      const int32_t i = meta.rows[row];
-      const uint64_t bits =
-          own_bits ? vertical_slash_bits(p.words, meta.rule, i, meta.cols[buf][0], meta.len[buf])
-                   : static_cast<uint64_t>(meta.keep[buf][row][1]) << 32 | meta.keep[buf][row][0];
-#pragma unroll
-      for (int n = 0; n < 8; ++n) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          float& x = sc[n * 4 + h * 2 + e];
-          if (plain) {
-            x *= scale_log2;
-            continue;
-          }
-          const int c = n * 8 + (lane % 4) * 2 + e;
-          const int32_t j = meta.cols[buf][c];
-          bool keep = j >= 0 && i >= 0;
-          if (mask == 1) keep = keep && j <= i;
-          if (mask == 2) keep = (bits >> c) & 1u;
-          x = keep ? x * scale_log2 : -INFINITY;
-        }
-      }
+    for (int h = 0; h < 2 && mask == 2; ++h) {
+      bits[h] = own_bits ? contiguous_rule_bits(p.words, meta.rule, pass.rule_kind, meta.rows[rows[h]],
+                                                meta.cols[buf][0], meta.len[buf])
+                         : stored_keep_bits(meta, buf, rows[h]);
     }
+    mask_scores(sc, meta, buf, mask, plain, rows, bits, scale_log2, lane);
+    online_softmax(sc, o, m, l);
 
-    // Online softmax: each row's state lives in the 4 threads of its quad.
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      float mx = -INFINITY;
-#pragma unroll
-      for (int n = 0; n < 8; ++n) mx = fmaxf(mx, fmaxf(sc[n * 4 + h * 2], sc[n * 4 + h * 2 + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-      const float m_new = fmaxf(m[h], mx);
-      const float base = m_new == -INFINITY ? 0.f : m_new;  // a row with nothing kept yet stays empty
-      const float correction = exp2f(m[h] - base);
-      m[h] = m_new;
-      float sum = 0.f;
-#pragma unroll
-      for (int n = 0; n < 8; ++n) {
-        sc[n * 4 + h * 2] = exp2f(sc[n * 4 + h * 2] - base);
-        sc[n * 4 + h * 2 + 1] = exp2f(sc[n * 4 + h * 2 + 1] - base);
-        sum += sc[n * 4 + h * 2] + sc[n * 4 + h * 2 + 1];
-      }
-      l[h] = l[h] * correction + sum;
-#pragma unroll
-      for (int n = 0; n < 16; ++n) {
-        o[n * 4 + h * 2] *= correction;
-        o[n * 4 + h * 2 + 1] *= correction;
-      }
-    }
-
-    // O += P V: P's A fragments for keys 16kk .. 16kk + 15 are the accumulators of n-atoms 2kk, 2kk + 1.
+    // O += P V, 16 keys per step.
     uint32_t pa[4][4];
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      pa[kk][0] = Mma<T>::pack(sc[8 * kk + 0], sc[8 * kk + 1]);
-      pa[kk][1] = Mma<T>::pack(sc[8 * kk + 2], sc[8 * kk + 3]);
-      pa[kk][2] = Mma<T>::pack(sc[8 * kk + 4], sc[8 * kk + 5]);
-      pa[kk][3] = Mma<T>::pack(sc[8 * kk + 6], sc[8 * kk + 7]);
-    }
-    fence_registers(o);
+    for (int kk = 0; kk < 4; ++kk) p_fragment<T>(sc, kk, pa[kk]);
+    fence_registers(flat<64>(o));
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
       // V MN-major: 16 keys (two 8-row groups, 1024 bytes apart) from row 16kk; the halves of d are
       // the two 64-value atoms, one region (kBlockN x 128 bytes) apart.
       const uint64_t b = descriptor(s.v[buf] + kk * 16 * 64, kBlockN * 128, 1024);
-      Wgmma<T>::pv(o, pa[kk], b, 1);
+      Wgmma<T>::pv(flat<64>(o), pa[kk], b, 1);
     }
     wgmma_commit();
     wgmma_wait_all();
-    fence_registers(o);
+    fence_registers(flat<64>(o));
     have_chunk = more;
     __syncthreads();  // buffer `buf` is refilled by the next iteration's fetch
   }
@@ -298,7 +227,7 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     merge_row<kD>(p, pass.head, meta.rows[row_of(h)], m[h], l[h], previous[h], lane,
-                  [&](int n, int e) { return o[n * 4 + h * 2 + e]; });
+                  [&](int n, int e) { return o[n][2 * h + e]; });
   }
 #endif
 }
