@@ -21,25 +21,6 @@ void check_cuda(cudaError_t err, const char* what) {
   if (err != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
 }
 
-// A pinned host buffer of `count` items, filled in place and then copied to the device asynchronously
-// on the current stream (the caching host allocator keeps the block alive until the copy is done).
-template <typename T>
-struct Staging {
-  at::Tensor host;
-  explicit Staging(size_t count)
-      : host(at::empty({static_cast<int64_t>(std::max<size_t>(1, count * sizeof(T)))},
-                       at::TensorOptions().dtype(at::kByte).pinned_memory(true))) {}
-  T* data() { return reinterpret_cast<T*>(host.data_ptr()); }
-  at::Tensor to(at::Device device) const { return host.to(device, /*non_blocking=*/true); }
-};
-
-template <typename T>
-at::Tensor upload(const std::vector<T>& items, at::Device device) {
-  Staging<T> staging(items.size());
-  if (!items.empty()) std::memcpy(staging.data(), items.data(), items.size() * sizeof(T));
-  return staging.to(device);
-}
-
 // A rule with only vertical and slash bitmaps (Vertical-Slash passes): the kernel tests it by bit windows.
 bool is_vertical_slash_only(const MaskRule& r) {
   const MaskRule none;
@@ -64,12 +45,51 @@ int32_t narrow32(int64_t x, const char* what) {
   return static_cast<int32_t>(x);
 }
 
+// Sections of one pinned host buffer, each 16-byte aligned, filled in place and copied to the device
+// in one asynchronous transfer on the current stream (one allocation and one copy for all of a plan's
+// arrays; the caching host allocator keeps the block alive until the copy is done).
+class PackedArrays {
+ public:
+  // Reserves `count` items of T; returns the section's byte offset.
+  template <typename T>
+  size_t reserve(size_t count) {
+    const size_t offset = bytes_;
+    bytes_ += (count * sizeof(T) + 15) / 16 * 16;
+    return offset;
+  }
+  void allocate() {
+    host_ = at::empty({static_cast<int64_t>(std::max<size_t>(1, bytes_))},
+                      at::TensorOptions().dtype(at::kByte).pinned_memory(true));
+  }
+  template <typename T>
+  T* host(size_t offset) { return reinterpret_cast<T*>(host_.data_ptr<uint8_t>() + offset); }
+  template <typename T>
+  void copy(size_t offset, const std::vector<T>& items) {
+    if (!items.empty()) std::memcpy(host<T>(offset), items.data(), items.size() * sizeof(T));
+  }
+  at::Tensor to(at::Device device) const { return host_.to(device, /*non_blocking=*/true); }
+
+ private:
+  size_t bytes_ = 0;
+  at::Tensor host_;
+};
+
 // The plan flattened into device arrays; each level is the p-th pass of every head that has one.
 // Passes and bands are few and converted in order; the runs, columns and tiles (millions for long
-// Vertical-Slash plans) are written by one thread per pass straight into pinned staging buffers at
-// offsets counted beforehand.
+// plans) are written by one thread per pass straight into the pinned buffer at offsets counted
+// beforehand.
 struct DevicePlan {
-  at::Tensor passes, bands, tiles, runs, columns, slash_groups, verticals, words, visual_starts, visual_ends;
+  at::Tensor buffer;  // every array below, in one device allocation
+  const cuda::DevicePass* passes;
+  const cuda::DeviceBand* bands;
+  const cuda::DeviceTile* tiles;
+  const cuda::DeviceRun* runs;
+  const int32_t* columns;
+  const cuda::DeviceSlashGroup* slash_groups;
+  const int32_t* verticals;
+  const uint64_t* words;
+  const int64_t* visual_starts;
+  const int64_t* visual_ends;
   std::vector<std::pair<int32_t, int32_t>> levels;  // [first, last) tiles of each launch
   int64_t group;
   at::Device device;
@@ -138,19 +158,31 @@ struct DevicePlan {
     }
     narrow32(runs_total, "runs");
     narrow32(columns_total, "columns");
-    Staging<cuda::DeviceRun> runs_h(runs_total);
-    Staging<int32_t> columns_h(columns_total);
+    PackedArrays packed;
+    const size_t at_passes = packed.reserve<cuda::DevicePass>(passes_h.size());
+    const size_t at_bands = packed.reserve<cuda::DeviceBand>(bands_h.size());
+    const size_t at_tiles = packed.reserve<cuda::DeviceTile>(tiles_total);
+    const size_t at_runs = packed.reserve<cuda::DeviceRun>(runs_total);
+    const size_t at_columns = packed.reserve<int32_t>(columns_total);
+    const size_t at_slash_groups = packed.reserve<cuda::DeviceSlashGroup>(slash_groups_h.size());
+    const size_t at_verticals = packed.reserve<int32_t>(verticals_h.size());
+    const size_t at_words = packed.reserve<uint64_t>(plan.words.size());
+    const size_t at_visual_starts = packed.reserve<int64_t>(plan.visual_starts.size());
+    const size_t at_visual_ends = packed.reserve<int64_t>(plan.visual_ends.size());
+    packed.allocate();
     std::vector<std::pair<int64_t, cuda::DeviceTile>> weighted(tiles_total);  // (chunks, tile)
+    auto* runs_h = packed.host<cuda::DeviceRun>(at_runs);
+    auto* columns_h = packed.host<int32_t>(at_columns);
     parallel_for(slots.size(), [&](size_t i) {
       if (slots[i].pass->vertical_slash) {
         weigh_compact(slots[i], plan.block_m, plan.block_n, weighted);
       } else {
-        fill(slots[i], plan.block_n, runs_h.data(), columns_h.data(), weighted);
+        fill(slots[i], plan.block_n, runs_h, columns_h, weighted);
       }
     });
     // Per level, heaviest tiles first, so the long causal rows do not finish last on a half-empty GPU;
     // tiles with nothing to visit are dropped.
-    Staging<cuda::DeviceTile> tiles_h(tiles_total);
+    auto* tiles_h = packed.host<cuda::DeviceTile>(at_tiles);
     int32_t written = 0;
     for (size_t level = 0; level < depth; ++level) {
       const auto begin = weighted.begin() + (level == 0 ? 0 : slots[level_end[level - 1]].tiles);
@@ -158,19 +190,28 @@ struct DevicePlan {
       const auto kept = std::stable_partition(begin, end, [](const auto& w) { return w.first > 0; });
       std::stable_sort(begin, kept, [](const auto& a, const auto& b) { return a.first > b.first; });
       const int32_t first = written;
-      for (auto it = begin; it != kept; ++it) tiles_h.data()[written++] = it->second;
+      for (auto it = begin; it != kept; ++it) tiles_h[written++] = it->second;
       levels.emplace_back(first, written);
     }
-    passes = upload(passes_h, device);
-    bands = upload(bands_h, device);
-    tiles = tiles_h.to(device);
-    runs = runs_h.to(device);
-    columns = columns_h.to(device);
-    slash_groups = upload(slash_groups_h, device);
-    verticals = upload(verticals_h, device);
-    words = upload(plan.words, device);
-    visual_starts = upload(plan.visual_starts, device);
-    visual_ends = upload(plan.visual_ends, device);
+    packed.copy(at_passes, passes_h);
+    packed.copy(at_bands, bands_h);
+    packed.copy(at_slash_groups, slash_groups_h);
+    packed.copy(at_verticals, verticals_h);
+    packed.copy(at_words, plan.words);
+    packed.copy(at_visual_starts, plan.visual_starts);
+    packed.copy(at_visual_ends, plan.visual_ends);
+    buffer = packed.to(device);
+    const uint8_t* base = buffer.data_ptr<uint8_t>();
+    passes = reinterpret_cast<const cuda::DevicePass*>(base + at_passes);
+    bands = reinterpret_cast<const cuda::DeviceBand*>(base + at_bands);
+    tiles = reinterpret_cast<const cuda::DeviceTile*>(base + at_tiles);
+    runs = reinterpret_cast<const cuda::DeviceRun*>(base + at_runs);
+    columns = reinterpret_cast<const int32_t*>(base + at_columns);
+    slash_groups = reinterpret_cast<const cuda::DeviceSlashGroup*>(base + at_slash_groups);
+    verticals = reinterpret_cast<const int32_t*>(base + at_verticals);
+    words = reinterpret_cast<const uint64_t*>(base + at_words);
+    visual_starts = reinterpret_cast<const int64_t*>(base + at_visual_starts);
+    visual_ends = reinterpret_cast<const int64_t*>(base + at_visual_ends);
   }
 
   // Converts one pass's tiles, runs and columns into its slot.
@@ -328,15 +369,15 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in
   p.v = v.data_ptr();
   p.out_state = out_state.data_ptr<float>();
   p.lse_state = lse.data_ptr<float>();
-  p.passes = static_cast<const cuda::DevicePass*>(dp.passes.data_ptr());
-  p.bands = static_cast<const cuda::DeviceBand*>(dp.bands.data_ptr());
-  p.runs = static_cast<const cuda::DeviceRun*>(dp.runs.data_ptr());
-  p.columns = static_cast<const int32_t*>(dp.columns.data_ptr());
-  p.slash_groups = static_cast<const cuda::DeviceSlashGroup*>(dp.slash_groups.data_ptr());
-  p.verticals = static_cast<const int32_t*>(dp.verticals.data_ptr());
-  p.words = static_cast<const uint64_t*>(dp.words.data_ptr());
-  p.visual_starts = static_cast<const int64_t*>(dp.visual_starts.data_ptr());
-  p.visual_ends = static_cast<const int64_t*>(dp.visual_ends.data_ptr());
+  p.passes = dp.passes;
+  p.bands = dp.bands;
+  p.runs = dp.runs;
+  p.columns = dp.columns;
+  p.slash_groups = dp.slash_groups;
+  p.verticals = dp.verticals;
+  p.words = dp.words;
+  p.visual_starts = dp.visual_starts;
+  p.visual_ends = dp.visual_ends;
   p.num_visual_spans = static_cast<int32_t>(plan.visual_starts.size());
   p.n = static_cast<int32_t>(n);
   p.q_heads = static_cast<int32_t>(hq);
@@ -344,7 +385,7 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in
   p.softmax_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
   const cuda::DType kind = dtype == at::kBFloat16 ? cuda::DType::kBFloat16 : cuda::DType::kFloat16;
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  const auto* tiles = static_cast<const cuda::DeviceTile*>(dp.tiles.data_ptr());
+  const cuda::DeviceTile* tiles = dp.tiles;
   for (const auto& [first, last] : dp.levels) {
     p.tiles = tiles + first;
     p.num_tiles = last - first;
