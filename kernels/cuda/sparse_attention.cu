@@ -44,18 +44,10 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
   const DeviceTile tile = p.tiles[blockIdx.x];
   const DevicePass& pass = p.passes[tile.pass];
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  load_tile_rows(p, tile, pass, s);
-  __syncthreads();
-  load_rows<kThreads, D, kBlockM, PaddedRows<D>>(s.q, static_cast<const T*>(p.q), s.rows, p.q_heads, pass.head);
-  cp_async_commit();
-
+  ChunkCursor cursor;
+  bool have_chunk = start_tile<kThreads, D, PaddedRows<D>, PaddedRows<D>>(p, tile, pass, s, s.q, s.k[0], s.v[0], cursor);
   const T* k_base = static_cast<const T*>(p.k);
   const T* v_base = static_cast<const T*>(p.v);
-  ChunkCursor cursor;
-  cursor.start(p, tile, pass);
-  bool have_chunk = !cursor.done();
-  if (have_chunk) cursor.fetch<kThreads, D, PaddedRows<D>>(p, pass, s, s.k[0], s.v[0], 0, k_base, v_base);
-  cp_async_commit();
   const bool rows_valid = (tile.tile + 1) * kBlockM <= pass.num_rows;
 
   // This thread's rows: m-atom a, half h -> warp * 32 + a * 16 + h * 8 + lane / 4.
@@ -141,24 +133,10 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
   cp_async_wait<0>();
 
   // Merge this pass's rows into the running state by log-sum-exp.
-  float previous[kMAtoms][2];
 #pragma unroll
   for (int a = 0; a < kMAtoms; ++a) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      l[a][h] += __shfl_xor_sync(0xffffffff, l[a][h], 1);
-      l[a][h] += __shfl_xor_sync(0xffffffff, l[a][h], 2);
-      previous[a][h] = old_lse(p, pass.head, s.rows[row_of(a, h)], l[a][h]);
-    }
-  }
-  __syncwarp();
-#pragma unroll
-  for (int a = 0; a < kMAtoms; ++a) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      merge_row<D>(p, pass.head, s.rows[row_of(a, h)], m[a][h], l[a][h], previous[a][h], lane,
-                   [&](int n, int e) { return o[a][n][2 * h + e]; });
-    }
+    const int rows[2] = {row_of(a, 0), row_of(a, 1)};
+    merge_block<D>(p, pass.head, s, rows, m[a], l[a], o[a], lane);
   }
 }
 

@@ -437,4 +437,46 @@ __device__ __forceinline__ void merge_row(const SparseAttentionParams& p, int he
   if (lane % 4 == 0) p.lse_state[static_cast<int64_t>(head) * p.n + i] = new_lse;
 }
 
+// A tile's start, the same in both kernels: its rows, its Q rows (into q_smem, laid out by QLayout),
+// the cursor, and the first chunk's K/V loads into buffer 0 (KvLayout). Returns whether the tile has
+// any chunk at all.
+template <int kThreads, int D, typename QLayout, typename KvLayout, typename T>
+__device__ __forceinline__ bool start_tile(const SparseAttentionParams& p, const DeviceTile& tile,
+                                           const DevicePass& pass, TileMeta& meta, T* q_smem, T* k_chunk,
+                                           T* v_chunk, ChunkCursor& cursor) {
+  load_tile_rows(p, tile, pass, meta);
+  __syncthreads();
+  load_rows<kThreads, D, kBlockM, QLayout>(q_smem, static_cast<const T*>(p.q), meta.rows, p.q_heads, pass.head);
+  cp_async_commit();
+  cursor.start(p, tile, pass);
+  const bool have_chunk = !cursor.done();
+  if (have_chunk) {
+    cursor.fetch<kThreads, D, KvLayout>(p, pass, meta, k_chunk, v_chunk, 0, static_cast<const T*>(p.k),
+                                        static_cast<const T*>(p.v));
+  }
+  cp_async_commit();
+  return have_chunk;
+}
+
+// Merges one 16-row block of a pass's results (tile rows rows[h]; row max m, this thread's partial
+// sums l and outputs o, laid out as in mask_scores) into the running state by log-sum-exp.
+template <int D>
+__device__ __forceinline__ void merge_block(const SparseAttentionParams& p, int head, const TileMeta& meta,
+                                            const int (&rows)[2], const float (&m)[2], float (&l)[2],
+                                            const float (&o)[D / 8][4], int lane) {
+  float previous[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    l[h] += __shfl_xor_sync(0xffffffff, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffff, l[h], 2);
+    previous[h] = old_lse(p, head, meta.rows[rows[h]], l[h]);
+  }
+  __syncwarp();
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    merge_row<D>(p, head, meta.rows[rows[h]], m[h], l[h], previous[h], lane,
+                 [&](int n, int e) { return o[n][2 * h + e]; });
+  }
+}
+
 }  // namespace mmi::cuda::detail

@@ -128,18 +128,11 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
   const DevicePass& pass = p.passes[tile.pass];
   const int tid = threadIdx.x, group = tid / 128, warp = (tid % 128) / 32, lane = tid % 32;
 
-  load_tile_rows(p, tile, pass, meta);
-  __syncthreads();
-  load_rows<kThreads, kD, kBlockM, Swizzled<kBlockM>>(s.q, static_cast<const T*>(p.q), meta.rows, p.q_heads, pass.head);
-  cp_async_commit();
-
+  ChunkCursor cursor;
+  bool have_chunk = start_tile<kThreads, kD, Swizzled<kBlockM>, Swizzled<kBlockN>>(p, tile, pass, meta, s.q, s.k[0],
+                                                                                  s.v[0], cursor);
   const T* k_base = static_cast<const T*>(p.k);
   const T* v_base = static_cast<const T*>(p.v);
-  ChunkCursor cursor;
-  cursor.start(p, tile, pass);
-  bool have_chunk = !cursor.done();
-  if (have_chunk) cursor.fetch<kThreads, kD, Swizzled<kBlockN>>(p, pass, meta, s.k[0], s.v[0], 0, k_base, v_base);
-  cp_async_commit();
   const bool rows_valid = (tile.tile + 1) * kBlockM <= pass.num_rows;
 
   // This thread's rows (h = 0, 1) within the tile, as in every m64 wgmma accumulator.
@@ -216,19 +209,8 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
   cp_async_wait<0>();
 
   // Merge this pass's rows into the running state by log-sum-exp.
-  float previous[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    l[h] += __shfl_xor_sync(0xffffffff, l[h], 1);
-    l[h] += __shfl_xor_sync(0xffffffff, l[h], 2);
-    previous[h] = old_lse(p, pass.head, meta.rows[row_of(h)], l[h]);
-  }
-  __syncwarp();
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    merge_row<kD>(p, pass.head, meta.rows[row_of(h)], m[h], l[h], previous[h], lane,
-                  [&](int n, int e) { return o[n][2 * h + e]; });
-  }
+  const int rows[2] = {row_of(0), row_of(1)};
+  merge_block<kD>(p, pass.head, meta, rows, m, l, o, lane);
 #endif
 }
 
