@@ -93,7 +93,20 @@ class PassBuilder {
  public:
   // `plan` supplies the tile sizes and visual spans; `words` the bitmaps the rule's offsets refer to.
   PassBuilder(const SparsePlan& plan, const std::vector<uint64_t>& words, const PassSpec& spec)
-      : plan_(plan), words_(words), spec_(spec), r_(spec.rule) {}
+      : plan_(plan), words_(words), spec_(spec), r_(spec.rule) {
+    // Column bands by what need_phase does with them, sorted once for every tile of a grid pass: the
+    // bands of stride steps by the grid phase of their first key, the others apart.
+    if (r_.grid_stride > 0) {
+      stride_bands_by_phase_.resize(r_.grid_stride);
+      const auto& bands = spec_.cols.bands();
+      for (size_t index = 0; index < bands.size(); ++index) {
+        const int64_t ph = phase(bands[index].orig);
+        col_band_phase_.push_back(ph);
+        if (bands[index].step == r_.grid_stride && ph >= 0) stride_bands_by_phase_[ph].push_back(index);
+        if (bands[index].step != r_.grid_stride) other_bands_.push_back(index);
+      }
+    }
+  }
 
   Pass build() {
     Pass pass;
@@ -133,7 +146,7 @@ class PassBuilder {
       if (!T.runs.empty() && T.runs.back().second + 1 == p) T.runs.back().second = p;
       else T.runs.emplace_back(p, p);
     }
-    T.grid_phase = common_value([&](int64_t p) { return phase(p); });
+    T.grid_phase = common_phase(t);
     T.residue = r_.diagonal_period > 0 ? common_value([&](int64_t p) { return p % r_.diagonal_period; }) : -1;
   }
 
@@ -144,6 +157,36 @@ class PassBuilder {
       if (f(p) != first) return -1;
     }
     return first;
+  }
+
+  // The common grid phase of tile t's rows, or -1. A band whose step is a multiple of the stride and
+  // which stays inside one visual span has one phase (phase-major rows are such bands), so it costs
+  // one lookup instead of one per row.
+  int64_t common_phase(int64_t t) const {
+    if (r_.grid_stride <= 0) return -1;
+    const auto& bands = spec_.rows.bands();
+    const int64_t first = t * plan_.block_m, last = std::min(spec_.rows.size(), first + plan_.block_m) - 1;
+    int64_t common = -2;  // nothing seen yet
+    for (size_t b = spec_.rows.band_at(first); b < bands.size() && bands[b].logical <= last; ++b) {
+      const Band& band = bands[b];
+      const int64_t lo = band.orig_at(std::max(first, band.logical));
+      const int64_t hi = band.orig_at(std::min(last, band.logical + band.count - 1));
+      const bool one_phase = band.step % r_.grid_stride == 0 && span_of(lo) == span_of(hi);
+      for (int64_t pos = lo;; pos += band.step) {
+        const int64_t ph = phase(pos);
+        if (common != -2 && ph != common) return -1;
+        common = ph;
+        if (one_phase || pos == hi) break;
+      }
+    }
+    return common;
+  }
+
+  // Index of the visual span holding `pos`, or -1.
+  int64_t span_of(int64_t pos) const {
+    const auto& starts = plan_.visual_starts;
+    const int64_t k = std::upper_bound(starts.begin(), starts.end(), pos) - starts.begin() - 1;
+    return k >= 0 && pos < plan_.visual_ends[k] ? k : -1;
   }
 
   int64_t phase(int64_t pos) const {
@@ -172,10 +215,13 @@ class PassBuilder {
   void need_phase(int64_t p, int64_t hi) {
     const int64_t s = r_.grid_stride;
     const VisualSpans spans = plan_.visual_spans();
-    for (const Band& b : spec_.cols.bands()) {
-      if (b.step == s) {
-        if (visual_phase_of(spans, b.orig, s) == p) need_on_band(b, b.orig, hi);
-      } else if (b.step == 1) {
+    const auto& bands = spec_.cols.bands();
+    if (p >= 0 && p < s) {
+      for (size_t index : stride_bands_by_phase_[p]) need_on_band(bands[index], bands[index].orig, hi);
+    }
+    for (size_t index : other_bands_) {
+      const Band& b = bands[index];
+      if (b.step == 1) {
         const int64_t b_end = std::min(b.orig + b.count - 1, hi);
         for (int64_t k = 0; k < spans.count; ++k) {
           const int64_t lo = std::max(b.orig, spans.starts[k]);
@@ -348,7 +394,7 @@ class PassBuilder {
       keeps_all = all_bits(r_.slash_words, std::max<int64_t>(0, T.min - c.max), T.max - c.min);
     }
     if (!keeps_all && r_.grid_stride > 0 && c.band && c.band->step == r_.grid_stride) {
-      const int64_t col_phase = phase(c.band->orig);
+      const int64_t col_phase = col_band_phase_[c.band - spec_.cols.bands().data()];
       keeps_all = (r_.grid_vline && col_phase == r_.grid_phase) ||
                   (r_.grid_hline && T.grid_phase == r_.grid_phase && T.grid_phase >= 0) ||
                   (r_.grid_slash && T.grid_phase >= 0 && T.grid_phase == col_phase);
@@ -376,6 +422,9 @@ class PassBuilder {
   const PassSpec& spec_;
   const MaskRule& r_;
   TileRows tile_;
+  std::vector<int64_t> col_band_phase_;  // grid passes: phase of each column band's first key
+  std::vector<std::vector<size_t>> stride_bands_by_phase_;  // grid passes: bands of step grid_stride
+  std::vector<size_t> other_bands_;                         // grid passes: the other column bands
   std::vector<std::pair<int64_t, int64_t>> intervals_;
   std::vector<int64_t> gathered_;
 };
