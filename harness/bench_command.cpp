@@ -134,8 +134,9 @@ int bench_command(int argc, char** argv) {
     methods.push_back(make_method_from_spec(spec));
   }
   const std::string device = cuda_device_description();
-  std::printf("mmi bench attention: %s, commit %s, LibTorch %s\n", device.c_str(), git_commit().c_str(),
-              libtorch_version().c_str());
+  const std::string kernel = sparse_kernel_name(auto_sparse_kernel(dim));
+  std::printf("mmi bench attention: %s, commit %s, LibTorch %s; sparse kernel %s\n", device.c_str(),
+              git_commit().c_str(), libtorch_version().c_str(), kernel.c_str());
   std::printf("%lld query heads, %lld KV heads, head_dim %lld, %s, %s inputs; median of %d runs after %d warm-up\n",
               (long long)heads, (long long)kv_heads, (long long)dim, args.get("dtype").c_str(),
               args.get("inputs").c_str(), repeats, warmup);
@@ -244,9 +245,9 @@ int bench_command(int argc, char** argv) {
               "peak GB: peak GPU memory allocated during the case, q/k/v and the plan included.\n");
   if (!args.get("json").empty()) {
     nlohmann::json j;
-    j["context"] = {{"command", "mmi bench attention"}, {"device", device}, {"commit", git_commit()},
-                    {"libtorch", libtorch_version()}, {"time", utc_timestamp()}, {"heads", heads},
-                    {"kv_heads", kv_heads}, {"head_dim", dim}, {"dtype", args.get("dtype")},
+    j["context"] = {{"command", "mmi bench attention"}, {"device", device}, {"kernel", kernel},
+                    {"commit", git_commit()}, {"libtorch", libtorch_version()}, {"time", utc_timestamp()},
+                    {"heads", heads}, {"kv_heads", kv_heads}, {"head_dim", dim}, {"dtype", args.get("dtype")},
                     {"tokens_per_frame", args.get_int("tokens-per-frame")}, {"repeats", repeats},
                     {"inputs", args.get("inputs")}, {"seed", args.get_int("seed")}};
     for (const Case& c : cases) {

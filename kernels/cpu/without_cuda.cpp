@@ -41,6 +41,8 @@ void cuda_reset_peak_memory() {}
 
 int64_t cuda_peak_memory_bytes() { return 0; }
 
+SparseKernel auto_sparse_kernel(int64_t) { no_cuda("auto_sparse_kernel"); }
+
 std::string cuda_device_description() { return "no CUDA kernels in this build"; }
 
 DenseInputs prepare_dense_inputs(const at::Tensor&, const at::Tensor&, const at::Tensor&) {

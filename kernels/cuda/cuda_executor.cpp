@@ -336,6 +336,10 @@ bool is_hopper() {
 }
 }  // namespace
 
+SparseKernel auto_sparse_kernel(int64_t head_dim) {
+  return head_dim == 128 && is_hopper() ? SparseKernel::kWgmma : SparseKernel::kMmaSync;
+}
+
 AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in, const at::Tensor& k_in,
                                   const at::Tensor& v_in, SparseKernel kernel) {
   check_attention_inputs(q_in, k_in, v_in, "execute_plan_cuda");
@@ -350,9 +354,9 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in
   }
   if (plan.length != n || static_cast<int64_t>(plan.heads.size()) != hq) fail("plan does not match the inputs");
   narrow32(n * std::max(hq, hkv), "tokens x heads");
-  const bool wgmma_runs = d == 128 && is_hopper();
-  if (kernel == SparseKernel::kWgmma && !wgmma_runs) fail("the wgmma kernel needs head_dim 128 on an sm_90 GPU");
-  const bool use_wgmma = kernel == SparseKernel::kWgmma || (kernel == SparseKernel::kAuto && wgmma_runs);
+  const SparseKernel best = auto_sparse_kernel(d);
+  if (kernel == SparseKernel::kWgmma && best != kernel) fail("the wgmma kernel needs head_dim 128 on an sm_90 GPU");
+  const bool use_wgmma = (kernel == SparseKernel::kAuto ? best : kernel) == SparseKernel::kWgmma;
   const at::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
   // The upload made at planning time, or one made now.
   auto uploaded = std::static_pointer_cast<const DevicePlan>(plan.device);

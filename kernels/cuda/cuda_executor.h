@@ -30,6 +30,9 @@ inline const char* sparse_kernel_name(SparseKernel kernel) {
   return "unknown";
 }
 
+// The kernel kAuto picks for this head dimension on the current GPU (kWgmma or kMmaSync).
+SparseKernel auto_sparse_kernel(int64_t head_dim);
+
 // Executes `plan` on the GPU. q: [N, Hq, D], k, v: [N, Hkv, D], CUDA, bf16 or fp16, D in {64, 80, 128};
 // plan tiles must be 128x64 (the PlanOptions defaults). Returns out [N, Hq, D] (q's dtype) and lse
 // [Hq, N] fp32. Query head h reads KV head h / (Hq / Hkv) directly; permutations are applied through
