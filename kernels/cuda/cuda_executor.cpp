@@ -13,29 +13,13 @@
 #include "kernels/cuda/sparse_attention.cuh"
 #include "kernels/cuda/window_profile.cuh"
 #include "kernels/parallel.h"
+#include "kernels/rule_bits.h"
 
 namespace mmi {
 namespace {
 
 void check_cuda(cudaError_t err, const char* what) {
   if (err != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
-}
-
-// A rule with only vertical and slash bitmaps (Vertical-Slash passes): the kernel tests it by bit windows.
-bool is_vertical_slash_only(const MaskRule& r) {
-  const MaskRule none;
-  return (r.vertical_words >= 0 || r.slash_words >= 0) && r.min_distance == none.min_distance &&
-         r.min_col == none.min_col && !r.all && r.sink == none.sink && r.local == none.local &&
-         r.dense_rows_before == none.dense_rows_before && r.dense_rows_from == none.dense_rows_from &&
-         r.block == none.block && r.diagonal_period == none.diagonal_period && r.grid_stride == none.grid_stride;
-}
-
-// A rule made of ranges only (sinks, a local window, dense rows, distance and column limits): the
-// kernels test it over consecutive keys with a few bit masks.
-bool is_ranges_only(const MaskRule& r) {
-  const MaskRule none;
-  return r.vertical_words < 0 && r.slash_words < 0 && r.block == none.block &&
-         r.diagonal_period == none.diagonal_period && r.grid_stride == none.grid_stride;
 }
 
 int32_t narrow32(int64_t x, const char* what) {
@@ -137,7 +121,7 @@ struct DevicePlan {
         const Pass& pass = plan.heads[h].passes[level];
         cuda::DevicePass dp{};
         dp.rule = pass.rule;
-        dp.rule_kind = is_vertical_slash_only(pass.rule) ? 1 : is_ranges_only(pass.rule) ? 2 : 0;
+        dp.rule_kind = is_vertical_slash_rule(pass.rule) ? 1 : is_range_rule(pass.rule) ? 2 : 0;
         dp.head = static_cast<int32_t>(h);
         dp.kv_head = static_cast<int32_t>(h / group);
         dp.row_bands = static_cast<int32_t>(bands_h.size());

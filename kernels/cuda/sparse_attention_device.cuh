@@ -8,6 +8,7 @@
 #include <cuda_fp16.h>
 
 #include "kernels/cuda/sparse_attention.cuh"
+#include "kernels/rule_bits.h"
 #include "kernels/vertical_slash_walk.h"
 
 namespace mmi::cuda::detail {
@@ -97,53 +98,10 @@ struct TileMeta {
   MaskRule rule;
 };
 
-// Bits [start, start + 64) of a bitmap as one word (bit t = bitmap bit start + t); bits below 0 read 0.
-// Bitmaps carry one spare word at the end, so reading the word after the last is safe.
-__device__ __forceinline__ uint64_t bit_window(const uint64_t* words, int64_t start) {
-  if (start <= -64) return 0;
-  const int shift = start < 0 ? static_cast<int>(-start) : 0;  // bits below 0
-  const int64_t from = start < 0 ? 0 : start;
-  const int64_t q = from >> 6;
-  const int r = static_cast<int>(from & 63);
-  const uint64_t window = r == 0 ? words[q] : (words[q] >> r) | (words[q + 1] << (64 - r));
-  return window << shift;
-}
-
-// Keep bits of row i (-1: none) over `len` consecutive keys from c0 under a rule with only vertical and
-// slash bitmaps, 64 elements at a time: the verticals are a window of their bitmap, the slashes a
-// reversed window of theirs. Bit c is key c0 + c.
-__device__ __forceinline__ uint64_t vertical_slash_bits(const uint64_t* words, const MaskRule& rule, int32_t i,
-                                                        int32_t c0, int32_t len) {
-  static_assert(kBlockN == 64, "one 64-bit word of keep bits per row");
-  const int64_t reach = int64_t(i) - c0;  // key c0 + c is causal iff c <= reach
-  if (i < 0 || reach < 0) return 0;
-  uint64_t bits = 0;
-  if (rule.vertical_words >= 0) bits |= bit_window(words + rule.vertical_words, c0);
-  if (rule.slash_words >= 0) bits |= __brevll(bit_window(words + rule.slash_words, reach - 63));
-  if (reach < 63) bits &= (uint64_t(2) << reach) - 1;
-  if (len < 64) bits &= (uint64_t(1) << len) - 1;
-  return bits;
-}
-
-// Bits c < n (n clamped to [0, 64]).
-__device__ __forceinline__ uint64_t low_bits(int64_t n) {
-  return n <= 0 ? 0 : n >= 64 ? ~uint64_t(0) : (uint64_t(1) << n) - 1;
-}
-
-// Keep bits of row i (-1: none) over `len` consecutive keys from c0 under a rule made of ranges only
-// (sinks, a local window, dense rows, distance and column limits: rule kind 2). Bit c is key c0 + c.
-__device__ __forceinline__ uint64_t range_rule_bits(const MaskRule& r, int32_t i, int32_t c0, int32_t len) {
-  if (i < 0) return 0;
-  const int64_t last = int64_t(i) - r.min_distance - c0;  // the last kept c: j <= i - min_distance
-  const uint64_t allowed = low_bits(last + 1 < len ? last + 1 : len) & ~low_bits(r.min_col - c0);
-  uint64_t kept = low_bits(r.sink - c0);                                // j < sink
-  if (r.local > 0) kept |= ~low_bits(int64_t(i) - r.local + 1 - c0);  // i - j < local
-  if (r.all || i < r.dense_rows_before || i >= r.dense_rows_from) kept = ~uint64_t(0);
-  return kept & allowed;
-}
+static_assert(kBlockN == 64, "one 64-bit word of keep bits per row (kernels/rule_bits.h)");
 
 // Keep bits of row i over a chunk of consecutive keys for the rule kinds that have a closed form
-// (1: vertical and slash bitmaps, 2: ranges); see contiguous_rule_kind.
+// (1: vertical and slash bitmaps, 2: ranges; kernels/rule_bits.h).
 __device__ __forceinline__ uint64_t contiguous_rule_bits(const uint64_t* words, const MaskRule& rule, int rule_kind,
                                                          int32_t i, int32_t c0, int32_t len) {
   return rule_kind == 1 ? vertical_slash_bits(words, rule, i, c0, len) : range_rule_bits(rule, i, c0, len);

@@ -1,0 +1,88 @@
+// Keep bits of one query row over up to 64 consecutive keys in closed form, for the rules that have
+// one: Vertical-Slash bitmaps and rules made of ranges. The CUDA kernels evaluate rule-tested chunks with
+// these (one word per row instead of one rule test per element); the CPU tests check them against
+// rule_keeps_at. Torch-free, CUDA-includable.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/mask_rule.h"
+
+namespace mmi {
+
+// A rule with only vertical and slash bitmaps (Vertical-Slash passes): vertical_slash_bits serves it.
+inline bool is_vertical_slash_rule(const MaskRule& r) {
+  const MaskRule none;
+  return (r.vertical_words >= 0 || r.slash_words >= 0) && r.min_distance == none.min_distance &&
+         r.min_col == none.min_col && !r.all && r.sink == none.sink && r.local == none.local &&
+         r.dense_rows_before == none.dense_rows_before && r.dense_rows_from == none.dense_rows_from &&
+         r.block == none.block && r.diagonal_period == none.diagonal_period && r.grid_stride == none.grid_stride;
+}
+
+// A rule made of ranges only (sinks, a local window, dense rows, distance and column limits):
+// range_rule_bits serves it.
+inline bool is_range_rule(const MaskRule& r) {
+  const MaskRule none;
+  return r.vertical_words < 0 && r.slash_words < 0 && r.block == none.block &&
+         r.diagonal_period == none.diagonal_period && r.grid_stride == none.grid_stride;
+}
+
+// x with its 64 bits in reverse order.
+MMI_HD uint64_t reverse_bits(uint64_t x) {
+#if defined(__CUDA_ARCH__)
+  return __brevll(x);
+#else
+  x = ((x >> 1) & 0x5555555555555555ull) | ((x & 0x5555555555555555ull) << 1);
+  x = ((x >> 2) & 0x3333333333333333ull) | ((x & 0x3333333333333333ull) << 2);
+  x = ((x >> 4) & 0x0F0F0F0F0F0F0F0Full) | ((x & 0x0F0F0F0F0F0F0F0Full) << 4);
+  x = ((x >> 8) & 0x00FF00FF00FF00FFull) | ((x & 0x00FF00FF00FF00FFull) << 8);
+  x = ((x >> 16) & 0x0000FFFF0000FFFFull) | ((x & 0x0000FFFF0000FFFFull) << 16);
+  return (x >> 32) | (x << 32);
+#endif
+}
+
+// Bits [start, start + 64) of a bitmap as one word (bit t = bitmap bit start + t); bits below 0 read 0.
+// Bitmaps carry one spare word at the end, so reading the word after the last is safe.
+MMI_HD uint64_t bit_window(const uint64_t* words, int64_t start) {
+  if (start <= -64) return 0;
+  const int shift = start < 0 ? static_cast<int>(-start) : 0;  // bits below 0
+  const int64_t from = start < 0 ? 0 : start;
+  const int64_t q = from >> 6;
+  const int r = static_cast<int>(from & 63);
+  const uint64_t window = r == 0 ? words[q] : (words[q] >> r) | (words[q + 1] << (64 - r));
+  return window << shift;
+}
+
+// Keep bits of row i (-1: none) over `len` consecutive keys from c0 under a rule with only vertical and
+// slash bitmaps, 64 elements at a time: the verticals are a window of their bitmap, the slashes a
+// reversed window of theirs. Bit c is key c0 + c.
+MMI_HD uint64_t vertical_slash_bits(const uint64_t* words, const MaskRule& rule, int32_t i, int32_t c0,
+                                   int32_t len) {
+  const int64_t reach = int64_t(i) - c0;  // key c0 + c is causal iff c <= reach
+  if (i < 0 || reach < 0) return 0;
+  uint64_t bits = 0;
+  if (rule.vertical_words >= 0) bits |= bit_window(words + rule.vertical_words, c0);
+  if (rule.slash_words >= 0) bits |= reverse_bits(bit_window(words + rule.slash_words, reach - 63));
+  if (reach < 63) bits &= (uint64_t(2) << reach) - 1;
+  if (len < 64) bits &= (uint64_t(1) << len) - 1;
+  return bits;
+}
+
+// Bits c < n (n clamped to [0, 64]).
+MMI_HD uint64_t low_bits(int64_t n) {
+  return n <= 0 ? 0 : n >= 64 ? ~uint64_t(0) : (uint64_t(1) << n) - 1;
+}
+
+// Keep bits of row i (-1: none) over `len` consecutive keys from c0 under a rule made of ranges only
+// (sinks, a local window, dense rows, distance and column limits: rule kind 2). Bit c is key c0 + c.
+MMI_HD uint64_t range_rule_bits(const MaskRule& r, int32_t i, int32_t c0, int32_t len) {
+  if (i < 0) return 0;
+  const int64_t last = int64_t(i) - r.min_distance - c0;  // the last kept c: j <= i - min_distance
+  const uint64_t allowed = low_bits(last + 1 < len ? last + 1 : len) & ~low_bits(r.min_col - c0);
+  uint64_t kept = low_bits(r.sink - c0);                                // j < sink
+  if (r.local > 0) kept |= ~low_bits(int64_t(i) - r.local + 1 - c0);  // i - j < local
+  if (r.all || i < r.dense_rows_before || i >= r.dense_rows_from) kept = ~uint64_t(0);
+  return kept & allowed;
+}
+
+}  // namespace mmi

@@ -1,0 +1,100 @@
+// The closed-form keep bits the CUDA kernels use for rule-tested chunks equal rule_keeps_at, element by
+// element: random Vertical-Slash bitmaps and random range rules, rows before, inside and after the
+// chunk, chunks of every length, at the edges of the bitmaps.
+#include <random>
+#include <vector>
+
+#include "kernels/rule_bits.h"
+#include "tests/catch.h"
+
+using namespace mmi;
+
+namespace {
+
+constexpr int64_t kLength = 300;  // positions covered by the bitmaps
+
+int64_t uniform(std::mt19937_64& rng, int64_t lo, int64_t hi) {  // inclusive
+  return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+}
+
+// The bits rule_keeps_at gives row i over keys c0 .. c0 + len - 1.
+uint64_t expected_bits(const MaskRule& rule, const uint64_t* words, int64_t i, int64_t c0, int64_t len) {
+  uint64_t bits = 0;
+  for (int64_t c = 0; c < len; ++c) {
+    if (i >= 0 && rule_keeps_at(rule, words, i, c0 + c, -1, -1)) bits |= uint64_t(1) << c;
+  }
+  return bits;
+}
+
+}  // namespace
+
+TEST_CASE("bit reversal and bitmap windows", "[rule_bits]") {
+  REQUIRE(reverse_bits(1) == uint64_t(1) << 63);
+  REQUIRE(reverse_bits(0xF0) == uint64_t(0x0F) << 56);
+  const std::vector<uint64_t> words = {0x8000000000000001ull, 0x3ull, 0};
+  REQUIRE(bit_window(words.data(), 0) == words[0]);
+  REQUIRE(bit_window(words.data(), 63) == 0x7ull);   // bit 63 of word 0, bits 0-1 of word 1
+  REQUIRE(bit_window(words.data(), -2) == words[0] << 2);  // bits below 0 read 0
+  REQUIRE(bit_window(words.data(), -64) == 0);
+}
+
+TEST_CASE("Vertical-Slash keep bits equal the rule, element by element", "[rule_bits][exact]") {
+  std::mt19937_64 rng(17);
+  std::vector<uint64_t> words((kLength + 63) / 64 * 2 + 2, 0);  // verticals, then slashes, spare words
+  MaskRule rule;
+  rule.vertical_words = 0;
+  rule.slash_words = (kLength + 63) / 64 + 1;
+  REQUIRE(is_vertical_slash_rule(rule));
+  for (int round = 0; round < 40; ++round) {
+    std::fill(words.begin(), words.end(), 0);
+    const int64_t density = uniform(rng, 1, 30);  // percent of positions set
+    for (int64_t b = 0; b < kLength; ++b) {
+      if (uniform(rng, 0, 99) < density) words[rule.vertical_words + b / 64] |= uint64_t(1) << (b % 64);
+      if (uniform(rng, 0, 99) < density) words[rule.slash_words + b / 64] |= uint64_t(1) << (b % 64);
+    }
+    for (int probe = 0; probe < 200; ++probe) {
+      const int64_t len = uniform(rng, 1, 64), c0 = uniform(rng, 0, kLength - len);
+      const int64_t i = uniform(rng, -1, kLength - 1);
+      INFO("row " << i << ", keys " << c0 << " + " << len);
+      REQUIRE(vertical_slash_bits(words.data(), rule, int32_t(i), int32_t(c0), int32_t(len)) ==
+              expected_bits(rule, words.data(), i, c0, len));
+    }
+  }
+}
+
+TEST_CASE("range-rule keep bits equal the rule, element by element", "[rule_bits][exact]") {
+  std::mt19937_64 rng(23);
+  for (int round = 0; round < 4000; ++round) {
+    MaskRule rule;
+    rule.sink = uniform(rng, 0, 3) == 0 ? 0 : uniform(rng, 0, 120);
+    rule.local = uniform(rng, 0, 3) == 0 ? 0 : uniform(rng, 1, 150);
+    rule.min_distance = uniform(rng, 0, 2) == 0 ? uniform(rng, 0, 100) : 0;
+    rule.min_col = uniform(rng, 0, 2) == 0 ? uniform(rng, 0, 100) : 0;
+    rule.all = uniform(rng, 0, 9) == 0;
+    if (uniform(rng, 0, 4) == 0) rule.dense_rows_before = uniform(rng, 0, kLength);
+    if (uniform(rng, 0, 4) == 0) rule.dense_rows_from = uniform(rng, 0, kLength);
+    REQUIRE(is_range_rule(rule));
+    const int64_t len = uniform(rng, 1, 64), c0 = uniform(rng, 0, kLength - len);
+    const int64_t i = uniform(rng, -1, kLength - 1);
+    INFO("row " << i << ", keys " << c0 << " + " << len << ", sink " << rule.sink << ", local " << rule.local
+                << ", min distance " << rule.min_distance << ", min col " << rule.min_col);
+    REQUIRE(range_rule_bits(rule, int32_t(i), int32_t(c0), int32_t(len)) == expected_bits(rule, nullptr, i, c0, len));
+  }
+}
+
+TEST_CASE("the closed forms serve exactly their rules", "[rule_bits]") {
+  MaskRule ranges;
+  ranges.sink = 4;
+  ranges.local = 64;
+  REQUIRE(is_range_rule(ranges));
+  REQUIRE_FALSE(is_vertical_slash_rule(ranges));
+  MaskRule grid = ranges;
+  grid.grid_stride = 16;
+  REQUIRE_FALSE(is_range_rule(grid));
+  MaskRule vs;
+  vs.slash_words = 0;
+  REQUIRE(is_vertical_slash_rule(vs));
+  REQUIRE_FALSE(is_range_rule(vs));
+  vs.local = 8;  // a mixed rule has neither form
+  REQUIRE_FALSE(is_vertical_slash_rule(vs));
+}
