@@ -60,7 +60,8 @@ void BM_Dense(benchmark::State& state) {
 // Plan building alone at long lengths, from indices as online estimation resolves them (grid:
 // frame-stride vertical lines; Vertical-Slash: 1000 columns and 1024 distances, forced ones included)
 // for 28 query heads: the host part of the index build that `mmi bench attention` reports. Kind 2 is
-// Vertical-Slash with every tile's runs and columns listed (PlanOptions::compact_vertical_slash off).
+// Vertical-Slash with every tile's runs and columns listed (PlanOptions::compact_vertical_slash off),
+// kind 3 A-shape.
 mmi::ResolvedHead resolved_head(int kind, int64_t length, int head) {
   mmi::ResolvedPattern p;
   std::mt19937_64 rng(head);
@@ -68,6 +69,8 @@ mmi::ResolvedHead resolved_head(int kind, int64_t length, int head) {
     p.params.kind = mmi::PatternKind::kGrid;
     p.index.stride = 256;
     p.index.phase = (head * 37) % 256;
+  } else if (kind == 3) {
+    p.params.kind = mmi::PatternKind::kAShape;  // the defaults: 128 sinks, a 4096 window
   } else {
     p.params.kind = mmi::PatternKind::kVerticalSlash;
     auto pick = [&](int64_t count, int64_t forced, std::vector<int64_t>& out) {
@@ -109,14 +112,15 @@ void BM_BuildPlan(benchmark::State& state) {
   state.counters["tiles"] = tiles;
   state.counters["runs"] = runs;
   state.counters["columns"] = columns;
-  state.SetLabel(state.range(0) == 0 ? "grid" : state.range(0) == 1 ? "vertical_slash" : "vertical_slash listed");
+  const char* const labels[] = {"grid", "vertical_slash", "vertical_slash listed", "a_shape"};
+  state.SetLabel(labels[state.range(0)]);
 }
 
 constexpr int kNumSpecs = sizeof(kSpecs) / sizeof(kSpecs[0]);
 BENCHMARK(BM_Plan)->ArgsProduct({benchmark::CreateDenseRange(0, kNumSpecs - 1, 1), {32}})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Run)->ArgsProduct({benchmark::CreateDenseRange(0, kNumSpecs - 1, 1), {32}})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Dense)->Arg(32)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_BuildPlan)->ArgsProduct({{0, 1, 2}, {128, 1024}})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_BuildPlan)->ArgsProduct({{0, 1, 2, 3}, {128, 1024}})->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
