@@ -43,35 +43,27 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
 template <typename T>
 struct Mma;
 
-template <>
-struct Mma<__nv_bfloat16> {
-  static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-  }
-};
+// The mma.sync m16n8k16 step (c += a b, fp32 accumulators) and the packing of two fp32 values into one
+// register, for one element type: the two specialisations differ only in the type names.
+#define MMI_MMA_SPECIALIZATION(T, PTX_TYPE, PAIR, PACK)                                                   \
+  template <>                                                                                          \
+  struct Mma<T> {                                                                                      \
+    static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,       \
+                                               uint32_t b1) {                                          \
+      asm volatile("mma.sync.aligned.m16n8k16.row.col.f32." PTX_TYPE "." PTX_TYPE                        \
+                   ".f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"                        \
+                   : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])                                      \
+                   : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));                      \
+    }                                                                                                  \
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi) {                               \
+      PAIR v = PACK(lo, hi);                                                                           \
+      return *reinterpret_cast<uint32_t*>(&v);                                                         \
+    }                                                                                                  \
+  };
 
-template <>
-struct Mma<__half> {
-  static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-  static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
-    __half2 v = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-  }
-};
+MMI_MMA_SPECIALIZATION(__nv_bfloat16, "bf16", __nv_bfloat162, __floats2bfloat162_rn)
+MMI_MMA_SPECIALIZATION(__half, "f16", __half2, __floats2half2_rn)
+#undef MMI_MMA_SPECIALIZATION
 
 // Original position of logical index `x` in a band list (bands ascend in `logical`).
 __device__ __forceinline__ int32_t band_orig(const DeviceBand* bands, int32_t count, int32_t x) {
