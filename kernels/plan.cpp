@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "kernels/range_walk.h"
 #include "kernels/vertical_slash_walk.h"
 
 namespace mmi {
@@ -107,20 +108,19 @@ PlanStats& PlanStats::operator+=(const PlanStats& o) {
   return *this;
 }
 
-void tile_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<KeyRun>& runs,
-               std::vector<int64_t>& columns) {
-  runs.clear();
-  columns.clear();
-  if (!pass.vertical_slash) {
-    runs.assign(pass.runs.begin() + pass.run_offsets[t], pass.runs.begin() + pass.run_offsets[t + 1]);
-    columns.assign(pass.columns.begin() + pass.column_offsets[t], pass.columns.begin() + pass.column_offsets[t + 1]);
-    return;
-  }
-  const VerticalSlashIndex& index = *pass.vertical_slash;
+namespace {
+
+// The inclusive original rows of tile t of a compact pass (one row band of step 1).
+std::pair<int64_t, int64_t> compact_tile_rows(const SparsePlan& plan, const Pass& pass, int64_t t) {
   const Band& rows = pass.rows.bands().front();
+  return {rows.orig + t * plan.block_m, rows.orig + std::min(rows.count, (t + 1) * plan.block_m) - 1};
+}
+
+void vertical_slash_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<KeyRun>& runs,
+                         std::vector<int64_t>& columns) {
+  const VerticalSlashIndex& index = *pass.vertical_slash;
+  const auto [row_min, row_max] = compact_tile_rows(plan, pass, t);
   const Band& cols = pass.cols.bands().front();
-  const int64_t row_min = rows.orig + t * plan.block_m;
-  const int64_t row_max = rows.orig + std::min(rows.count, (t + 1) * plan.block_m) - 1;
   const int64_t key_max = std::min(row_max, cols.orig_last());
   SlashRunWalk<int64_t> walk(row_min, row_max, cols.orig, key_max, 0,
                              static_cast<int64_t>(index.slash_groups.size()));
@@ -135,6 +135,41 @@ void tile_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<
   }
 }
 
+// Each run chunk by chunk, consecutive chunks of one mask joined: the runs a listed pass would hold.
+void range_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<KeyRun>& runs) {
+  const auto [row_min, row_max] = compact_tile_rows(plan, pass, t);
+  const Band& cols = pass.cols.bands().front();
+  int64_t begin[2], end[2];
+  const int count = range_tile_runs<int64_t>(pass.rule, row_min, row_max, cols.orig, cols.orig_last(), begin, end);
+  for (int k = 0; k < count; ++k) {
+    for (int64_t c = begin[k]; c <= end[k]; c += plan.block_n) {
+      const int64_t c_last = std::min(end[k], c + plan.block_n - 1);
+      const auto mask = static_cast<ChunkMask>(range_chunk_mask<int64_t>(pass.rule, row_min, row_max, c, c_last));
+      if (c != begin[k] && runs.back().mask == mask) {
+        runs.back().end = c_last + 1 - cols.orig;
+      } else {
+        runs.push_back(KeyRun{c - cols.orig, c_last + 1 - cols.orig, mask});
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void tile_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<KeyRun>& runs,
+               std::vector<int64_t>& columns) {
+  runs.clear();
+  columns.clear();
+  switch (pass.form) {
+    case PassForm::kListed:
+      runs.assign(pass.runs.begin() + pass.run_offsets[t], pass.runs.begin() + pass.run_offsets[t + 1]);
+      columns.assign(pass.columns.begin() + pass.column_offsets[t], pass.columns.begin() + pass.column_offsets[t + 1]);
+      break;
+    case PassForm::kVerticalSlash: vertical_slash_work(plan, pass, t, runs, columns); break;
+    case PassForm::kRanges: range_work(plan, pass, t, runs); break;
+  }
+}
+
 // Counts visited chunks from the plan's structure alone, without gathering any index: fast enough to
 // run after every layer of a long pre-fill.
 static PlanStats tile_stats(const SparsePlan& plan, int head) {
@@ -144,7 +179,7 @@ static PlanStats tile_stats(const SparsePlan& plan, int head) {
   std::vector<KeyRun> runs;
   std::vector<int64_t> columns;
   for (const Pass& pass : plan.heads[head].passes) {
-    if (pass.vertical_slash) {
+    if (pass.form != PassForm::kListed) {
       for (int64_t t = 0; t < pass.num_tiles(); ++t) {
         tile_work(plan, pass, t, runs, columns);
         for (const KeyRun& run : runs) s.tiles += chunks(run.end - run.begin);

@@ -76,6 +76,13 @@ struct KeyRun {
   ChunkMask mask = ChunkMask::kRule;
 };
 
+// Where a pass's tiles take their runs and columns from.
+enum class PassForm : uint8_t {
+  kListed = 0,         // the per-tile lists of Pass
+  kVerticalSlash = 1,  // derived from Pass::vertical_slash (kernels/vertical_slash_walk.h)
+  kRanges = 2,         // derived from the rule, made of ranges only (kernels/range_walk.h)
+};
+
 // The lists a compact Vertical-Slash pass derives every tile's work from (kernels/vertical_slash_walk.h).
 struct VerticalSlashIndex {
   std::vector<int64_t> verticals;  // kept key positions inside the pass's columns, ascending
@@ -94,10 +101,12 @@ struct Pass {
   std::vector<KeyRun> runs;
   std::vector<int64_t> column_offsets;  // [tiles + 1]: tile t's gathered columns
   std::vector<int64_t> columns;         // original key positions, ascending per tile; tested by rule
-  // Set for a compact Vertical-Slash pass (rows and columns each one consecutive range): the per-tile
-  // lists above stay empty and tile_work() derives them, so the plan holds O(verticals + slashes) per
-  // head instead of O(tiles x (verticals + slashes)).
-  std::shared_ptr<const VerticalSlashIndex> vertical_slash;
+  // Compact passes (rows and columns each one consecutive range) keep the per-tile lists above empty and
+  // tile_work() derives them: a Vertical-Slash pass from its two lists, so the plan holds
+  // O(verticals + slashes) per head instead of O(tiles x (verticals + slashes)), a range pass from its
+  // rule alone.
+  PassForm form = PassForm::kListed;
+  std::shared_ptr<const VerticalSlashIndex> vertical_slash;  // set when form is kVerticalSlash
   std::string label;                    // what this pass computes, for inspection
 
   int64_t num_tiles() const { return tiles; }
@@ -131,8 +140,9 @@ struct SparsePlan {
 };
 
 // Tile t's key runs and gathered columns (original positions), whichever form the pass stores them in.
-// A compact pass's runs come in descending order with ChunkMask::kRule, and its columns keep their chunk
-// positions: a vertical that one of the tile's runs covers is -1 (skipped, so counted once).
+// A compact Vertical-Slash pass's runs come in descending order with ChunkMask::kRule, and its columns
+// keep their chunk positions: a vertical that one of the tile's runs covers is -1 (skipped, so counted
+// once). A compact range pass's runs ascend, split where the chunk mask changes, as a listed pass's do.
 void tile_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<KeyRun>& runs,
                std::vector<int64_t>& columns);
 

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "kernels/parallel.h"
+#include "kernels/rule_bits.h"
 
 namespace mmi {
 namespace {
@@ -433,8 +434,8 @@ class PassBuilder {
 // heads can be built in parallel and their words concatenated afterwards.
 class PlanAssembler {
  public:
-  PlanAssembler(const SequenceLayout& layout, const SparsePlan& plan, bool compact_vertical_slash)
-      : layout_(layout), plan_(plan), compact_vertical_slash_(compact_vertical_slash) {}
+  PlanAssembler(const SequenceLayout& layout, const SparsePlan& plan, bool compact_passes)
+      : layout_(layout), plan_(plan), compact_passes_(compact_passes) {}
   std::vector<uint64_t>& words() { return words_; }
 
   HeadPlan head(const ResolvedHead& head) {
@@ -507,12 +508,12 @@ class PlanAssembler {
     PassSpec spec{IndexMap::of_segments(rows), IndexMap::of_segments(cols), rule, scope + ": vertical-slash"};
     spec.verticals = &p.index.verticals;
     spec.slashes = &p.index.slashes;
-    if (compact_vertical_slash_ && rows.size() == 1 && cols.size() == 1) return add_compact(out, spec);
+    if (compact_passes_ && rows.size() == 1 && cols.size() == 1) return add_compact_vertical_slash(out, spec);
     add(out, spec);
   }
 
   // A Vertical-Slash pass whose tiles derive their work from the two lists (tile_work).
-  void add_compact(HeadPlan& out, const PassSpec& spec) {
+  void add_compact_vertical_slash(HeadPlan& out, const PassSpec& spec) {
     if (spec.rows.empty() || spec.cols.empty()) return;
     const Band& cols = spec.cols.bands().front();
     auto index = std::make_shared<VerticalSlashIndex>();
@@ -533,15 +534,25 @@ class PlanAssembler {
         index->slash_groups.push_back({d, d});
       }
     }
+    Pass pass = compact_pass(spec, PassForm::kVerticalSlash);
+    pass.vertical_slash = std::move(index);
+    out.passes.push_back(std::move(pass));
+  }
+
+  // A pass whose tiles derive their work (Pass::form): only its maps, rule and tile count.
+  Pass compact_pass(const PassSpec& spec, PassForm form) const {
     Pass pass;
     pass.rows = spec.rows;
     pass.cols = spec.cols;
     pass.rule = spec.rule;
     pass.label = spec.label;
     pass.tiles = (spec.rows.size() + plan_.block_m - 1) / plan_.block_m;
-    pass.vertical_slash = std::move(index);
-    out.passes.push_back(std::move(pass));
+    pass.form = form;
+    return pass;
   }
+
+  // One consecutive range of positions (a single band of step 1).
+  static bool consecutive(const IndexMap& map) { return map.bands().size() == 1 && map.bands().front().step == 1; }
 
   void add_grid(HeadPlan& out, const ResolvedPattern& p, const Segments& rows, const Segments& cols,
                 const std::string& scope) {
@@ -592,12 +603,16 @@ class PlanAssembler {
 
   void add(HeadPlan& out, const PassSpec& spec) {
     if (spec.rows.empty() || spec.cols.empty()) return;
+    if (compact_passes_ && is_range_rule(spec.rule) && consecutive(spec.rows) && consecutive(spec.cols)) {
+      out.passes.push_back(compact_pass(spec, PassForm::kRanges));
+      return;
+    }
     out.passes.push_back(PassBuilder(plan_, words_, spec).build());
   }
 
   const SequenceLayout& layout_;
   const SparsePlan& plan_;
-  const bool compact_vertical_slash_;
+  const bool compact_passes_;
   std::vector<uint64_t> words_;
 };
 
@@ -618,7 +633,7 @@ SparsePlan build_plan(const SequenceLayout& layout, const std::vector<ResolvedHe
   plan.heads.resize(heads.size());
   std::vector<std::vector<uint64_t>> words(heads.size());
   parallel_for(heads.size(), [&](size_t h) {
-    PlanAssembler assembler(layout, plan, options.compact_vertical_slash);
+    PlanAssembler assembler(layout, plan, options.compact_passes);
     plan.heads[h] = assembler.head(heads[h]);
     words[h] = std::move(assembler.words());
   });

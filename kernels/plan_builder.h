@@ -12,9 +12,11 @@ namespace mmi {
 struct PlanOptions {
   int64_t block_m = 128;  // query tile (the CUDA executor's tile)
   int64_t block_n = 64;  // key chunk
-  // Vertical-Slash passes over one consecutive row range and one column range store only their
-  // vertical and slash lists (Pass::vertical_slash); false lists every tile's runs and columns.
-  bool compact_vertical_slash = true;
+  // Passes over one consecutive row range and one consecutive column range whose tiles' work has a
+  // closed form store no per-tile lists (Pass::form): Vertical-Slash passes keep only their vertical
+  // and slash lists, passes of ranges (A-shape, Tri-shape, dense, the grid's sinks and local window)
+  // only their rule. false lists every tile's runs and columns.
+  bool compact_passes = true;
 };
 
 // heads[h] is query head h's resolved patterns. The plan's kept elements equal head_keeps() exactly.

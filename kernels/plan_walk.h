@@ -30,8 +30,9 @@ void for_each_chunk(const SparsePlan& plan, int head, ChunkFn&& chunk) {
         for (int64_t x = c; x < std::min(count, c + plan.block_n); ++x) {
           if (columns[x] >= 0) cols.push_back(columns[x]);
         }
-        // A compact pass gathers only verticals (covered ones dropped), whose every causal element counts.
-        chunk(pass, rows, cols, pass.vertical_slash ? ChunkMask::kCausal : ChunkMask::kRule);
+        // A compact Vertical-Slash pass gathers only verticals (covered ones dropped), whose every
+        // causal element counts.
+        chunk(pass, rows, cols, pass.form == PassForm::kVerticalSlash ? ChunkMask::kCausal : ChunkMask::kRule);
       }
     }
   }

@@ -13,6 +13,7 @@
 #include "kernels/cuda/sparse_attention.cuh"
 #include "kernels/cuda/window_profile.cuh"
 #include "kernels/parallel.h"
+#include "kernels/range_walk.h"
 #include "kernels/rule_bits.h"
 
 namespace mmi {
@@ -99,8 +100,7 @@ struct DevicePlan {
     };
     std::vector<cuda::DeviceSlashGroup> slash_groups_h;
     std::vector<int32_t> verticals_h;
-    auto add_compact = [&](const VerticalSlashIndex& index, cuda::DevicePass& dp) {
-      dp.compact = 1;
+    auto add_vertical_slash = [&](const VerticalSlashIndex& index, cuda::DevicePass& dp) {
       dp.slash_group_begin = narrow32(static_cast<int64_t>(slash_groups_h.size()), "slash groups");
       for (const VerticalSlashIndex::Group& g : index.slash_groups) {
         slash_groups_h.push_back({narrow32(g.lo, "slash"), narrow32(g.hi, "slash")});
@@ -131,7 +131,8 @@ struct DevicePlan {
         dp.num_col_bands = static_cast<int32_t>(pass.cols.bands().size());
         add_bands(pass.cols);
         dp.num_rows = narrow32(pass.rows.size(), "rows");
-        if (pass.vertical_slash) add_compact(*pass.vertical_slash, dp);
+        dp.form = static_cast<int32_t>(pass.form);
+        if (pass.form == PassForm::kVerticalSlash) add_vertical_slash(*pass.vertical_slash, dp);
         slots.push_back({&pass, static_cast<int32_t>(passes_h.size()), dp.col_bands, runs_total, columns_total, tiles_total});
         passes_h.push_back(dp);
         runs_total += static_cast<int64_t>(pass.runs.size());
@@ -158,10 +159,10 @@ struct DevicePlan {
     auto* runs_h = packed.host<cuda::DeviceRun>(at_runs);
     auto* columns_h = packed.host<int32_t>(at_columns);
     parallel_for(slots.size(), [&](size_t i) {
-      if (slots[i].pass->vertical_slash) {
-        weigh_compact(slots[i], plan.block_m, plan.block_n, weighted);
-      } else {
-        fill(slots[i], plan.block_n, runs_h, columns_h, weighted);
+      switch (slots[i].pass->form) {
+        case PassForm::kListed: fill(slots[i], plan.block_n, runs_h, columns_h, weighted); break;
+        case PassForm::kVerticalSlash: weigh_vertical_slash(slots[i], plan.block_m, plan.block_n, weighted); break;
+        case PassForm::kRanges: weigh_ranges(plan, slots[i], weighted); break;
       }
     });
     // Per level, heaviest tiles first, so the long causal rows do not finish last on a half-empty GPU;
@@ -171,10 +172,8 @@ struct DevicePlan {
     for (size_t level = 0; level < depth; ++level) {
       const auto begin = weighted.begin() + (level == 0 ? 0 : slots[level_end[level - 1]].tiles);
       const auto end = level_end[level] < slots.size() ? weighted.begin() + slots[level_end[level]].tiles : weighted.end();
-      const auto kept = std::stable_partition(begin, end, [](const auto& w) { return w.first > 0; });
-      std::stable_sort(begin, kept, [](const auto& a, const auto& b) { return a.first > b.first; });
       const int32_t first = written;
-      for (auto it = begin; it != kept; ++it) tiles_h[written++] = it->second;
+      written = heaviest_first(begin, end, tiles_h + written) + first;
       levels.emplace_back(first, written);
     }
     packed.copy(at_passes, passes_h);
@@ -222,10 +221,43 @@ struct DevicePlan {
     }
   }
 
-  // A compact pass's tiles list nothing; for the ordering, each is weighed by an upper bound of its
-  // chunks: the slash groups that reach it (each spans its distances plus a tile of rows) and its
-  // verticals. Prefix sums over the groups make that O(log) per tile.
-  static void weigh_compact(const Slot& slot, int64_t block_m, int64_t block_n,
+  // Writes the tiles of [begin, end) with any chunk to `out`, most chunks first, ties in their order (a
+  // counting sort: weights are chunk counts, at most a few per key chunk); returns how many.
+  using Weighted = std::vector<std::pair<int64_t, cuda::DeviceTile>>::iterator;
+  static int32_t heaviest_first(Weighted begin, Weighted end, cuda::DeviceTile* out) {
+    int64_t heaviest = 0;
+    for (auto it = begin; it != end; ++it) heaviest = std::max(heaviest, it->first);
+    std::vector<int32_t> start(heaviest + 2, 0);  // start[heaviest - w + 1]: tiles heavier than w
+    for (auto it = begin; it != end; ++it) {
+      if (it->first > 0) ++start[heaviest - it->first + 1];
+    }
+    for (size_t w = 1; w < start.size(); ++w) start[w] += start[w - 1];
+    for (auto it = begin; it != end; ++it) {
+      if (it->first > 0) out[start[heaviest - it->first]++] = it->second;
+    }
+    return start[heaviest];
+  }
+
+  // A compact range pass's tiles list nothing; each is weighed by its chunks, in closed form.
+  static void weigh_ranges(const SparsePlan& plan, const Slot& slot,
+                           std::vector<std::pair<int64_t, cuda::DeviceTile>>& weighted) {
+    const Pass& pass = *slot.pass;
+    const Band& rows = pass.rows.bands().front();
+    const Band& cols = pass.cols.bands().front();
+    for (int64_t t = 0; t < pass.num_tiles(); ++t) {
+      const int64_t row_min = rows.orig + t * plan.block_m;
+      const int64_t row_max = rows.orig + std::min(rows.count, (t + 1) * plan.block_m) - 1;
+      int64_t begin[2], end[2], chunks = 0;
+      const int count = range_tile_runs<int64_t>(pass.rule, row_min, row_max, cols.orig, cols.orig_last(), begin, end);
+      for (int k = 0; k < count; ++k) chunks += (end[k] - begin[k] + plan.block_n) / plan.block_n;
+      weighted[slot.tiles + t] = {chunks, cuda::DeviceTile{slot.index, static_cast<int32_t>(t), 0, 0, 0, 0}};
+    }
+  }
+
+  // A compact Vertical-Slash pass's tiles list nothing; for the ordering, each is weighed by an upper
+  // bound of its chunks: the slash groups that reach it (each spans its distances plus a tile of rows)
+  // and its verticals. Prefix sums over the groups make that O(log) per tile.
+  static void weigh_vertical_slash(const Slot& slot, int64_t block_m, int64_t block_n,
                             std::vector<std::pair<int64_t, cuda::DeviceTile>>& weighted) {
     const Pass& pass = *slot.pass;
     const VerticalSlashIndex& index = *pass.vertical_slash;

@@ -36,10 +36,12 @@ struct DeviceSlashGroup {
 struct DevicePass {
   MaskRule rule;
   int32_t rule_kind;                 // 0: general rule; 1: only vertical and slash bitmaps; 2: only ranges
-  // 1: a compact Vertical-Slash pass (one row band, one column band); its tiles derive their runs from
+  // How its tiles find their work (PassForm): 0 listed runs and columns (DeviceTile); 1 a compact
+  // Vertical-Slash pass (one row band, one column band) whose tiles derive their runs from
   // slash_groups[slash_group_begin, slash_group_end) and gather from verticals[vertical_begin,
-  // vertical_end) (kernels/vertical_slash_walk.h) instead of reading runs and columns.
-  int32_t compact;
+  // vertical_end) (kernels/vertical_slash_walk.h); 2 a compact range pass (one row band, one column band)
+  // whose tiles derive their runs from the rule (kernels/range_walk.h).
+  int32_t form;
   int32_t slash_group_begin, slash_group_end;
   int32_t vertical_begin, vertical_end;
   int32_t head, kv_head;
@@ -52,8 +54,8 @@ struct DevicePass {
 struct DeviceTile {
   int32_t pass;        // index into passes
   int32_t tile;        // tile index within the pass
-  int32_t run_begin, run_end;        // into runs (unused by compact passes)
-  int32_t column_begin, column_end;  // into columns (original positions; unused by compact passes)
+  int32_t run_begin, run_end;        // into runs (listed passes only)
+  int32_t column_begin, column_end;  // into columns (original positions; listed passes only)
 };
 
 // Everything a launch reads. Tensors are [N, heads, head_dim] contiguous; states are fp32.

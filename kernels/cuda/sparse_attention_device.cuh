@@ -8,6 +8,7 @@
 #include <cuda_fp16.h>
 
 #include "kernels/cuda/sparse_attention.cuh"
+#include "kernels/range_walk.h"
 #include "kernels/rule_bits.h"
 #include "kernels/vertical_slash_walk.h"
 
@@ -131,15 +132,17 @@ __device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, Ti
 
 // Walks a tile's chunks in order: runs first (in chunks of kBlockN logical keys), then gathered columns.
 // Every thread keeps the same cursor in registers, including the current run and the band holding the
-// chunk start, so a chunk inside one band costs no global loads to locate. A compact Vertical-Slash pass
-// takes its runs from the slash walk and its columns from the pass's vertical list.
+// chunk start, so a chunk inside one band costs no global loads to locate. Compact passes derive their
+// runs instead of reading them: a Vertical-Slash pass from the slash walk (its columns are the pass's
+// vertical list), a range pass from its rule (at most two runs, no columns).
 struct ChunkCursor {
   int32_t run, run_end, pos, column, column_end;
   DeviceRun current;
   int32_t band_index;
   DeviceBand band;
-  bool compact;
-  SlashRunWalk<int32_t> walk;  // compact passes: yields the tile's runs, holds its row range
+  int32_t form;                // DevicePass::form
+  SlashRunWalk<int32_t> walk;  // compact passes: the tile's row range; Vertical-Slash: yields its runs
+  int32_t next_begin, next_end;  // compact range passes: the second run (logical keys), if run_end is 2
 
   __device__ void enter_run(const SparseAttentionParams& p) {
     current = p.runs[run];
@@ -156,9 +159,21 @@ struct ChunkCursor {
       run = run_end;
     }
   }
+  // A compact range pass's runs: the first becomes current, the second waits in next_begin/next_end.
+  __device__ void start_range_runs(const MaskRule& rule) {
+    int32_t begin[2] = {0, 0}, end[2] = {-1, -1};
+    run = 0;
+    run_end = range_tile_runs<int32_t>(rule, walk.row_min, walk.row_max, band.orig, band.orig + band.count - 1, begin,
+                                       end);
+    current = DeviceRun{begin[0] - band.orig, end[0] + 1 - band.orig, 2, band_index};
+    pos = current.begin;
+    next_begin = begin[1] - band.orig;
+    next_end = end[1] + 1 - band.orig;
+    column = column_end = 0;
+  }
   __device__ void start(const SparseAttentionParams& p, const DeviceTile& t, const DevicePass& pass) {
-    compact = pass.compact != 0;
-    if (!compact) {
+    form = pass.form;
+    if (form == 0) {
       run = t.run_begin;
       run_end = t.run_end;
       column = t.column_begin;
@@ -173,6 +188,7 @@ struct ChunkCursor {
     const int32_t row_max = rows.orig + min(rows.count, (t.tile + 1) * kBlockM) - 1;
     const int32_t key_max = min(row_max, band.orig + band.count - 1);
     walk = SlashRunWalk<int32_t>(row_min, row_max, band.orig, key_max, pass.slash_group_begin, pass.slash_group_end);
+    if (form == 2) return start_range_runs(pass.rule);
     run = 0;
     run_end = 1;
     next_compact_run(p);
@@ -202,7 +218,7 @@ struct ChunkCursor {
     constexpr int kPieces = D / 8;  // 16-byte pieces per row
     const int tid = threadIdx.x;
     const bool from_run = run < run_end;
-    const int32_t* column_list = compact ? p.verticals : p.columns;
+    const int32_t* column_list = form == 1 ? p.verticals : p.columns;
     const int32_t len = from_run ? min(kBlockN, current.end - pos) : min(kBlockN, column_end - column);
     auto col_of = [&](int r) -> int32_t {
       if (r >= len) return -1;
@@ -218,7 +234,7 @@ struct ChunkCursor {
     }
     if (tid < kBlockN) {
       int32_t j = col_of(tid);
-      if (compact && !from_run && j >= 0 &&
+      if (form == 1 && !from_run && j >= 0 &&
           vertical_covered(p.words + pass.rule.slash_words, walk.row_min, walk.row_max, j)) {
         j = -1;  // one of the tile's runs counts this column already
       }
@@ -228,8 +244,11 @@ struct ChunkCursor {
     }
     if (tid == 0) {
       // Gathered columns are tested by the rule, except a compact pass's verticals: the rule keeps every
-      // causal element of those, and the covered ones are -1.
-      s.mask[buf] = from_run ? current.mask : compact ? 1 : 2;
+      // causal element of those, and the covered ones are -1. A compact range pass classifies each chunk.
+      const int32_t c0 = band.orig + (pos - band.logical);
+      s.mask[buf] = !from_run   ? (form == 1 ? 1 : 2)
+                    : form == 2 ? range_chunk_mask<int32_t>(s.rule, walk.row_min, walk.row_max, c0, c0 + len - 1)
+                                : current.mask;
       s.len[buf] = len;
       s.contiguous[buf] = from_run && band.step == 1 && pos + len <= band.logical + band.count;
     }
@@ -240,9 +259,14 @@ struct ChunkCursor {
     pos += kBlockN;
     if (pos < current.end) {
       while (pos >= band.logical + band.count) band = p.bands[++band_index];
-    } else if (compact) {
+    } else if (form == 1) {
       next_compact_run(p);
-    } else if (++run < run_end) {
+    } else if (++run >= run_end) {
+      return;
+    } else if (form == 2) {
+      current.begin = pos = next_begin;
+      current.end = next_end;
+    } else {
       enter_run(p);
     }
   }

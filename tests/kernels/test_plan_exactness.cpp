@@ -18,7 +18,7 @@ namespace {
 const std::vector<PatternKind>& kKinds = kAllPatternKinds;
 const std::vector<BoundaryKind> kBoundaries = {BoundaryKind::kNone, BoundaryKind::kK, BoundaryKind::kQ,
                                                BoundaryKind::k2D};
-// The last one lists every Vertical-Slash tile's runs and columns instead of deriving them.
+// The last one lists every tile's runs and columns, compact passes' included, instead of deriving them.
 const std::vector<PlanOptions> kTiles = {{16, 16}, {64, 64}, {8, 24}, {32, 16, false}};
 
 // The first element where the plan's count differs from the oracle, or an empty string.
@@ -39,11 +39,15 @@ std::string first_mismatch(const SequenceLayout& layout, const ResolvedHead& hea
 
 int64_t chunks_of(int64_t count, int64_t block_n) { return (count + block_n - 1) / block_n; }
 
-// A compact Vertical-Slash pass's chunks by brute force: per tile, the keys some row reaches along a
-// kept distance, as maximal runs, plus the verticals up to the tile's last row.
+// A compact pass's chunks by brute force: per tile, the keys some row reaches (along a kept distance for
+// Vertical-Slash, by the rule for ranges), as maximal runs, plus the verticals up to the tile's last row.
 int64_t compact_chunks(const SparsePlan& plan, const Pass& pass) {
   const Band& rows = pass.rows.bands().front();
   const Band& cols = pass.cols.bands().front();
+  const bool vertical_slash = pass.form == PassForm::kVerticalSlash;
+  auto reaches = [&](int64_t i, int64_t j) {
+    return vertical_slash ? test_bit(plan.words.data() + pass.rule.slash_words, i - j) : plan.keeps(pass.rule, i, j);
+  };
   int64_t chunks = 0;
   for (int64_t t = 0; t < pass.num_tiles(); ++t) {
     const int64_t first = rows.orig + t * plan.block_m;
@@ -51,9 +55,7 @@ int64_t compact_chunks(const SparsePlan& plan, const Pass& pass) {
     int64_t run = 0;
     for (int64_t j = cols.orig; j <= cols.orig_last() + 1; ++j) {
       bool reached = false;
-      for (int64_t i = std::max(first, j); i <= last && j <= cols.orig_last() && !reached; ++i) {
-        reached = test_bit(plan.words.data() + pass.rule.slash_words, i - j);
-      }
+      for (int64_t i = std::max(first, j); i <= last && j <= cols.orig_last() && !reached; ++i) reached = reaches(i, j);
       if (reached) {
         ++run;
       } else {
@@ -61,6 +63,7 @@ int64_t compact_chunks(const SparsePlan& plan, const Pass& pass) {
         run = 0;
       }
     }
+    if (!vertical_slash) continue;
     const auto& v = pass.vertical_slash->verticals;
     chunks += chunks_of(std::upper_bound(v.begin(), v.end(), last) - v.begin(), plan.block_n);
   }
@@ -71,7 +74,7 @@ int64_t compact_chunks(const SparsePlan& plan, const Pass& pass) {
 int64_t expected_computed(const SparsePlan& plan, int head) {
   int64_t chunks = 0;
   for (const Pass& pass : plan.heads[head].passes) {
-    if (pass.vertical_slash) {
+    if (pass.form != PassForm::kListed) {
       chunks += compact_chunks(plan, pass);
       continue;
     }
@@ -123,12 +126,57 @@ TEST_CASE("compact Vertical-Slash plans hold no per-tile lists and count what ex
     const SparsePlan compact = build_plan(layout, {head}, {64, 64, true});
     const SparsePlan listed = build_plan(layout, {head}, {64, 64, false});
     const Pass& pass = compact.heads[0].passes.at(0);
-    REQUIRE(pass.vertical_slash != nullptr);
+    REQUIRE(pass.form == PassForm::kVerticalSlash);
     REQUIRE((pass.runs.empty() && pass.columns.empty() && pass.run_offsets.empty()));
-    REQUIRE(listed.heads[0].passes.at(0).vertical_slash == nullptr);
+    REQUIRE(listed.heads[0].passes.at(0).form == PassForm::kListed);
     REQUIRE(count_matrix(compact, 0) == count_matrix(listed, 0));
     // Same runs, so the same chunks, except where a gathered chunk keeps a covered vertical's place.
     REQUIRE(head_stats(compact, 0).tiles >= head_stats(listed, 0).tiles);
+  }
+}
+
+TEST_CASE("compact range passes derive exactly the runs and masks a listed plan holds", "[plan][exact]") {
+  std::mt19937_64 rng(47);
+  const std::vector<PatternKind> kinds = {PatternKind::kDense, PatternKind::kAShape, PatternKind::kTriShape,
+                                          PatternKind::kGrid, PatternKind::kSfStrided};
+  for (const SequenceLayout& layout : test_layouts()) {
+    for (PatternKind kind : kinds) {
+      for (const PlanOptions& tiles : {PlanOptions{16, 16}, PlanOptions{64, 64}, PlanOptions{8, 24}}) {
+        const ResolvedHead head = random_head(BoundaryKind::kNone, {kind}, layout, rng);
+        PlanOptions listed_tiles = tiles;
+        listed_tiles.compact_passes = false;
+        const SparsePlan compact = build_plan(layout, {head}, tiles);
+        const SparsePlan listed = build_plan(layout, {head}, listed_tiles);
+        INFO("layout " << layout.describe() << ", " << describe_resolved(head, layout) << ", tiles " << tiles.block_m
+                       << "x" << tiles.block_n);
+        REQUIRE(compact.heads[0].passes.size() == listed.heads[0].passes.size());
+        int ranges = 0;
+        for (size_t p = 0; p < compact.heads[0].passes.size(); ++p) {
+          const Pass& derived = compact.heads[0].passes[p];
+          const Pass& explicit_pass = listed.heads[0].passes[p];
+          REQUIRE(explicit_pass.form == PassForm::kListed);
+          if (derived.form != PassForm::kRanges) continue;
+          ++ranges;
+          REQUIRE((derived.runs.empty() && derived.run_offsets.empty()));
+          std::vector<KeyRun> got, want;
+          std::vector<int64_t> got_columns, want_columns;
+          for (int64_t t = 0; t < derived.num_tiles(); ++t) {
+            tile_work(compact, derived, t, got, got_columns);
+            tile_work(listed, explicit_pass, t, want, want_columns);
+            REQUIRE(got.size() == want.size());
+            for (size_t r = 0; r < got.size(); ++r) {
+              INFO("tile " << t << ", run " << r);
+              REQUIRE((got[r].begin == want[r].begin && got[r].end == want[r].end && got[r].mask == want[r].mask));
+            }
+            REQUIRE((got_columns.empty() && want_columns.empty()));
+          }
+        }
+        // Every one of these heads has a pass of ranges over the whole sequence (the grid's sinks, local
+        // window and dense text rows; strided's local window).
+        REQUIRE(ranges >= 1);
+        REQUIRE(count_matrix(compact, 0) == count_matrix(listed, 0));
+      }
+    }
   }
 }
 
