@@ -29,7 +29,8 @@ struct AttentionProfile {
 // q: [N, Hq, D], k: [N, Hkv, D]; query head `head` reads KV head head / (Hq / Hkv).
 // key_filter (optional, [N], nonzero = counted) restricts the sums to some keys (2D-boundary quadrants);
 // the softmax itself always runs over every causal key. Keys are processed in chunks: memory O(N).
-// On the GPU two fused kernels compute it (kernels/cuda/window_profile.cuh: fp32 scores, fp64 sums).
+// On the GPU two fused kernels compute it (kernels/cuda/window_profile.cuh: fp32 scores, on tensor cores
+// for bf16/fp16 with D a multiple of 16; fp64 sums).
 AttentionProfile last_query_profile(const at::Tensor& q, const at::Tensor& k, int64_t head,
                                     const QueryWindow& window,
                                     const std::vector<uint8_t>* key_filter = nullptr, bool distances = true);

@@ -336,9 +336,10 @@ class PassBuilder {
     intervals_ = merged;
     const size_t first_run = pass.runs.size();
     for (const auto& [begin, end] : merged) {
+      int band = spec_.cols.band_at(begin);  // the band holding the chunk's first column
       for (int64_t c = begin; c < end; c += plan_.block_n) {
         const int64_t c_end = std::min(end, c + plan_.block_n);
-        const ChunkMask mask = classify(chunk_cols(c, c_end));
+        const ChunkMask mask = classify(chunk_cols(c, c_end, band));
         // Extend the previous run when this chunk continues it with the same mask; chunk boundaries
         // stay block_n apart because only whole chunks are ever followed by another in one interval.
         if (pass.runs.size() > first_run && pass.runs.back().end == c && pass.runs.back().mask == mask) {
@@ -366,9 +367,15 @@ class PassBuilder {
     return it != intervals_.begin() && logical < (it - 1)->second;
   }
 
-  ChunkCols chunk_cols(int64_t begin, int64_t end) const {
+  // Columns [begin, end) of the pass's column map; `band` is a band at or before the one holding
+  // `begin`, advanced to it (chunks come in ascending order, so no search is needed).
+  ChunkCols chunk_cols(int64_t begin, int64_t end, int& band) const {
     const auto& bands = spec_.cols.bands();
-    const int first = spec_.cols.band_at(begin), last = spec_.cols.band_at(end - 1);
+    auto past = [&](int b, int64_t x) { return bands[b].logical + bands[b].count <= x; };
+    while (past(band, begin)) ++band;
+    int last = band;
+    while (past(last, end - 1)) ++last;
+    const int first = band;
     ChunkCols c;
     c.min = INT64_MAX;
     c.max = INT64_MIN;

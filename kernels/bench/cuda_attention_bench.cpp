@@ -90,6 +90,19 @@ void BM_SparsePlan(benchmark::State& state) {
   state.SetLabel(kMethods[state.range(0)]);
 }
 
+// The plan's upload alone (the last part of the index build): flattening, tile ordering, one pinned
+// copy, synchronised.
+void BM_PlanUpload(benchmark::State& state) {
+  const Case& c = inputs(state.range(1));
+  const auto method = mmi::make_method_from_spec(kMethods[state.range(0)]);
+  mmi::SparsePlan plan = method->plan(mmi::AttentionContext{&c.layout, 0}, c.qkv.q, c.qkv.k);
+  for (auto _ : state) {
+    mmi::prepare_plan_cuda(plan, c.qkv.q.size(1) / c.qkv.k.size(1), c.qkv.q.device());
+    mmi::cuda_synchronize();
+  }
+  state.SetLabel(kMethods[state.range(0)]);
+}
+
 // The online estimation's last-query profile of all 28 heads (64 window rows, column and distance
 // sums): fused kernels (arg 0 = 1) against the ATen path (0), in the same process.
 void BM_WindowProfile(benchmark::State& state) {
@@ -123,6 +136,7 @@ BENCHMARK(BM_SparseRun)->Apply(methods_by_lengths)->UseManualTime()->Unit(benchm
 BENCHMARK(BM_SparseKernel)->ArgsProduct({{0, 1, 3}, {1, 2}, {131072}})->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_WindowProfile)->ArgsProduct({{0, 1}, {131072, 1048576}})->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SparsePlan)->Apply(methods_by_lengths)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PlanUpload)->ArgsProduct({{0, 1, 2}, {131072, 1048576}})->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

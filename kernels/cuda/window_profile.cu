@@ -1,13 +1,18 @@
-// Fused last-query profile (see window_profile.cuh). One CTA of 128 threads per block of 128 keys; each
-// warp owns 16 of the current 64 window rows and each lane 4 keys (lane + 32c), so one shared-memory
-// load of a query value feeds four FMAs and one of a key value sixteen (scalar FMAs are bound by
-// shared-memory traffic otherwise). Rows go through shared memory transposed ([D][64]) and keys as
-// [D][128]. fp32 scores (as the ATen path computes them), fp64 sums across CTAs.
+// Fused last-query profile (see window_profile.cuh). One CTA of 128 threads per block of 128 keys, the
+// window's rows 64 at a time; fp32 scores (as the ATen path computes them), fp64 sums across CTAs.
+// - bf16 and fp16 with D a multiple of 16: tensor cores (mma.sync m16n8k16, fp32 accumulation). Rows and
+//   keys sit in padded shared memory as they are; each warp computes all 64 rows against its 32 keys.
+// - otherwise (fp32 inputs, other D): CUDA cores. Each warp owns 16 rows and each lane 4 keys (lane +
+//   32c), so one shared-memory load of a query value feeds four FMAs and one of a key value sixteen
+//   (scalar FMAs are bound by shared-memory traffic otherwise). Rows go through shared memory
+//   transposed ([D][64]) and keys as [D][128].
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <cmath>
+#include <type_traits>
 
+#include "kernels/cuda/mma.cuh"
 #include "kernels/cuda/window_profile.cuh"
 
 namespace mmi::cuda {
@@ -142,6 +147,18 @@ __global__ void __launch_bounds__(kThreads) row_stats_kernel(WindowProfileParams
   }
 }
 
+// Adds one step's per-distance sums of this CTA (by_distance[r + kProfileKeys - 1 - x]: row r of the
+// step, key key0 + x) to the global ones.
+__device__ __forceinline__ void flush_distances(const WindowProfileParams& p, const float* by_distance,
+                                                int64_t first_row, int64_t key0) {
+  if (!p.distance) return;
+  const int64_t lowest = first_row - key0 - (kProfileKeys - 1);
+  for (int i = threadIdx.x; i < kProfileKeys + kProfileRows - 1; i += kThreads) {
+    const int64_t d = lowest + i;
+    if (d >= 0 && d < p.end && by_distance[i] != 0.f) atomicAdd(&p.distance[d], static_cast<double>(by_distance[i]));
+  }
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kThreads) profile_kernel(WindowProfileParams p) {
   extern __shared__ float shared[];
@@ -184,13 +201,7 @@ __global__ void __launch_bounds__(kThreads) profile_kernel(WindowProfileParams p
       }
     }
     __syncthreads();
-    if (p.distance) {
-      const int64_t lowest = first_row - key0 - (kProfileKeys - 1);
-      for (int i = threadIdx.x; i < kProfileKeys + kProfileRows - 1; i += kThreads) {
-        const int64_t d = lowest + i;
-        if (d >= 0 && d < p.end && by_distance[i] != 0.f) atomicAdd(&p.distance[d], static_cast<double>(by_distance[i]));
-      }
-    }
+    flush_distances(p, by_distance, first_row, key0);
   }
 #pragma unroll
   for (int c = 0; c < kKeysPerLane; ++c) column_part[warp][lane + 32 * c] = column[c];
@@ -203,14 +214,231 @@ __global__ void __launch_bounds__(kThreads) profile_kernel(WindowProfileParams p
   }
 }
 
+// ---- tensor cores ----------------------------------------------------------------------------------
+
+constexpr int kPaddedRow = 128 + 8;  // elements per shared row: D <= 128, padded so ldmatrix has no conflicts
+
 template <typename T>
-cudaError_t launch(const WindowProfileParams& p, bool stats, cudaStream_t stream) {
-  const size_t bytes = shared_bytes(p.head_dim);
-  auto kernel = stats ? row_stats_kernel<T> : profile_kernel<T>;
+struct MmaShared {
+  T keys[kProfileKeys * kPaddedRow];
+  T rows[kProfileRows * kPaddedRow];
+  float warp_max[kWarps][kProfileRows];  // pass 1: each warp's row maxima and sums over its 32 keys
+  float warp_sum[kWarps][kProfileRows];
+  float by_distance[kProfileKeys + kProfileRows - 1];  // pass 2, as in profile_kernel
+};
+
+// `count` rows of D values from `first` (rows past `valid` zero-filled) into padded shared memory.
+template <typename T>
+__device__ __forceinline__ void load_padded(const T* base, int64_t row_stride, int head_dim, int64_t first,
+                                            int64_t valid, int count, T* out) {
+  const int pieces = head_dim / 8;  // 16-byte pieces
+  for (int idx = threadIdx.x; idx < count * pieces; idx += kThreads) {
+    const int row = idx / pieces, piece = idx % pieces;
+    const bool ok = row < valid;
+    detail::cp_async_16(out + row * kPaddedRow + piece * 8, base + (first + (ok ? row : 0)) * row_stride + piece * 8, ok);
+  }
+  detail::cp_async_commit();
+  detail::cp_async_wait<0>();
+}
+
+// sc[a][n][e]: the score of step row a * 16 + lane / 4 + 8 * (e / 2) and key key0 + 32 * warp + 8 * n +
+// 2 * (lane % 4) + e % 2 (the mma accumulator layout), scaled; -inf where the key is not causal for the
+// row, past the window's end, or the row is past the step's `rows`.
+using MmaScores = float[4][4][4];
+
+__device__ __forceinline__ int mma_row(int a, int e) { return a * 16 + (threadIdx.x % 32) / 4 + 8 * (e / 2); }
+__device__ __forceinline__ int mma_key(int n, int e) {
+  return 32 * (threadIdx.x / 32) + 8 * n + 2 * (threadIdx.x % 4) + e % 2;
+}
+
+template <typename T>
+__device__ __forceinline__ void mma_scores(const MmaShared<T>& s, const WindowProfileParams& p, int64_t key0,
+                                           int64_t first_row, int rows, MmaScores& sc) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+#pragma unroll
+  for (int a = 0; a < 4; ++a)
+#pragma unroll
+    for (int n = 0; n < 4; ++n) sc[a][n][0] = sc[a][n][1] = sc[a][n][2] = sc[a][n][3] = 0.f;
+  for (int kk = 0; kk < p.head_dim / 16; ++kk) {
+    uint32_t qa[4][4];
+#pragma unroll
+    for (int a = 0; a < 4; ++a) {
+      detail::ldmatrix_x4(qa[a], &s.rows[(a * 16 + lane % 16) * kPaddedRow + kk * 16 + (lane / 16) * 8]);
+    }
+#pragma unroll
+    for (int nn = 0; nn < 2; ++nn) {
+      uint32_t b[4];
+      detail::ldmatrix_x4(b, &s.keys[(warp * 32 + nn * 16 + lane % 8 + (lane / 16) * 8) * kPaddedRow + kk * 16 +
+                                     ((lane / 8) % 2) * 8]);
+#pragma unroll
+      for (int a = 0; a < 4; ++a) {
+        detail::Mma<T>::run(sc[a][2 * nn], qa[a], b[0], b[1]);
+        detail::Mma<T>::run(sc[a][2 * nn + 1], qa[a], b[2], b[3]);
+      }
+    }
+  }
+#pragma unroll
+  for (int a = 0; a < 4; ++a)
+#pragma unroll
+    for (int n = 0; n < 4; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int row = mma_row(a, e);
+        const int64_t key = key0 + mma_key(n, e);
+        const bool keep = row < rows && key < p.end && key <= first_row + row;
+        sc[a][n][e] = keep ? sc[a][n][e] * p.scale : -INFINITY;
+      }
+}
+
+// The window's rows [first_row, first_row + rows) of step r0 into shared memory.
+template <typename T>
+__device__ __forceinline__ void load_step_rows(const WindowProfileParams& p, MmaShared<T>& s, int64_t first_row,
+                                               int rows) {
+  load_padded(static_cast<const T*>(p.q), p.q_row_stride, p.head_dim, first_row, rows, kProfileRows, s.rows);
+}
+
+template <typename T>
+__device__ __forceinline__ void load_block_keys(const WindowProfileParams& p, MmaShared<T>& s, int64_t key0) {
+  const int64_t valid = p.end - key0 < kProfileKeys ? p.end - key0 : kProfileKeys;
+  load_padded(static_cast<const T*>(p.k), p.k_row_stride, p.head_dim, key0, valid, kProfileKeys, s.keys);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) row_stats_mma_kernel(WindowProfileParams p) {
+  extern __shared__ __align__(16) unsigned char shared_raw[];
+  MmaShared<T>& s = *reinterpret_cast<MmaShared<T>*>(shared_raw);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t key0 = static_cast<int64_t>(blockIdx.x) * kProfileKeys;
+  load_block_keys(p, s, key0);
+  for (int r0 = 0; r0 < p.count; r0 += kProfileRows) {
+    const int rows = min(kProfileRows, p.count - r0);
+    const int64_t first_row = static_cast<int64_t>(p.end) - p.count + r0;
+    __syncthreads();
+    load_step_rows(p, s, first_row, rows);
+    __syncthreads();
+    MmaScores sc;
+    mma_scores(s, p, key0, first_row, rows, sc);
+    // Each row's maximum and sum over the warp's 32 keys: 8 values per thread, then its quad.
+#pragma unroll
+    for (int a = 0; a < 4; ++a)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float m = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < 4; ++n) m = fmaxf(m, fmaxf(sc[a][n][2 * h], sc[a][n][2 * h + 1]));
+        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+        float e = 0.f;
+#pragma unroll
+        for (int n = 0; n < 4; ++n)
+#pragma unroll
+          for (int x = 2 * h; x < 2 * h + 2; ++x) e += sc[a][n][x] == -INFINITY ? 0.f : __expf(sc[a][n][x] - m);
+        e += __shfl_xor_sync(0xffffffffu, e, 1);
+        e += __shfl_xor_sync(0xffffffffu, e, 2);
+        if (lane % 4 == 0) {
+          s.warp_max[warp][mma_row(a, 2 * h)] = m;
+          s.warp_sum[warp][mma_row(a, 2 * h)] = e;
+        }
+      }
+    __syncthreads();
+    const int row = threadIdx.x;
+    if (row < rows) {  // the four warps' partial results, combined by log-sum-exp
+      float m = -INFINITY, e = 0.f;
+      for (int w = 0; w < kWarps; ++w) m = fmaxf(m, s.warp_max[w][row]);
+      for (int w = 0; w < kWarps; ++w) {
+        if (s.warp_max[w][row] != -INFINITY) e += s.warp_sum[w][row] * __expf(s.warp_max[w][row] - m);
+      }
+      const int64_t at = static_cast<int64_t>(blockIdx.x) * p.count + r0 + row;
+      p.block_max[at] = m;
+      p.block_sum[at] = e;
+    }
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) profile_mma_kernel(WindowProfileParams p) {
+  extern __shared__ __align__(16) unsigned char shared_raw[];
+  MmaShared<T>& s = *reinterpret_cast<MmaShared<T>*>(shared_raw);
+  const int lane = threadIdx.x % 32;
+  const int64_t key0 = static_cast<int64_t>(blockIdx.x) * kProfileKeys;
+  float filter[4][2];  // this thread's keys: n, e % 2 as in mma_key
+#pragma unroll
+  for (int n = 0; n < 4; ++n)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int64_t key = key0 + mma_key(n, e);
+      filter[n][e] = p.key_filter && key < p.end ? static_cast<float>(p.key_filter[key]) : 1.f;
+    }
+  load_block_keys(p, s, key0);
+  double column[4][2] = {};
+  for (int r0 = 0; r0 < p.count; r0 += kProfileRows) {
+    const int rows = min(kProfileRows, p.count - r0);
+    const int64_t first_row = static_cast<int64_t>(p.end) - p.count + r0;
+    __syncthreads();
+    load_step_rows(p, s, first_row, rows);
+    for (int i = threadIdx.x; i < kProfileKeys + kProfileRows - 1; i += kThreads) s.by_distance[i] = 0.f;
+    __syncthreads();
+    MmaScores sc;
+    mma_scores(s, p, key0, first_row, rows, sc);
+    float step_column[4][2] = {};
+#pragma unroll
+    for (int a = 0; a < 4; ++a)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = mma_row(a, 2 * h);
+        if (row >= rows) continue;
+        const float m = p.row_max[r0 + row], inv = 1.f / p.row_sum[r0 + row];
+#pragma unroll
+        for (int n = 0; n < 4; ++n)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const float x = sc[a][n][2 * h + e];
+            if (x == -INFINITY) continue;
+            const float prob = __expf(x - m) * inv * filter[n][e];
+            step_column[n][e] += prob;
+            if (p.distance) atomicAdd(&s.by_distance[row + kProfileKeys - 1 - mma_key(n, e)], prob);
+          }
+      }
+    // A key's rows are spread over the 8 quads of the warp (lane / 4).
+#pragma unroll
+    for (int n = 0; n < 4; ++n)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        float x = step_column[n][e];
+        x += __shfl_xor_sync(0xffffffffu, x, 4);
+        x += __shfl_xor_sync(0xffffffffu, x, 8);
+        x += __shfl_xor_sync(0xffffffffu, x, 16);
+        column[n][e] += x;
+      }
+    __syncthreads();
+    flush_distances(p, s.by_distance, first_row, key0);
+  }
+  if (lane >= 4) return;  // the first quad holds the warp's column sums
+#pragma unroll
+  for (int n = 0; n < 4; ++n)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int64_t key = key0 + mma_key(n, e);
+      if (key < p.end) p.column[key] = column[n][e];
+    }
+}
+
+template <typename Kernel>
+cudaError_t launch_kernel(Kernel kernel, const WindowProfileParams& p, size_t bytes, cudaStream_t stream) {
   const cudaError_t set = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   if (set != cudaSuccess) return set;
   kernel<<<profile_blocks(p.end), kThreads, bytes, stream>>>(p);
   return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t launch(const WindowProfileParams& p, bool stats, cudaStream_t stream) {
+  if constexpr (!std::is_same<T, float>::value) {
+    if (p.head_dim % 16 == 0) {
+      return launch_kernel(stats ? row_stats_mma_kernel<T> : profile_mma_kernel<T>, p, sizeof(MmaShared<T>), stream);
+    }
+  }
+  return launch_kernel(stats ? row_stats_kernel<T> : profile_kernel<T>, p, shared_bytes(p.head_dim), stream);
 }
 
 cudaError_t dispatch(const WindowProfileParams& p, ProfileDType dtype, bool stats, cudaStream_t stream) {
