@@ -2,21 +2,24 @@
 // Torch-free.
 #pragma once
 
-#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <exception>
+#include <functional>
 #include <mutex>
-#include <thread>
-#include <vector>
 
 namespace mmi {
+
+// Runs `work` on the calling thread and on up to `helpers` threads of a pool that lives for the whole
+// process (started on first use: plans are built and uploaded once per layer, and starting threads each
+// time cost more than small plans take); returns once every one of them has returned. Runs `work` on
+// the caller alone when called from a pool thread or while another call holds the pool.
+void run_on_pool(size_t helpers, const std::function<void()>& work);
 
 // Runs body(i) for i in [0, count) on up to hardware_concurrency threads, items handed out one at a
 // time (they may differ in cost); rethrows the first error once every thread has stopped.
 template <typename Body>
 void parallel_for(size_t count, Body body) {
-  const size_t workers = std::min<size_t>(count, std::max(1u, std::thread::hardware_concurrency()));
   std::atomic<size_t> next{0};
   std::exception_ptr error;
   std::mutex error_mutex;
@@ -30,10 +33,11 @@ void parallel_for(size_t count, Body body) {
       }
     }
   };
-  std::vector<std::thread> threads;
-  for (size_t w = 1; w < workers; ++w) threads.emplace_back(work);
-  work();
-  for (auto& t : threads) t.join();
+  if (count > 1) {
+    run_on_pool(count - 1, work);
+  } else {
+    work();
+  }
   if (error) std::rethrow_exception(error);
 }
 
