@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "kernels/parallel.h"
 #include "kernels/range_walk.h"
 #include "kernels/vertical_slash_walk.h"
 
@@ -170,21 +171,37 @@ void tile_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<
   }
 }
 
+// Chunks of tile t of a compact pass, from the same derivations as tile_work but without listing
+// anything: the slash walk's runs (or the range runs) and a count of the verticals up to the tile's end.
+static int64_t compact_tile_chunks(const SparsePlan& plan, const Pass& pass, int64_t t) {
+  auto chunks = [&](int64_t count) { return (count + plan.block_n - 1) / plan.block_n; };
+  const auto [row_min, row_max] = compact_tile_rows(plan, pass, t);
+  const Band& cols = pass.cols.bands().front();
+  int64_t total = 0;
+  if (pass.form == PassForm::kRanges) {
+    int64_t begin[2], end[2];
+    const int count = range_tile_runs<int64_t>(pass.rule, row_min, row_max, cols.orig, cols.orig_last(), begin, end);
+    for (int k = 0; k < count; ++k) total += chunks(end[k] - begin[k] + 1);
+    return total;
+  }
+  const VerticalSlashIndex& index = *pass.vertical_slash;
+  const int64_t key_max = std::min(row_max, cols.orig_last());
+  SlashRunWalk<int64_t> walk(row_min, row_max, cols.orig, key_max, 0, static_cast<int64_t>(index.slash_groups.size()));
+  int64_t begin = 0, end = 0;
+  while (walk.next([&](int64_t g) { return index.slash_groups[g]; }, begin, end)) total += chunks(end - begin + 1);
+  const auto& v = index.verticals;
+  return total + chunks(std::upper_bound(v.begin(), v.end(), key_max) - v.begin());
+}
+
 // Counts visited chunks from the plan's structure alone, without gathering any index: fast enough to
 // run after every layer of a long pre-fill.
 static PlanStats tile_stats(const SparsePlan& plan, int head) {
   PlanStats s;
   s.causal_elements = plan.length * (plan.length + 1) / 2;
   auto chunks = [&](int64_t count) { return (count + plan.block_n - 1) / plan.block_n; };
-  std::vector<KeyRun> runs;
-  std::vector<int64_t> columns;
   for (const Pass& pass : plan.heads[head].passes) {
     if (pass.form != PassForm::kListed) {
-      for (int64_t t = 0; t < pass.num_tiles(); ++t) {
-        tile_work(plan, pass, t, runs, columns);
-        for (const KeyRun& run : runs) s.tiles += chunks(run.end - run.begin);
-        s.tiles += chunks(static_cast<int64_t>(columns.size()));
-      }
+      for (int64_t t = 0; t < pass.num_tiles(); ++t) s.tiles += compact_tile_chunks(plan, pass, t);
       continue;
     }
     for (const KeyRun& run : pass.runs) s.tiles += chunks(run.end - run.begin);
@@ -214,8 +231,10 @@ PlanStats head_stats(const SparsePlan& plan, int head, bool exact) {
 }
 
 PlanStats plan_stats(const SparsePlan& plan, bool exact) {
+  std::vector<PlanStats> heads(plan.heads.size());
+  parallel_for(heads.size(), [&](size_t h) { heads[h] = head_stats(plan, static_cast<int>(h), exact); });
   PlanStats total;
-  for (int h = 0; h < static_cast<int>(plan.heads.size()); ++h) total += head_stats(plan, h, exact);
+  for (const PlanStats& head : heads) total += head;
   return total;
 }
 

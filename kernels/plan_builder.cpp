@@ -78,7 +78,7 @@ struct PassSpec {
 
 // The rows of one query tile, ascending, with the summaries the classifier needs.
 struct TileRows {
-  std::vector<int64_t> pos;
+  std::vector<int64_t> pos;   // in the pass's order, ascending only when runs are wanted
   Segments runs;              // maximal runs of consecutive positions, as [first, last] (inclusive)
   int64_t min = 0, max = 0;
   int64_t grid_phase = -1;    // the common grid phase of all rows, or -1
@@ -94,7 +94,8 @@ class PassBuilder {
  public:
   // `plan` supplies the tile sizes and visual spans; `words` the bitmaps the rule's offsets refer to.
   PassBuilder(const SparsePlan& plan, const std::vector<uint64_t>& words, const PassSpec& spec)
-      : plan_(plan), words_(words), spec_(spec), r_(spec.rule) {
+      : plan_(plan), words_(words), spec_(spec), r_(spec.rule),
+        needs_row_runs_(r_.local > r_.min_distance || r_.block > 0 || spec.slashes || r_.slash_words >= 0) {
     // Column bands by what need_phase does with them, sorted once for every tile of a grid pass: the
     // bands of stride steps by the grid phase of their first key, the others apart.
     if (r_.grid_stride > 0) {
@@ -139,13 +140,16 @@ class PassBuilder {
     TileRows& T = tile_;
     T.pos.clear();
     spec_.rows.gather(t * plan_.block_m, std::min(spec_.rows.size(), (t + 1) * plan_.block_m), T.pos);
-    sort_mostly_ordered(T.pos);
-    T.min = T.pos.front();
-    T.max = T.pos.back();
+    const auto [lowest, highest] = std::minmax_element(T.pos.begin(), T.pos.end());
+    T.min = *lowest;
+    T.max = *highest;
     T.runs.clear();
-    for (int64_t p : T.pos) {
-      if (!T.runs.empty() && T.runs.back().second + 1 == p) T.runs.back().second = p;
-      else T.runs.emplace_back(p, p);
+    if (needs_row_runs_) {  // rows sorted and as maximal runs (the permuted rows of a grid pass need neither)
+      sort_mostly_ordered(T.pos);
+      for (int64_t p : T.pos) {
+        if (!T.runs.empty() && T.runs.back().second + 1 == p) T.runs.back().second = p;
+        else T.runs.emplace_back(p, p);
+      }
     }
     T.grid_phase = common_phase(t);
     T.residue = r_.diagonal_period > 0 ? common_value([&](int64_t p) { return p % r_.diagonal_period; }) : -1;
@@ -240,8 +244,10 @@ class PassBuilder {
     const TileRows& T = tile_;
     if (r_.all) need_range(0, limit(T.max));
     int64_t dense_row = -1;  // the last row that keeps every key
-    for (int64_t p : T.pos) {
-      if (p < r_.dense_rows_before || p >= r_.dense_rows_from) dense_row = p;
+    if (r_.dense_rows_before > 0 || r_.dense_rows_from != kNoLimit) {
+      for (int64_t p : T.pos) {
+        if (p < r_.dense_rows_before || p >= r_.dense_rows_from) dense_row = std::max(dense_row, p);
+      }
     }
     if (r_.grid_hline) {
       for (int64_t p : T.pos) {
@@ -283,7 +289,7 @@ class PassBuilder {
   void collect_diagonals() {
     const int64_t period = r_.diagonal_period;
     std::vector<int64_t> last_row(period, -1);  // per residue, the last row of the tile
-    for (int64_t p : tile_.pos) last_row[p % period] = p;
+    for (int64_t p : tile_.pos) last_row[p % period] = std::max(last_row[p % period], p);
     for (const Band& b : spec_.cols.bands()) {
       if (b.step % period == 0) {
         const int64_t row = last_row[b.orig % period];
@@ -313,7 +319,7 @@ class PassBuilder {
       std::vector<int64_t> last_row(r_.grid_stride, -1);  // per phase, the last visual row
       for (int64_t p : tile_.pos) {
         const int64_t ph = phase(p);
-        if (ph >= 0) last_row[ph] = p;
+        if (ph >= 0) last_row[ph] = std::max(last_row[ph], p);
       }
       for (int64_t ph = 0; ph < r_.grid_stride; ++ph) {
         if (last_row[ph] >= 0) need_phase(ph, limit(last_row[ph]));
@@ -429,6 +435,7 @@ class PassBuilder {
   const std::vector<uint64_t>& words_;
   const PassSpec& spec_;
   const MaskRule& r_;
+  const bool needs_row_runs_;  // whether the rule's requirements or classification use TileRows::runs
   TileRows tile_;
   std::vector<int64_t> col_band_phase_;  // grid passes: phase of each column band's first key
   std::vector<std::vector<size_t>> stride_bands_by_phase_;  // grid passes: bands of step grid_stride

@@ -155,14 +155,15 @@ struct DevicePlan {
     const size_t at_visual_starts = packed.reserve<int64_t>(plan.visual_starts.size());
     const size_t at_visual_ends = packed.reserve<int64_t>(plan.visual_ends.size());
     packed.allocate();
-    std::vector<std::pair<int64_t, cuda::DeviceTile>> weighted(tiles_total);  // (chunks, tile)
+    std::vector<int32_t> chunks(tiles_total);  // per tile, in slot order
     auto* runs_h = packed.host<cuda::DeviceRun>(at_runs);
     auto* columns_h = packed.host<int32_t>(at_columns);
     parallel_for(slots.size(), [&](size_t i) {
+      int32_t* weights = chunks.data() + slots[i].tiles;
       switch (slots[i].pass->form) {
-        case PassForm::kListed: fill(slots[i], plan.block_n, runs_h, columns_h, weighted); break;
-        case PassForm::kVerticalSlash: weigh_vertical_slash(slots[i], plan.block_m, plan.block_n, weighted); break;
-        case PassForm::kRanges: weigh_ranges(plan, slots[i], weighted); break;
+        case PassForm::kListed: fill(slots[i], plan.block_n, runs_h, columns_h, weights); break;
+        case PassForm::kVerticalSlash: weigh_vertical_slash(*slots[i].pass, plan.block_m, plan.block_n, weights); break;
+        case PassForm::kRanges: weigh_ranges(plan, *slots[i].pass, weights); break;
       }
     });
     // Per level, heaviest tiles first, so the long causal rows do not finish last on a half-empty GPU;
@@ -170,10 +171,9 @@ struct DevicePlan {
     auto* tiles_h = packed.host<cuda::DeviceTile>(at_tiles);
     int32_t written = 0;
     for (size_t level = 0; level < depth; ++level) {
-      const auto begin = weighted.begin() + (level == 0 ? 0 : slots[level_end[level - 1]].tiles);
-      const auto end = level_end[level] < slots.size() ? weighted.begin() + slots[level_end[level]].tiles : weighted.end();
+      const size_t first_slot = level == 0 ? 0 : level_end[level - 1];
       const int32_t first = written;
-      written = heaviest_first(begin, end, tiles_h + written) + first;
+      written += heaviest_first(slots.data() + first_slot, slots.data() + level_end[level], chunks, tiles_h + written);
       levels.emplace_back(first, written);
     }
     packed.copy(at_passes, passes_h);
@@ -197,69 +197,74 @@ struct DevicePlan {
     visual_ends = reinterpret_cast<const int64_t*>(base + at_visual_ends);
   }
 
-  // Converts one pass's tiles, runs and columns into its slot.
-  static void fill(const Slot& slot, int64_t block_n, cuda::DeviceRun* runs, int32_t* columns,
-                   std::vector<std::pair<int64_t, cuda::DeviceTile>>& weighted) {
+  // Converts one listed pass's runs and columns into its slot and weighs its tiles by their chunks.
+  static void fill(const Slot& slot, int64_t block_n, cuda::DeviceRun* runs, int32_t* columns, int32_t* chunks) {
     const Pass& pass = *slot.pass;
     for (int64_t t = 0; t < pass.num_tiles(); ++t) {
-      cuda::DeviceTile tile{slot.index, static_cast<int32_t>(t), static_cast<int32_t>(slot.runs + pass.run_offsets[t]),
-                            static_cast<int32_t>(slot.runs + pass.run_offsets[t + 1]),
-                            static_cast<int32_t>(slot.columns + pass.column_offsets[t]),
-                            static_cast<int32_t>(slot.columns + pass.column_offsets[t + 1])};
-      int64_t chunks = 0;
+      int64_t count = 0;
       for (int64_t r = pass.run_offsets[t]; r < pass.run_offsets[t + 1]; ++r) {
         const KeyRun& run = pass.runs[r];
         runs[slot.runs + r] = {static_cast<int32_t>(run.begin), static_cast<int32_t>(run.end), static_cast<int32_t>(run.mask),
                                slot.col_bands + pass.cols.band_at(run.begin)};
-        chunks += (run.end - run.begin + block_n - 1) / block_n;
+        count += (run.end - run.begin + block_n - 1) / block_n;
       }
       for (int64_t c = pass.column_offsets[t]; c < pass.column_offsets[t + 1]; ++c) {
         columns[slot.columns + c] = static_cast<int32_t>(pass.columns[c]);
       }
-      chunks += (tile.column_end - tile.column_begin + block_n - 1) / block_n;
-      weighted[slot.tiles + t] = {chunks, tile};
+      count += (pass.column_offsets[t + 1] - pass.column_offsets[t] + block_n - 1) / block_n;
+      chunks[t] = narrow32(count, "chunks of a tile");
     }
   }
 
-  // Writes the tiles of [begin, end) with any chunk to `out`, most chunks first, ties in their order (a
-  // counting sort: weights are chunk counts, at most a few per key chunk); returns how many.
-  using Weighted = std::vector<std::pair<int64_t, cuda::DeviceTile>>::iterator;
-  static int32_t heaviest_first(Weighted begin, Weighted end, cuda::DeviceTile* out) {
-    int64_t heaviest = 0;
-    for (auto it = begin; it != end; ++it) heaviest = std::max(heaviest, it->first);
+  // Tile t of a slot's pass, as the kernels read it.
+  static cuda::DeviceTile device_tile(const Slot& slot, int64_t t) {
+    const Pass& pass = *slot.pass;
+    if (pass.form != PassForm::kListed) return {slot.index, static_cast<int32_t>(t), 0, 0, 0, 0};
+    return {slot.index, static_cast<int32_t>(t), static_cast<int32_t>(slot.runs + pass.run_offsets[t]),
+            static_cast<int32_t>(slot.runs + pass.run_offsets[t + 1]),
+            static_cast<int32_t>(slot.columns + pass.column_offsets[t]),
+            static_cast<int32_t>(slot.columns + pass.column_offsets[t + 1])};
+  }
+
+  // Writes the tiles of slots [first, last) that have any chunk to `out`, most chunks first, ties in
+  // their order (a counting sort: weights are chunk counts, at most a few per key chunk); returns how
+  // many.
+  static int32_t heaviest_first(const Slot* first, const Slot* last, const std::vector<int32_t>& chunks,
+                                cuda::DeviceTile* out) {
+    auto each_tile = [&](auto visit) {  // visit(slot, t, chunks)
+      for (const Slot* slot = first; slot != last; ++slot) {
+        for (int64_t t = 0; t < slot->pass->num_tiles(); ++t) visit(*slot, t, chunks[slot->tiles + t]);
+      }
+    };
+    int32_t heaviest = 0;
+    each_tile([&](const Slot&, int64_t, int32_t w) { heaviest = std::max(heaviest, w); });
     std::vector<int32_t> start(heaviest + 2, 0);  // start[heaviest - w + 1]: tiles heavier than w
-    for (auto it = begin; it != end; ++it) {
-      if (it->first > 0) ++start[heaviest - it->first + 1];
-    }
+    each_tile([&](const Slot&, int64_t, int32_t w) { start[heaviest - w + 1] += w > 0; });
     for (size_t w = 1; w < start.size(); ++w) start[w] += start[w - 1];
-    for (auto it = begin; it != end; ++it) {
-      if (it->first > 0) out[start[heaviest - it->first]++] = it->second;
-    }
+    each_tile([&](const Slot& slot, int64_t t, int32_t w) {
+      if (w > 0) out[start[heaviest - w]++] = device_tile(slot, t);
+    });
     return start[heaviest];
   }
 
   // A compact range pass's tiles list nothing; each is weighed by its chunks, in closed form.
-  static void weigh_ranges(const SparsePlan& plan, const Slot& slot,
-                           std::vector<std::pair<int64_t, cuda::DeviceTile>>& weighted) {
-    const Pass& pass = *slot.pass;
+  static void weigh_ranges(const SparsePlan& plan, const Pass& pass, int32_t* chunks) {
     const Band& rows = pass.rows.bands().front();
     const Band& cols = pass.cols.bands().front();
     for (int64_t t = 0; t < pass.num_tiles(); ++t) {
       const int64_t row_min = rows.orig + t * plan.block_m;
       const int64_t row_max = rows.orig + std::min(rows.count, (t + 1) * plan.block_m) - 1;
-      int64_t begin[2], end[2], chunks = 0;
-      const int count = range_tile_runs<int64_t>(pass.rule, row_min, row_max, cols.orig, cols.orig_last(), begin, end);
-      for (int k = 0; k < count; ++k) chunks += (end[k] - begin[k] + plan.block_n) / plan.block_n;
-      weighted[slot.tiles + t] = {chunks, cuda::DeviceTile{slot.index, static_cast<int32_t>(t), 0, 0, 0, 0}};
+      int64_t begin[2], end[2], count = 0;
+      const int runs = range_tile_runs<int64_t>(pass.rule, row_min, row_max, cols.orig, cols.orig_last(), begin, end);
+      for (int k = 0; k < runs; ++k) count += (end[k] - begin[k] + plan.block_n) / plan.block_n;
+      chunks[t] = static_cast<int32_t>(count);
     }
   }
 
   // A compact Vertical-Slash pass's tiles list nothing; for the ordering, each is weighed by an upper
   // bound of its chunks: the slash groups that reach it (each spans its distances plus a tile of rows)
   // and its verticals. Prefix sums over the groups make that O(log) per tile.
-  static void weigh_vertical_slash(const Slot& slot, int64_t block_m, int64_t block_n,
-                            std::vector<std::pair<int64_t, cuda::DeviceTile>>& weighted) {
-    const Pass& pass = *slot.pass;
+  static void weigh_vertical_slash(const Pass& pass, int64_t block_m, int64_t block_n, int32_t* chunks) {
     const VerticalSlashIndex& index = *pass.vertical_slash;
     std::vector<int64_t> lo, reach(1, 0);  // reach[g]: keys groups [0, g) span at most
     for (const VerticalSlashIndex::Group& g : index.slash_groups) {
@@ -273,8 +278,7 @@ struct DevicePlan {
       const int64_t groups = std::upper_bound(lo.begin(), lo.end(), row_max - key_min) - lo.begin();
       const int64_t verticals =
           std::upper_bound(index.verticals.begin(), index.verticals.end(), row_max) - index.verticals.begin();
-      const int64_t chunks = (reach[groups] + block_n - 1) / block_n + (verticals + block_n - 1) / block_n;
-      weighted[slot.tiles + t] = {chunks, cuda::DeviceTile{slot.index, static_cast<int32_t>(t), 0, 0, 0, 0}};
+      chunks[t] = static_cast<int32_t>((reach[groups] + block_n - 1) / block_n + (verticals + block_n - 1) / block_n);
     }
   }
 };
