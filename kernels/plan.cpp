@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "kernels/grid_line_walk.h"
 #include "kernels/parallel.h"
 #include "kernels/range_walk.h"
 #include "kernels/vertical_slash_walk.h"
@@ -155,6 +156,43 @@ void range_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector
   }
 }
 
+// The original rows [lowest, highest] of tile t of any pass.
+std::pair<int64_t, int64_t> tile_row_extent(const SparsePlan& plan, const Pass& pass, int64_t t) {
+  const auto& bands = pass.rows.bands();
+  int64_t lowest = 0, highest = -1;
+  band_extent<int64_t>([&](int64_t b) { return bands[b]; }, static_cast<int64_t>(bands.size()), t * plan.block_m,
+                       std::min(pass.rows.size(), (t + 1) * plan.block_m) - 1, lowest, highest);
+  return {lowest, highest};
+}
+
+// How many line keys tile t of a compact grid line pass reaches (its one run starts the section).
+int64_t grid_line_tile_keys(const SparsePlan& plan, const Pass& pass, int64_t t) {
+  const auto& bands = pass.cols.bands();
+  const int64_t highest = tile_row_extent(plan, pass, t).second;
+  return grid_line_keys<int64_t>([&](int64_t b) { return bands[b]; }, pass.line_band_begin, pass.line_band_end,
+                                 highest - pass.rule.min_distance);
+}
+
+void grid_line_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<KeyRun>& runs) {
+  const int64_t row_min = tile_row_extent(plan, pass, t).first;
+  const auto& bands = pass.cols.bands();
+  const int64_t begin = bands[pass.line_band_begin].logical, end = begin + grid_line_tile_keys(plan, pass, t);
+  size_t band = pass.line_band_begin;
+  for (int64_t c = begin; c < end; c += plan.block_n) {
+    const int64_t c_end = std::min(end, c + plan.block_n);
+    while (bands[band].logical + bands[band].count <= c) ++band;
+    const Band& b = bands[band];
+    const bool one_band = c_end <= b.logical + b.count;
+    const auto mask = static_cast<ChunkMask>(
+        grid_line_chunk_mask<int64_t>(pass.rule, one_band, row_min, b.orig_at(c), b.orig_at(std::min(c_end, b.logical + b.count) - 1)));
+    if (c != begin && runs.back().mask == mask) {
+      runs.back().end = c_end;
+    } else {
+      runs.push_back(KeyRun{c, c_end, mask});
+    }
+  }
+}
+
 }  // namespace
 
 void tile_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<KeyRun>& runs,
@@ -168,13 +206,20 @@ void tile_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<
       break;
     case PassForm::kVerticalSlash: vertical_slash_work(plan, pass, t, runs, columns); break;
     case PassForm::kRanges: range_work(plan, pass, t, runs); break;
+    case PassForm::kGridLine: grid_line_work(plan, pass, t, runs); break;
   }
 }
 
-// Chunks of tile t of a compact pass, from the same derivations as tile_work but without listing
-// anything: the slash walk's runs (or the range runs) and a count of the verticals up to the tile's end.
-static int64_t compact_tile_chunks(const SparsePlan& plan, const Pass& pass, int64_t t) {
+int64_t tile_chunks(const SparsePlan& plan, const Pass& pass, int64_t t) {
   auto chunks = [&](int64_t count) { return (count + plan.block_n - 1) / plan.block_n; };
+  if (pass.form == PassForm::kListed) {
+    int64_t total = chunks(pass.column_offsets[t + 1] - pass.column_offsets[t]);
+    for (int64_t r = pass.run_offsets[t]; r < pass.run_offsets[t + 1]; ++r) {
+      total += chunks(pass.runs[r].end - pass.runs[r].begin);
+    }
+    return total;
+  }
+  if (pass.form == PassForm::kGridLine) return chunks(grid_line_tile_keys(plan, pass, t));
   const auto [row_min, row_max] = compact_tile_rows(plan, pass, t);
   const Band& cols = pass.cols.bands().front();
   int64_t total = 0;
@@ -198,14 +243,8 @@ static int64_t compact_tile_chunks(const SparsePlan& plan, const Pass& pass, int
 static PlanStats tile_stats(const SparsePlan& plan, int head) {
   PlanStats s;
   s.causal_elements = plan.length * (plan.length + 1) / 2;
-  auto chunks = [&](int64_t count) { return (count + plan.block_n - 1) / plan.block_n; };
   for (const Pass& pass : plan.heads[head].passes) {
-    if (pass.form != PassForm::kListed) {
-      for (int64_t t = 0; t < pass.num_tiles(); ++t) s.tiles += compact_tile_chunks(plan, pass, t);
-      continue;
-    }
-    for (const KeyRun& run : pass.runs) s.tiles += chunks(run.end - run.begin);
-    for (int64_t t = 0; t < pass.num_tiles(); ++t) s.tiles += chunks(pass.column_offsets[t + 1] - pass.column_offsets[t]);
+    for (int64_t t = 0; t < pass.num_tiles(); ++t) s.tiles += tile_chunks(plan, pass, t);
   }
   s.computed_elements = s.tiles * plan.block_m * plan.block_n;
   return s;

@@ -81,6 +81,7 @@ enum class PassForm : uint8_t {
   kListed = 0,         // the per-tile lists of Pass
   kVerticalSlash = 1,  // derived from Pass::vertical_slash (kernels/vertical_slash_walk.h)
   kRanges = 2,         // derived from the rule, made of ranges only (kernels/range_walk.h)
+  kGridLine = 3,       // derived from the column bands of one grid phase (kernels/grid_line_walk.h)
 };
 
 // The lists a compact Vertical-Slash pass derives every tile's work from (kernels/vertical_slash_walk.h).
@@ -101,12 +102,13 @@ struct Pass {
   std::vector<KeyRun> runs;
   std::vector<int64_t> column_offsets;  // [tiles + 1]: tile t's gathered columns
   std::vector<int64_t> columns;         // original key positions, ascending per tile; tested by rule
-  // Compact passes (rows and columns each one consecutive range) keep the per-tile lists above empty and
-  // tile_work() derives them: a Vertical-Slash pass from its two lists, so the plan holds
+  // Compact passes keep the per-tile lists above empty and tile_work() derives them: over one
+  // consecutive row range and column range, a Vertical-Slash pass from its two lists, so the plan holds
   // O(verticals + slashes) per head instead of O(tiles x (verticals + slashes)), a range pass from its
-  // rule alone.
+  // rule alone; a grid pass of vertical lines only (phase-major columns) from its line's column bands.
   PassForm form = PassForm::kListed;
   std::shared_ptr<const VerticalSlashIndex> vertical_slash;  // set when form is kVerticalSlash
+  int64_t line_band_begin = 0, line_band_end = 0;  // kGridLine: the column bands of the line's phase
   std::string label;                    // what this pass computes, for inspection
 
   int64_t num_tiles() const { return tiles; }
@@ -142,9 +144,14 @@ struct SparsePlan {
 // Tile t's key runs and gathered columns (original positions), whichever form the pass stores them in.
 // A compact Vertical-Slash pass's runs come in descending order with ChunkMask::kRule, and its columns
 // keep their chunk positions: a vertical that one of the tile's runs covers is -1 (skipped, so counted
-// once). A compact range pass's runs ascend, split where the chunk mask changes, as a listed pass's do.
+// once). Compact range and grid line passes' runs ascend, split where the chunk mask changes, as a listed
+// pass's do.
 void tile_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<KeyRun>& runs,
                std::vector<int64_t>& columns);
+
+// The chunks tile t of a pass visits, counted from the pass's structure without listing anything (a
+// compact Vertical-Slash tile walks its slash groups).
+int64_t tile_chunks(const SparsePlan& plan, const Pass& pass, int64_t t);
 
 // Walks every element a plan's head visits and reports the counted ones:
 // visit(i, j) is called once per (pass, tile, chunk, row, column) element that the executor counts.

@@ -603,7 +603,36 @@ class PlanAssembler {
     lines.grid_vline = c.vline;
     lines.grid_hline = c.hline;
     lines.grid_slash = c.slash;
-    add(out, PassSpec{row_map, col_map, lines, scope + ": grid lines (phase-major)"});
+    const PassSpec spec{row_map, col_map, lines, scope + ": grid lines (phase-major)"};
+    const auto section = line_section(col_map, lines);
+    if (compact_passes_ && c.vline && !c.hline && !c.slash && section.first < section.second) {
+      Pass pass = compact_pass(spec, PassForm::kGridLine);
+      pass.line_band_begin = section.first;
+      pass.line_band_end = section.second;
+      out.passes.push_back(std::move(pass));
+      return;
+    }
+    add(out, spec);
+  }
+
+  // The column bands [first, last) that hold the keys of the rule's grid phase, when the columns are
+  // phase-major bands of the stride and those of the phase are consecutive (what a compact grid line
+  // pass needs); an empty range otherwise.
+  std::pair<int64_t, int64_t> line_section(const IndexMap& cols, const MaskRule& rule) const {
+    const auto& bands = cols.bands();
+    int64_t first = -1, last = -1;
+    for (size_t b = 0; b < bands.size(); ++b) {
+      if (bands[b].step != rule.grid_stride) return {0, 0};
+      if (visual_phase_of(plan_.visual_spans(), bands[b].orig, rule.grid_stride) != rule.grid_phase) continue;
+      if (first >= 0 && last != static_cast<int64_t>(b)) return {0, 0};  // not consecutive
+      if (first < 0) first = static_cast<int64_t>(b);
+      last = static_cast<int64_t>(b) + 1;
+    }
+    if (first < 0) return {0, 0};
+    for (int64_t b = first + 1; b < last; ++b) {  // ascending in original order, as the line walk reads them
+      if (bands[b].orig <= bands[b - 1].orig_last()) return {0, 0};
+    }
+    return {first, last};
   }
 
   int64_t add_bitmap(const std::vector<int64_t>& bits) {

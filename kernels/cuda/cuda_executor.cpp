@@ -13,7 +13,6 @@
 #include "kernels/cuda/sparse_attention.cuh"
 #include "kernels/cuda/window_profile.cuh"
 #include "kernels/parallel.h"
-#include "kernels/range_walk.h"
 #include "kernels/rule_bits.h"
 
 namespace mmi {
@@ -132,6 +131,8 @@ struct DevicePlan {
         add_bands(pass.cols);
         dp.num_rows = narrow32(pass.rows.size(), "rows");
         dp.form = static_cast<int32_t>(pass.form);
+        dp.line_band_begin = dp.col_bands + static_cast<int32_t>(pass.line_band_begin);
+        dp.line_band_end = dp.col_bands + static_cast<int32_t>(pass.line_band_end);
         if (pass.form == PassForm::kVerticalSlash) add_vertical_slash(*pass.vertical_slash, dp);
         slots.push_back({&pass, static_cast<int32_t>(passes_h.size()), dp.col_bands, runs_total, columns_total, tiles_total});
         passes_h.push_back(dp);
@@ -161,9 +162,10 @@ struct DevicePlan {
     parallel_for(slots.size(), [&](size_t i) {
       int32_t* weights = chunks.data() + slots[i].tiles;
       switch (slots[i].pass->form) {
-        case PassForm::kListed: fill(slots[i], plan.block_n, runs_h, columns_h, weights); break;
+        case PassForm::kListed: fill(plan, slots[i], runs_h, columns_h, weights); break;
         case PassForm::kVerticalSlash: weigh_vertical_slash(*slots[i].pass, plan.block_m, plan.block_n, weights); break;
-        case PassForm::kRanges: weigh_ranges(plan, *slots[i].pass, weights); break;
+        case PassForm::kRanges:
+        case PassForm::kGridLine: weigh_by_structure(plan, *slots[i].pass, weights); break;
       }
     });
     // Per level, heaviest tiles first, so the long causal rows do not finish last on a half-empty GPU;
@@ -198,22 +200,15 @@ struct DevicePlan {
   }
 
   // Converts one listed pass's runs and columns into its slot and weighs its tiles by their chunks.
-  static void fill(const Slot& slot, int64_t block_n, cuda::DeviceRun* runs, int32_t* columns, int32_t* chunks) {
+  static void fill(const SparsePlan& plan, const Slot& slot, cuda::DeviceRun* runs, int32_t* columns, int32_t* chunks) {
     const Pass& pass = *slot.pass;
-    for (int64_t t = 0; t < pass.num_tiles(); ++t) {
-      int64_t count = 0;
-      for (int64_t r = pass.run_offsets[t]; r < pass.run_offsets[t + 1]; ++r) {
-        const KeyRun& run = pass.runs[r];
-        runs[slot.runs + r] = {static_cast<int32_t>(run.begin), static_cast<int32_t>(run.end), static_cast<int32_t>(run.mask),
-                               slot.col_bands + pass.cols.band_at(run.begin)};
-        count += (run.end - run.begin + block_n - 1) / block_n;
-      }
-      for (int64_t c = pass.column_offsets[t]; c < pass.column_offsets[t + 1]; ++c) {
-        columns[slot.columns + c] = static_cast<int32_t>(pass.columns[c]);
-      }
-      count += (pass.column_offsets[t + 1] - pass.column_offsets[t] + block_n - 1) / block_n;
-      chunks[t] = narrow32(count, "chunks of a tile");
+    for (size_t r = 0; r < pass.runs.size(); ++r) {
+      const KeyRun& run = pass.runs[r];
+      runs[slot.runs + r] = {static_cast<int32_t>(run.begin), static_cast<int32_t>(run.end), static_cast<int32_t>(run.mask),
+                             slot.col_bands + pass.cols.band_at(run.begin)};
     }
+    for (size_t c = 0; c < pass.columns.size(); ++c) columns[slot.columns + c] = static_cast<int32_t>(pass.columns[c]);
+    weigh_by_structure(plan, pass, chunks);
   }
 
   // Tile t of a slot's pass, as the kernels read it.
@@ -247,18 +242,10 @@ struct DevicePlan {
     return start[heaviest];
   }
 
-  // A compact range pass's tiles list nothing; each is weighed by its chunks, in closed form.
-  static void weigh_ranges(const SparsePlan& plan, const Pass& pass, int32_t* chunks) {
-    const Band& rows = pass.rows.bands().front();
-    const Band& cols = pass.cols.bands().front();
-    for (int64_t t = 0; t < pass.num_tiles(); ++t) {
-      const int64_t row_min = rows.orig + t * plan.block_m;
-      const int64_t row_max = rows.orig + std::min(rows.count, (t + 1) * plan.block_m) - 1;
-      int64_t begin[2], end[2], count = 0;
-      const int runs = range_tile_runs<int64_t>(pass.rule, row_min, row_max, cols.orig, cols.orig_last(), begin, end);
-      for (int k = 0; k < runs; ++k) count += (end[k] - begin[k] + plan.block_n) / plan.block_n;
-      chunks[t] = static_cast<int32_t>(count);
-    }
+  // Each tile of a listed, range or grid line pass weighed by its chunks, counted from the pass's
+  // structure (a few operations per tile).
+  static void weigh_by_structure(const SparsePlan& plan, const Pass& pass, int32_t* chunks) {
+    for (int64_t t = 0; t < pass.num_tiles(); ++t) chunks[t] = narrow32(tile_chunks(plan, pass, t), "chunks of a tile");
   }
 
   // A compact Vertical-Slash pass's tiles list nothing; for the ordering, each is weighed by an upper

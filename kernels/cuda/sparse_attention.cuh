@@ -40,8 +40,10 @@ struct DevicePass {
   // Vertical-Slash pass (one row band, one column band) whose tiles derive their runs from
   // slash_groups[slash_group_begin, slash_group_end) and gather from verticals[vertical_begin,
   // vertical_end) (kernels/vertical_slash_walk.h); 2 a compact range pass (one row band, one column band)
-  // whose tiles derive their runs from the rule (kernels/range_walk.h).
+  // whose tiles derive their runs from the rule (kernels/range_walk.h); 3 a compact grid line pass whose
+  // tiles take one run from the start of bands [line_band_begin, line_band_end) (kernels/grid_line_walk.h).
   int32_t form;
+  int32_t line_band_begin, line_band_end;  // indices into the band array
   int32_t slash_group_begin, slash_group_end;
   int32_t vertical_begin, vertical_end;
   int32_t head, kv_head;

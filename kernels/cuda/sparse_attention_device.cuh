@@ -9,6 +9,7 @@
 
 #include "kernels/cuda/mma.cuh"
 #include "kernels/cuda/sparse_attention.cuh"
+#include "kernels/grid_line_walk.h"
 #include "kernels/range_walk.h"
 #include "kernels/rule_bits.h"
 #include "kernels/vertical_slash_walk.h"
@@ -20,12 +21,7 @@ constexpr float kLn2 = 0.6931471805599453f;
 
 // Original position of logical index `x` in a band list (bands ascend in `logical`).
 __device__ __forceinline__ int32_t band_orig(const DeviceBand* bands, int32_t count, int32_t x) {
-  int32_t lo = 0, hi = count - 1;
-  while (lo < hi) {
-    const int32_t mid = (lo + hi + 1) / 2;
-    if (bands[mid].logical <= x) lo = mid; else hi = mid - 1;
-  }
-  const DeviceBand b = bands[lo];
+  const DeviceBand b = bands[band_holding<int32_t>([&](int32_t i) { return bands[i]; }, count, x)];
   return b.orig + b.step * (x - b.logical);
 }
 
@@ -86,7 +82,8 @@ __device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, Ti
 // Every thread keeps the same cursor in registers, including the current run and the band holding the
 // chunk start, so a chunk inside one band costs no global loads to locate. Compact passes derive their
 // runs instead of reading them: a Vertical-Slash pass from the slash walk (its columns are the pass's
-// vertical list), a range pass from its rule (at most two runs, no columns).
+// vertical list), a range pass from its rule (at most two runs, no columns), a grid line pass from its
+// line's bands (one run, no columns).
 struct ChunkCursor {
   int32_t run, run_end, pos, column, column_end;
   DeviceRun current;
@@ -123,6 +120,24 @@ struct ChunkCursor {
     next_end = end[1] + 1 - band.orig;
     column = column_end = 0;
   }
+  // A compact grid line pass's one run: the line's keys from the start of its bands up to the tile's
+  // last row minus the minimum distance; the walk holds the tile's row extent for the chunk masks.
+  __device__ void start_grid_line(const SparseAttentionParams& p, const DeviceTile& t, const DevicePass& pass) {
+    int32_t lowest = 0, highest = -1;
+    const int32_t first = t.tile * kBlockM, last = min(pass.num_rows, first + kBlockM) - 1;
+    band_extent<int32_t>([&](int32_t b) { return p.bands[pass.row_bands + b]; }, pass.num_row_bands, first, last,
+                         lowest, highest);
+    walk = SlashRunWalk<int32_t>(lowest, highest, 0, -1, 0, 0);
+    const int32_t keys = grid_line_keys<int32_t>([&](int32_t b) { return p.bands[b]; }, pass.line_band_begin,
+                                                 pass.line_band_end, highest - static_cast<int32_t>(pass.rule.min_distance));
+    band_index = pass.line_band_begin;
+    band = p.bands[band_index];
+    current = DeviceRun{band.logical, band.logical + keys, 2, band_index};
+    pos = current.begin;
+    run = 0;
+    run_end = keys > 0 ? 1 : 0;
+    column = column_end = 0;
+  }
   __device__ void start(const SparseAttentionParams& p, const DeviceTile& t, const DevicePass& pass) {
     form = pass.form;
     if (form == 0) {
@@ -133,6 +148,7 @@ struct ChunkCursor {
       if (run < run_end) enter_run(p);
       return;
     }
+    if (form == 3) return start_grid_line(p, t, pass);
     const DeviceBand rows = p.bands[pass.row_bands];
     band_index = pass.col_bands;
     band = p.bands[band_index];
@@ -197,9 +213,11 @@ struct ChunkCursor {
     if (tid == 0) {
       // Gathered columns are tested by the rule, except a compact pass's verticals: the rule keeps every
       // causal element of those, and the covered ones are -1. A compact range pass classifies each chunk.
-      const int32_t c0 = band.orig + (pos - band.logical);
+      const bool one_band = pos + len <= band.logical + band.count;
+      const int32_t c0 = band.orig + band.step * (pos - band.logical), c_last = c0 + band.step * (len - 1);
       s.mask[buf] = !from_run   ? (form == 1 ? 1 : 2)
-                    : form == 2 ? range_chunk_mask<int32_t>(s.rule, walk.row_min, walk.row_max, c0, c0 + len - 1)
+                    : form == 2 ? range_chunk_mask<int32_t>(s.rule, walk.row_min, walk.row_max, c0, c_last)
+                    : form == 3 ? grid_line_chunk_mask<int32_t>(s.rule, one_band, walk.row_min, c0, c_last)
                                 : current.mask;
       s.len[buf] = len;
       s.contiguous[buf] = from_run && band.step == 1 && pos + len <= band.logical + band.count;

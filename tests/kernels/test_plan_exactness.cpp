@@ -70,12 +70,34 @@ int64_t compact_chunks(const SparsePlan& plan, const Pass& pass) {
   return chunks;
 }
 
+// A compact grid line pass's chunks by brute force: per tile, the keys of the line's bands that some
+// row of the tile keeps.
+int64_t grid_line_chunks(const SparsePlan& plan, const Pass& pass) {
+  std::vector<int64_t> keys;
+  for (int64_t b = pass.line_band_begin; b < pass.line_band_end; ++b) {
+    const Band& band = pass.cols.bands()[b];
+    for (int64_t x = 0; x < band.count; ++x) keys.push_back(band.orig_at(band.logical + x));
+  }
+  int64_t chunks = 0;
+  std::vector<int64_t> rows;
+  for (int64_t t = 0; t < pass.num_tiles(); ++t) {
+    rows.clear();
+    pass.rows.gather(t * plan.block_m, std::min(pass.rows.size(), (t + 1) * plan.block_m), rows);
+    int64_t reached = 0;
+    for (int64_t j : keys) {
+      reached += std::any_of(rows.begin(), rows.end(), [&](int64_t i) { return plan.keeps(pass.rule, i, j); });
+    }
+    chunks += chunks_of(reached, plan.block_n);
+  }
+  return chunks;
+}
+
 // Computed elements from the plan's runs and columns, counted independently of the plan walker.
 int64_t expected_computed(const SparsePlan& plan, int head) {
   int64_t chunks = 0;
   for (const Pass& pass : plan.heads[head].passes) {
     if (pass.form != PassForm::kListed) {
-      chunks += compact_chunks(plan, pass);
+      chunks += pass.form == PassForm::kGridLine ? grid_line_chunks(plan, pass) : compact_chunks(plan, pass);
       continue;
     }
     for (const KeyRun& run : pass.runs) chunks += (run.end - run.begin + plan.block_n - 1) / plan.block_n;
@@ -135,49 +157,78 @@ TEST_CASE("compact Vertical-Slash plans hold no per-tile lists and count what ex
   }
 }
 
+// Compact and listed plans of one head, pass by pass: every compact range or grid line pass's tiles
+// derive exactly the runs and chunk masks the listed pass holds. Returns how many passes were compared.
+int compare_compact_passes(const SequenceLayout& layout, const ResolvedHead& head, const PlanOptions& tiles,
+                           PassForm form) {
+  PlanOptions listed_tiles = tiles;
+  listed_tiles.compact_passes = false;
+  const SparsePlan compact = build_plan(layout, {head}, tiles);
+  const SparsePlan listed = build_plan(layout, {head}, listed_tiles);
+  INFO("layout " << layout.describe() << ", " << describe_resolved(head, layout) << ", tiles " << tiles.block_m << "x"
+                 << tiles.block_n);
+  REQUIRE(compact.heads[0].passes.size() == listed.heads[0].passes.size());
+  int compared = 0;
+  for (size_t p = 0; p < compact.heads[0].passes.size(); ++p) {
+    const Pass& derived = compact.heads[0].passes[p];
+    const Pass& explicit_pass = listed.heads[0].passes[p];
+    REQUIRE(explicit_pass.form == PassForm::kListed);
+    if (derived.form != form) continue;
+    ++compared;
+    REQUIRE((derived.runs.empty() && derived.run_offsets.empty()));
+    std::vector<KeyRun> got, want;
+    std::vector<int64_t> got_columns, want_columns;
+    for (int64_t t = 0; t < derived.num_tiles(); ++t) {
+      tile_work(compact, derived, t, got, got_columns);
+      tile_work(listed, explicit_pass, t, want, want_columns);
+      REQUIRE(got.size() == want.size());
+      for (size_t r = 0; r < got.size(); ++r) {
+        INFO("pass " << derived.label << ", tile " << t << ", run " << r);
+        REQUIRE((got[r].begin == want[r].begin && got[r].end == want[r].end && got[r].mask == want[r].mask));
+      }
+      REQUIRE((got_columns.empty() && want_columns.empty()));
+    }
+  }
+  REQUIRE(count_matrix(compact, 0) == count_matrix(listed, 0));
+  REQUIRE(head_stats(compact, 0, false).tiles == head_stats(listed, 0, false).tiles);
+  return compared;
+}
+
+const std::vector<PlanOptions> kCompactTiles = {PlanOptions{16, 16}, PlanOptions{64, 64}, PlanOptions{8, 24}};
+
 TEST_CASE("compact range passes derive exactly the runs and masks a listed plan holds", "[plan][exact]") {
   std::mt19937_64 rng(47);
   const std::vector<PatternKind> kinds = {PatternKind::kDense, PatternKind::kAShape, PatternKind::kTriShape,
                                           PatternKind::kGrid, PatternKind::kSfStrided};
   for (const SequenceLayout& layout : test_layouts()) {
     for (PatternKind kind : kinds) {
-      for (const PlanOptions& tiles : {PlanOptions{16, 16}, PlanOptions{64, 64}, PlanOptions{8, 24}}) {
-        const ResolvedHead head = random_head(BoundaryKind::kNone, {kind}, layout, rng);
-        PlanOptions listed_tiles = tiles;
-        listed_tiles.compact_passes = false;
-        const SparsePlan compact = build_plan(layout, {head}, tiles);
-        const SparsePlan listed = build_plan(layout, {head}, listed_tiles);
-        INFO("layout " << layout.describe() << ", " << describe_resolved(head, layout) << ", tiles " << tiles.block_m
-                       << "x" << tiles.block_n);
-        REQUIRE(compact.heads[0].passes.size() == listed.heads[0].passes.size());
-        int ranges = 0;
-        for (size_t p = 0; p < compact.heads[0].passes.size(); ++p) {
-          const Pass& derived = compact.heads[0].passes[p];
-          const Pass& explicit_pass = listed.heads[0].passes[p];
-          REQUIRE(explicit_pass.form == PassForm::kListed);
-          if (derived.form != PassForm::kRanges) continue;
-          ++ranges;
-          REQUIRE((derived.runs.empty() && derived.run_offsets.empty()));
-          std::vector<KeyRun> got, want;
-          std::vector<int64_t> got_columns, want_columns;
-          for (int64_t t = 0; t < derived.num_tiles(); ++t) {
-            tile_work(compact, derived, t, got, got_columns);
-            tile_work(listed, explicit_pass, t, want, want_columns);
-            REQUIRE(got.size() == want.size());
-            for (size_t r = 0; r < got.size(); ++r) {
-              INFO("tile " << t << ", run " << r);
-              REQUIRE((got[r].begin == want[r].begin && got[r].end == want[r].end && got[r].mask == want[r].mask));
-            }
-            REQUIRE((got_columns.empty() && want_columns.empty()));
-          }
-        }
+      for (const PlanOptions& tiles : kCompactTiles) {
         // Every one of these heads has a pass of ranges over the whole sequence (the grid's sinks, local
         // window and dense text rows; strided's local window).
-        REQUIRE(ranges >= 1);
-        REQUIRE(count_matrix(compact, 0) == count_matrix(listed, 0));
+        REQUIRE(compare_compact_passes(layout, random_head(BoundaryKind::kNone, {kind}, layout, rng), tiles,
+                                       PassForm::kRanges) >= 1);
       }
     }
   }
+}
+
+TEST_CASE("compact grid line passes derive exactly the runs and masks a listed plan holds", "[plan][exact]") {
+  std::mt19937_64 rng(53);
+  int compared = 0;
+  for (const SequenceLayout& layout : test_layouts()) {
+    for (BoundaryKind boundary : kBoundaries) {
+      for (const PlanOptions& tiles : kCompactTiles) {
+        for (int seed = 0; seed < 3; ++seed) {
+          ResolvedHead head = random_head(boundary, {PatternKind::kGrid}, layout, rng);
+          for (auto& row : head.patterns) {
+            for (ResolvedPattern& p : row) p.params.vline = true, p.params.hline = p.params.slash = false;
+          }
+          compared += compare_compact_passes(layout, head, tiles, PassForm::kGridLine);
+        }
+      }
+    }
+  }
+  REQUIRE(compared > 50);
 }
 
 TEST_CASE("the CPU executor equals masked dense attention", "[executor][exact]") {

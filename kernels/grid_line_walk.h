@@ -1,0 +1,71 @@
+// How a compact grid line pass expands into the work of one query tile. Such a pass has only vertical
+// lines (keys of one grid phase), its key columns in phase-major order, so the line's keys are one
+// consecutive section of columns — the bands of that phase, one per visual span, ascending — and a
+// tile needs one run: the section's keys up to its last row minus the minimum distance. The host plan
+// walker and the CUDA kernels both call these functions, so they visit exactly the same chunks with
+// the same masks. Torch-free, CUDA-includable.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/mask_rule.h"
+
+namespace mmi {
+
+// Index of the band holding logical index x, among bands [0, count) ascending in `logical`;
+// band_at(b) returns band b (any type with logical, orig, step, count).
+template <typename Int, typename BandAt>
+MMI_HD Int band_holding(BandAt band_at, Int count, Int x) {
+  Int lo = 0, hi = count - 1;
+  while (lo < hi) {
+    const Int mid = (lo + hi + 1) / 2;
+    if (band_at(mid).logical <= x) lo = mid; else hi = mid - 1;
+  }
+  return lo;
+}
+
+// The smallest and largest original position of logical indices [first, last] of a band list.
+template <typename Int, typename BandAt>
+MMI_HD void band_extent(BandAt band_at, Int count, Int first, Int last, Int& lowest, Int& highest) {
+  bool any = false;
+  for (Int b = band_holding(band_at, count, first); b < count; ++b) {
+    const auto band = band_at(b);
+    if (band.logical > last) break;
+    const Int lo = first > Int(band.logical) ? first : Int(band.logical);
+    const Int hi = last < Int(band.logical + band.count - 1) ? last : Int(band.logical + band.count - 1);
+    const Int a = Int(band.orig) + Int(band.step) * (lo - Int(band.logical));
+    const Int z = Int(band.orig) + Int(band.step) * (hi - Int(band.logical));
+    const Int low = a < z ? a : z, high = a < z ? z : a;
+    if (!any || low < lowest) lowest = low;
+    if (!any || high > highest) highest = high;
+    any = true;
+  }
+}
+
+// How many keys of the line's section (bands [first, last), each ascending, one after another in
+// original order) are at most `limit`: the length of the tile's run from the section's start.
+template <typename Int, typename BandAt>
+MMI_HD Int grid_line_keys(BandAt band_at, Int first, Int last, Int limit) {
+  Int keys = 0;
+  for (Int b = first; b < last; ++b) {
+    const auto band = band_at(b);
+    if (Int(band.orig) > limit) break;
+    const Int reach = (limit - Int(band.orig)) / Int(band.step) + 1;
+    keys += reach < Int(band.count) ? reach : Int(band.count);
+    if (reach < Int(band.count)) break;
+  }
+  return keys;
+}
+
+// How an executor treats a chunk of the line's keys [col_min, col_max] (the ChunkMask values: 0 every
+// element kept, 1 causal test only, 2 rule test) for a tile whose rows start at row_min: the line keeps
+// every element of a chunk inside one band (every band of the section has the line's phase), and the
+// minimum distance decides the rest — the classification the explicit plan builder makes.
+template <typename Int>
+MMI_HD int grid_line_chunk_mask(const MaskRule& r, bool one_band, Int row_min, Int col_min, Int col_max) {
+  if (!one_band || col_min < r.min_col) return 2;
+  if (col_max <= row_min - r.min_distance) return 0;
+  return r.min_distance == 0 ? 1 : 2;
+}
+
+}  // namespace mmi
