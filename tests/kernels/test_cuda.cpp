@@ -43,6 +43,29 @@ void compare_executors(const SparsePlan& plan, const RandomQKV& x, double tolera
   REQUIRE(at::allclose(lse_gpu.masked_select(finite), lse_cpu.masked_select(finite), 2e-2, 2e-2));
 }
 
+// Three heads whose plans use every compact pass form: A-shape (ranges), a grid of vertical lines only
+// (a grid line pass, next to the range pass of its sinks and window) and Vertical-Slash.
+std::vector<ResolvedHead> compact_heads(const SequenceLayout& layout, std::mt19937_64& rng) {
+  std::vector<ResolvedHead> heads(3);
+  heads[0].patterns[0][0] = random_pattern(PatternKind::kAShape, layout, rng);
+  ResolvedPattern& grid = heads[1].patterns[0][0] = random_pattern(PatternKind::kGrid, layout, rng);
+  grid.params.vline = true;
+  grid.params.hline = grid.params.slash = false;
+  heads[2].patterns[0][0] = random_pattern(PatternKind::kVerticalSlash, layout, rng);
+  return heads;
+}
+
+void require_forms(const SparsePlan& plan, std::initializer_list<PassForm> forms) {
+  for (PassForm form : forms) {
+    bool found = false;
+    for (const HeadPlan& head : plan.heads) {
+      for (const Pass& pass : head.passes) found = found || pass.form == form;
+    }
+    INFO("pass form " << static_cast<int>(form));
+    REQUIRE(found);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("CUDA executor equals the CPU executor on every pattern and boundary kind", "[cuda]") {
@@ -75,9 +98,11 @@ TEST_CASE("both tensor-core kernels equal the CPU executor at d = 128", "[cuda]"
     for (BoundaryKind boundary : {BoundaryKind::kNone, BoundaryKind::k2D}) {
       std::vector<ResolvedHead> heads;
       for (int h = 0; h < 4; ++h) heads.push_back(random_head(boundary, kKinds, layout, rng));
+      for (const ResolvedHead& head : compact_heads(layout, rng)) heads.push_back(head);
+      heads.push_back(random_head(boundary, kKinds, layout, rng));
       const SparsePlan plan = build_plan(layout, heads);
       for (at::ScalarType dtype : {at::kBFloat16, at::kHalf}) {
-        const RandomQKV x = random_qkv(layout.length(), 4, 2, 128, ++seed, dtype);
+        const RandomQKV x = random_qkv(layout.length(), 8, 2, 128, ++seed, dtype);
         for (SparseKernel kernel : {SparseKernel::kMmaSync, SparseKernel::kWgmma}) {
           INFO("layout " << layout.describe() << ", boundary " << boundary_name(boundary) << ", "
                          << sparse_kernel_name(kernel));
@@ -111,10 +136,14 @@ TEST_CASE("CUDA executor at long, odd lengths", "[cuda][long]") {
     for (int x = 0; x < 20; ++x) slashes.insert(int64_t(rng() % n));
     vs.index.verticals.assign(verticals.begin(), verticals.end());
     vs.index.slashes.assign(slashes.begin(), slashes.end());
+    heads.push_back(heads[1]);  // the same grid with vertical lines only: a compact grid line pass
+    heads[3].patterns[0][0].params.slash = false;
     INFO(layout.length() << " tokens");
     const SparsePlan plan = build_plan(layout, heads);
-    REQUIRE(plan.heads[2].passes.at(0).vertical_slash != nullptr);
-    compare_executors(plan, random_qkv(n, 3, 1, 128, frames, at::kBFloat16), 1e-2);
+    REQUIRE(plan.heads[0].passes.at(0).form == PassForm::kRanges);
+    REQUIRE(plan.heads[2].passes.at(0).form == PassForm::kVerticalSlash);
+    REQUIRE(plan.heads[3].passes.at(1).form == PassForm::kGridLine);
+    compare_executors(plan, random_qkv(n, 4, 1, 128, frames, at::kBFloat16), 1e-2);
   }
 }
 
@@ -136,14 +165,15 @@ TEST_CASE("CUDA dense plan matches cuDNN SDPA", "[cuda]") {
 }
 
 TEST_CASE("CUDA executor: a small case for compute-sanitizer", "[cuda][sanitizer]") {
-  if (!have_gpu()) return;
   const SequenceLayout layout = SequenceLayout::parse("text:21,video:3x4x5,text:11,image:4x4,text:9");
   std::mt19937_64 rng(5);
-  std::vector<ResolvedHead> heads;
+  std::vector<ResolvedHead> heads = compact_heads(layout, rng);
   for (int h = 0; h < 2; ++h) heads.push_back(random_head(BoundaryKind::k2D, kKinds, layout, rng));
   const SparsePlan plan = build_plan(layout, heads);
+  require_forms(plan, {PassForm::kListed, PassForm::kVerticalSlash, PassForm::kRanges, PassForm::kGridLine});
+  if (!have_gpu()) return;
   for (int64_t dim : {64, 128}) {  // mma.sync, and wgmma where the GPU has it
-    compare_executors(plan, random_qkv(layout.length(), 2, 1, dim, 3, at::kBFloat16), 1e-2);
+    compare_executors(plan, random_qkv(layout.length(), 5, 1, dim, 3, at::kBFloat16), 1e-2);
   }
 }
 
