@@ -204,8 +204,8 @@ struct DevicePlan {
     const Pass& pass = *slot.pass;
     for (size_t r = 0; r < pass.runs.size(); ++r) {
       const KeyRun& run = pass.runs[r];
-      runs[slot.runs + r] = {static_cast<int32_t>(run.begin), static_cast<int32_t>(run.end), static_cast<int32_t>(run.mask),
-                             slot.col_bands + pass.cols.band_at(run.begin)};
+      runs[slot.runs + r] = {static_cast<int32_t>(run.begin), static_cast<int32_t>(run.end),
+                             static_cast<int32_t>(run.mask), slot.col_bands + pass.cols.band_at(run.begin)};
     }
     for (size_t c = 0; c < pass.columns.size(); ++c) columns[slot.columns + c] = static_cast<int32_t>(pass.columns[c]);
     weigh_by_structure(plan, pass, chunks);

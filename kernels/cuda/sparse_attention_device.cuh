@@ -129,7 +129,8 @@ struct ChunkCursor {
                          lowest, highest);
     walk = SlashRunWalk<int32_t>(lowest, highest, 0, -1, 0, 0);
     const int32_t keys = grid_line_keys<int32_t>([&](int32_t b) { return p.bands[b]; }, pass.line_band_begin,
-                                                 pass.line_band_end, highest - static_cast<int32_t>(pass.rule.min_distance));
+                                                 pass.line_band_end,
+                                                 highest - static_cast<int32_t>(pass.rule.min_distance));
     band_index = pass.line_band_begin;
     band = p.bands[band_index];
     current = DeviceRun{band.logical, band.logical + keys, 2, band_index};

@@ -235,7 +235,8 @@ __device__ __forceinline__ void load_padded(const T* base, int64_t row_stride, i
   for (int idx = threadIdx.x; idx < count * pieces; idx += kThreads) {
     const int row = idx / pieces, piece = idx % pieces;
     const bool ok = row < valid;
-    detail::cp_async_16(out + row * kPaddedRow + piece * 8, base + (first + (ok ? row : 0)) * row_stride + piece * 8, ok);
+    detail::cp_async_16(out + row * kPaddedRow + piece * 8, base + (first + (ok ? row : 0)) * row_stride + piece * 8,
+                        ok);
   }
   detail::cp_async_commit();
   detail::cp_async_wait<0>();
