@@ -26,6 +26,9 @@ The recipe (README, "The trained tiny model"), each step runnable alone:
                  continues from the stage-1 weights with longer NIAH samples and the generated Video-QA
   7. evaluate    python3 scripts/train_niah_model.py evaluate --data FILE... --model DIR
                  accuracy per task and frame count on held-out exports (configs/examples/*_tiny*.yaml)
+  8. export      .venv/bin/python scripts/train_niah_model.py export --model DIR --out DIR
+                 the weights in bf16, half the size, for the repository (training and evaluation keep
+                 fp32 and load a bf16 checkpoint as fp32)
 
 Files ending in .xz are read compressed. Nothing is downloaded. Positions are the canonical 3-axis ids (SPEC.md section 6), passed explicitly:
 transformers 5.17 computes different video positions on its own.
@@ -291,6 +294,13 @@ def evaluate_command(args):
             print(f"{path}: {cell}: {100 * accuracy:.0f}%", flush=True)
 
 
+def export(args):
+    from transformers import Qwen2_5_VLForConditionalGeneration
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(args.model, dtype=torch.float32)
+    model.to(torch.bfloat16).save_pretrained(args.out)
+    print(f"wrote {args.out}: bf16 weights of {args.model}", flush=True)
+
+
 def train(args):
     from transformers import Qwen2_5_VLForConditionalGeneration
     torch.manual_seed(args.seed)
@@ -421,6 +431,10 @@ def main():
     p.add_argument("--data", nargs="+", required=True)
     p.add_argument("--model", required=True)
     p.set_defaults(func=evaluate_command)
+    p = sub.add_parser("export", help="the weights in bf16 (the committed checkpoint)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", required=True, help="may equal --model")
+    p.set_defaults(func=export)
     args = parser.parse_args()
     args.func(args)
 
