@@ -52,12 +52,29 @@ AttentionProfile last_query_profile(const at::Tensor& q, const at::Tensor& k, in
                                     const QueryWindow& window, const std::vector<uint8_t>* key_filter,
                                     bool distances) {
   if (!window_profile_accepts(q, k)) return last_query_profile_aten(q, k, head, window, key_filter, distances);
+  const AttentionProfile both = last_query_profiles(q, k, {head}, window, key_filter, distances);
+  return AttentionProfile{both.column[0], distances ? both.distance[0] : at::Tensor()};
+}
+
+AttentionProfile last_query_profiles(const at::Tensor& q, const at::Tensor& k, const std::vector<int64_t>& heads,
+                                     const QueryWindow& window, const std::vector<uint8_t>* key_filter,
+                                     bool distances) {
   check_window(q, window);
+  if (heads.empty()) throw std::invalid_argument("last_query_profiles: no heads given");
+  if (!window_profile_accepts(q, k)) {
+    std::vector<at::Tensor> columns, sums;
+    for (int64_t h : heads) {
+      const AttentionProfile one = last_query_profile_aten(q, k, h, window, key_filter, distances);
+      columns.push_back(one.column);
+      if (distances) sums.push_back(one.distance);
+    }
+    return AttentionProfile{at::stack(columns), distances ? at::stack(sums) : at::Tensor()};
+  }
   at::Tensor filter;
   if (key_filter) {
     filter = at::tensor(std::vector<double>(key_filter->begin(), key_filter->begin() + window.end)).to(q.device());
   }
-  auto [column, distance] = window_profile_cuda(q, k, head, window.end, window.count, filter, distances);
+  auto [column, distance] = window_profile_cuda(q, k, heads, window.end, window.count, filter, distances);
   return AttentionProfile{column, distance};
 }
 
@@ -148,23 +165,34 @@ at::Tensor select_group(const std::vector<const EstimateBatch::TopK*>& group) {
 }
 
 // The column mass of the visual positions folded modulo each candidate stride (0 = tokens per frame),
-// over whole periods of every visual span, phases relative to the span start: [s] tensors on the
-// mass's device, for the candidates that resolve to a positive stride.
+// over whole periods of every visual span, phases relative to the span start. column_mass: [R, end]
+// (R rows folded independently); appends [R, s] tensors on the mass's device, for the candidates that
+// resolve to a positive stride.
 void fold_grid(const SequenceLayout& layout, const at::Tensor& column_mass, const std::vector<int64_t>& candidates,
                std::vector<int64_t>& strides, std::vector<at::Tensor>& folds) {
-  const int64_t available = column_mass.size(0);
+  const int64_t rows = column_mass.size(0), available = column_mass.size(1);
   for (int64_t candidate : candidates) {
     const int64_t s = candidate > 0 ? candidate : layout.frame_stride();
     if (s <= 0) continue;
-    at::Tensor mass = at::zeros({s}, column_mass.options().dtype(at::kDouble));
+    at::Tensor mass = at::zeros({rows, s}, column_mass.options().dtype(at::kDouble));
     for (const Span& span : layout.spans()) {
       if (!is_visual(span.modality)) continue;
       const int64_t whole = std::min(span.length, std::max<int64_t>(0, available - span.start)) / s * s;
-      if (whole > 0) mass += column_mass.narrow(0, span.start, whole).view({whole / s, s}).sum(0);
+      if (whole > 0) mass += column_mass.narrow(1, span.start, whole).view({rows, whole / s, s}).sum(1);
     }
     strides.push_back(s);
     folds.push_back(mass);
   }
+}
+
+// The sets of keys a profile's sums may be restricted to: every key (key_modality < 0) or those of one
+// modality.
+std::vector<uint8_t> modality_filter(const SequenceLayout& layout, int key_modality) {
+  std::vector<uint8_t> filter(layout.length(), 0);
+  for (int s : layout.spans_of(static_cast<Modality>(key_modality))) {
+    std::fill(filter.begin() + layout.span(s).start, filter.begin() + layout.span(s).end(), 1);
+  }
+  return filter;
 }
 
 // The best (stride, phase) from the host copies of the folds: fold x holds strides[x] values from
@@ -187,11 +215,12 @@ GridEstimate choose_grid(const SequenceLayout& layout, const std::vector<int64_t
   return best;
 }
 
-// Every fold in one tensor, on the host; offsets[x] is where fold x starts.
+// Every fold ([R, s] each) in one flat tensor, on the host; offsets[x] is where fold x starts.
 at::Tensor folds_on_host(const std::vector<at::Tensor>& folds, std::vector<int64_t>& offsets) {
   int64_t total = 0;
-  for (const at::Tensor& f : folds) offsets.push_back(total), total += f.size(0);
-  return folds.empty() ? at::empty({0}, at::kDouble) : at::cat(folds).cpu().contiguous();
+  std::vector<at::Tensor> flat;
+  for (const at::Tensor& f : folds) offsets.push_back(total), total += f.numel(), flat.push_back(f.reshape({-1}));
+  return folds.empty() ? at::empty({0}, at::kDouble) : at::cat(flat).cpu().contiguous();
 }
 
 }  // namespace
@@ -200,28 +229,86 @@ GridEstimate estimate_grid(const SequenceLayout& layout, const at::Tensor& colum
                            const std::vector<int64_t>& candidate_strides) {
   std::vector<int64_t> strides, offsets;
   std::vector<at::Tensor> folds;
-  fold_grid(layout, column_mass, candidate_strides, strides, folds);
+  fold_grid(layout, column_mass.unsqueeze(0), candidate_strides, strides, folds);
   const at::Tensor host = folds_on_host(folds, offsets);
   return choose_grid(layout, strides, host.data_ptr<double>(), offsets);
+}
+
+int EstimateBatch::add_profile(const SequenceLayout& layout, const at::Tensor& q, const at::Tensor& k, int64_t head,
+                               const QueryWindow& window, int key_modality, bool distances) {
+  for (size_t x = 0; x < profiles_.size(); ++x) {
+    Profile& p = profiles_[x];
+    if (p.layout == &layout && p.q.is_same(q) && p.k.is_same(k) && p.head == head && p.window.end == window.end &&
+        p.window.count == window.count && p.key_modality == key_modality) {
+      p.distances = p.distances || distances;
+      return static_cast<int>(x);
+    }
+  }
+  profiles_.push_back(Profile{&layout, q, k, head, window, key_modality, distances});
+  return static_cast<int>(profiles_.size()) - 1;
 }
 
 void EstimateBatch::add_top_k(const at::Tensor& scores, int64_t k, int64_t forced, std::vector<int64_t>* out) {
   top_k_.push_back(TopK{scores, k, std::min(forced, scores.size(0)), out});
 }
 
+void EstimateBatch::add_top_k(ProfileSums scores, int64_t k, int64_t forced, std::vector<int64_t>* out) {
+  top_k_.push_back(TopK{at::Tensor(), k, forced, out, scores});
+}
+
 void EstimateBatch::add_grid(const SequenceLayout& layout, const at::Tensor& column_mass,
                              const std::vector<int64_t>& candidate_strides, PatternIndex* out) {
-  Grid grid{&layout, {}, {}, out};
-  fold_grid(layout, column_mass, candidate_strides, grid.strides, grid.folds);  // queued on the device
-  grids_.push_back(std::move(grid));
+  grids_.push_back(Grid{&layout, candidate_strides, column_mass, -1, out});
+}
+
+void EstimateBatch::add_grid(const SequenceLayout& layout, int profile, const std::vector<int64_t>& candidate_strides,
+                             PatternIndex* out) {
+  grids_.push_back(Grid{&layout, candidate_strides, at::Tensor(), profile, out});
 }
 
 void EstimateBatch::run() {
+  run_profiles();
   run_top_k();
   run_grids();
+  profiles_.clear();
+  launches_.clear();
+}
+
+void EstimateBatch::run_profiles() {
+  // Requests of one q, k, window and key set, whatever their heads, share a launch.
+  using Shared = std::tuple<const void*, const void*, const SequenceLayout*, int64_t, int64_t, int>;
+  std::map<Shared, std::vector<size_t>> shared;
+  for (size_t x = 0; x < profiles_.size(); ++x) {
+    const Profile& p = profiles_[x];
+    shared[{p.q.unsafeGetTensorImpl(), p.k.unsafeGetTensorImpl(), p.layout, p.window.end, p.window.count,
+            p.key_modality}]
+        .push_back(x);
+  }
+  for (const auto& [key, members] : shared) {
+    const Profile& first = profiles_[members.front()];
+    std::vector<int64_t> heads;
+    bool distances = false;
+    for (size_t x : members) {
+      profiles_[x].launch = launches_.size();
+      profiles_[x].row = static_cast<int64_t>(heads.size());
+      heads.push_back(profiles_[x].head);
+      distances = distances || profiles_[x].distances;
+    }
+    const std::vector<uint8_t> filter =
+        first.key_modality >= 0 ? modality_filter(*first.layout, first.key_modality) : std::vector<uint8_t>();
+    launches_.push_back(last_query_profiles(first.q, first.k, heads, first.window,
+                                            first.key_modality >= 0 ? &filter : nullptr, distances));
+  }
 }
 
 void EstimateBatch::run_top_k() {
+  for (TopK& r : top_k_) {
+    if (r.scores.defined()) continue;
+    const Profile& p = profiles_.at(r.sums.profile);
+    const AttentionProfile& sums = launches_[p.launch];
+    r.scores = (r.sums.distance ? sums.distance : sums.column)[p.row];
+    r.forced = std::min(r.forced, r.scores.size(0));
+  }
   std::map<std::tuple<int64_t, int64_t, int64_t, std::string>, std::vector<const TopK*>> groups;
   for (const TopK& r : top_k_) groups[{r.scores.size(0), r.k, r.forced, r.scores.device().str()}].push_back(&r);
   std::vector<std::pair<const std::vector<const TopK*>*, at::Tensor>> chosen;
@@ -236,17 +323,45 @@ void EstimateBatch::run_top_k() {
 }
 
 void EstimateBatch::run_grids() {
-  std::vector<at::Tensor> folds;
-  for (const Grid& g : grids_) folds.insert(folds.end(), g.folds.begin(), g.folds.end());
-  std::vector<int64_t> offsets;
-  const at::Tensor host = folds_on_host(folds, offsets);  // one copy for every head
-  size_t next = 0;
+  // Folds of [R, end] column sums, each row a head: one per explicit mass, one per profile launch,
+  // layout and candidate list however many of its heads are grids.
+  struct Folded {
+    std::vector<int64_t> strides;
+    std::vector<at::Tensor> masses;  // [R, s] per stride
+  };
+  std::vector<Folded> folded;
+  std::map<std::tuple<size_t, const SequenceLayout*, std::vector<int64_t>>, size_t> by_launch;
+  std::vector<std::pair<size_t, int64_t>> source;  // per grid: its Folded and row
   for (const Grid& g : grids_) {
-    const std::vector<int64_t> mine(offsets.begin() + next, offsets.begin() + next + g.strides.size());
-    next += g.strides.size();
-    const GridEstimate best = choose_grid(*g.layout, g.strides, host.data_ptr<double>(), mine);
-    g.out->stride = best.stride;
-    g.out->phase = best.phase;
+    auto fold = [&](const at::Tensor& mass) {
+      folded.emplace_back();
+      fold_grid(*g.layout, mass, g.candidates, folded.back().strides, folded.back().masses);
+      return folded.size() - 1;
+    };
+    if (g.profile < 0) {
+      source.emplace_back(fold(g.mass.unsqueeze(0)), 0);
+      continue;
+    }
+    const Profile& p = profiles_.at(g.profile);
+    const auto key = std::make_tuple(p.launch, g.layout, g.candidates);
+    auto it = by_launch.find(key);
+    if (it == by_launch.end()) it = by_launch.emplace(key, fold(launches_[p.launch].column)).first;
+    source.emplace_back(it->second, p.row);
+  }
+  std::vector<at::Tensor> masses;
+  for (const Folded& f : folded) masses.insert(masses.end(), f.masses.begin(), f.masses.end());
+  std::vector<int64_t> offsets;
+  const at::Tensor host = folds_on_host(masses, offsets);  // one copy for every head
+  std::vector<size_t> first_mass;  // offsets index of each Folded's first stride
+  for (size_t x = 0, at = 0; x < folded.size(); at += folded[x].strides.size(), ++x) first_mass.push_back(at);
+  for (size_t x = 0; x < grids_.size(); ++x) {
+    const auto [f, row] = source[x];
+    const std::vector<int64_t>& strides = folded[f].strides;
+    std::vector<int64_t> mine;
+    for (size_t c = 0; c < strides.size(); ++c) mine.push_back(offsets[first_mass[f] + c] + row * strides[c]);
+    const GridEstimate best = choose_grid(*grids_[x].layout, strides, host.data_ptr<double>(), mine);
+    grids_[x].out->stride = best.stride;
+    grids_[x].out->phase = best.phase;
   }
   grids_.clear();
 }
@@ -264,20 +379,6 @@ void resolve_head(const SequenceLayout& layout, const HeadConfig& config, const 
                   const at::Tensor& k, int64_t head, EstimateBatch& batch, ResolvedHead& out) {
   out = ResolvedHead{};
   out.boundary = config.boundary;
-  std::map<std::tuple<int64_t, int64_t, int>, AttentionProfile> profiles;  // (end, count, key modality)
-  auto profile = [&](const QueryWindow& w, int key_modality, bool distances) -> const AttentionProfile& {
-    const auto key = std::make_tuple(w.end, w.count, key_modality);
-    auto it = profiles.find(key);
-    if (it != profiles.end() && (!distances || it->second.distance.defined())) return it->second;
-    std::vector<uint8_t> filter;
-    if (key_modality >= 0) {
-      filter.assign(layout.length(), 0);
-      for (int s : layout.spans_of(static_cast<Modality>(key_modality))) {
-        std::fill(filter.begin() + layout.span(s).start, filter.begin() + layout.span(s).end(), 1);
-      }
-    }
-    return profiles[key] = last_query_profile(q, k, head, w, key_modality >= 0 ? &filter : nullptr, distances);
-  };
   // Fills `r` in place: the batch writes its Vertical-Slash lists and grid stride and phase in run().
   auto resolve = [&](ResolvedPattern& r, const PatternParams& p, Modality rows, int key_modality) {
     p.validate();
@@ -286,15 +387,16 @@ void resolve_head(const SequenceLayout& layout, const HeadConfig& config, const 
       case PatternKind::kSfFixed:
       case PatternKind::kSfStrided: r.index.block = resolve_block(layout, p); break;
       case PatternKind::kVerticalSlash: {
-        const AttentionProfile& a = profile(window_for(layout, config.boundary, rows, p.last_q), key_modality, true);
-        batch.add_top_k(a.column, p.n_vertical, kForcedColumns, &r.index.verticals);
-        batch.add_top_k(a.distance, p.n_slash, kForcedDistances, &r.index.slashes);
+        const QueryWindow w = window_for(layout, config.boundary, rows, p.last_q);
+        const int a = batch.add_profile(layout, q, k, head, w, key_modality, true);
+        batch.add_top_k(EstimateBatch::ProfileSums{a, false}, p.n_vertical, kForcedColumns, &r.index.verticals);
+        batch.add_top_k(EstimateBatch::ProfileSums{a, true}, p.n_slash, kForcedDistances, &r.index.slashes);
         break;
       }
       case PatternKind::kGrid: {
         if (!layout.has_visual()) break;
-        const AttentionProfile& a = profile(window_for(layout, config.boundary, rows, p.last_q), key_modality, false);
-        batch.add_grid(layout, a.column, p.strides, &r.index);
+        const QueryWindow w = window_for(layout, config.boundary, rows, p.last_q);
+        batch.add_grid(layout, batch.add_profile(layout, q, k, head, w, key_modality, false), p.strides, &r.index);
         break;
       }
       default: break;

@@ -22,8 +22,8 @@ struct QueryWindow {
 // Softmax attention of the window's queries, summed per key column and per distance i - j. fp64, on
 // the device of the inputs (estimation never leaves the GPU until the chosen indices are known).
 struct AttentionProfile {
-  at::Tensor column;    // [end]: sum over window rows of A[i, j]
-  at::Tensor distance;  // [end]: sum over window rows of A[i, i - d]; undefined unless requested
+  at::Tensor column;    // [end] ([H, end] for several heads): sum over window rows of A[i, j]
+  at::Tensor distance;  // [end] ([H, end]): sum over window rows of A[i, i - d]; undefined unless requested
 };
 
 // q: [N, Hq, D], k: [N, Hkv, D]; query head `head` reads KV head head / (Hq / Hkv).
@@ -34,8 +34,14 @@ struct AttentionProfile {
 AttentionProfile last_query_profile(const at::Tensor& q, const at::Tensor& k, int64_t head,
                                     const QueryWindow& window,
                                     const std::vector<uint8_t>* key_filter = nullptr, bool distances = true);
-// The same with ATen operations on the inputs' device, in key chunks: the CPU path, and on the GPU the
-// reference the fused kernels are tested and benchmarked against.
+// The profiles of several query heads over one window: row x of column and distance ([H, end] each)
+// belongs to heads[x]. On the GPU all heads share two launches, and the heads of one KV head read its
+// keys from L2 rather than memory.
+AttentionProfile last_query_profiles(const at::Tensor& q, const at::Tensor& k, const std::vector<int64_t>& heads,
+                                     const QueryWindow& window,
+                                     const std::vector<uint8_t>* key_filter = nullptr, bool distances = true);
+// The same as last_query_profile with ATen operations on the inputs' device, in key chunks: the CPU
+// path, and on the GPU the reference the fused kernels are tested and benchmarked against.
 AttentionProfile last_query_profile_aten(const at::Tensor& q, const at::Tensor& k, int64_t head,
                                          const QueryWindow& window,
                                          const std::vector<uint8_t>* key_filter = nullptr, bool distances = true);
@@ -59,35 +65,67 @@ struct GridEstimate {
 GridEstimate estimate_grid(const SequenceLayout& layout, const at::Tensor& column_mass,
                            const std::vector<int64_t>& candidate_strides);
 
-// The selections of a layer's online estimation (Vertical-Slash top-k, grid stride and phase) gathered
-// across its heads and made together: top-k requests of one shape are stacked into one batched
-// selection, the grid folds of every head are reduced on the device, and everything comes to the host
-// in one copy per shape, instead of several host synchronisations per head.
+// A layer's online estimation (last-query profiles, Vertical-Slash top-k, grid stride and phase)
+// gathered across its heads and made together: profiles of one window and key set are computed for all
+// their heads in one pair of launches, top-k requests of one shape are stacked into one batched
+// selection, the grid folds of the heads sharing a profile launch are reduced together on the device,
+// and everything comes to the host in one copy per shape, instead of several launches and host
+// synchronisations per head.
 class EstimateBatch {
  public:
+  // Which sums of a scheduled profile a selection reads.
+  struct ProfileSums {
+    int profile;    // an id from add_profile
+    bool distance;  // the distance sums (else the column sums)
+  };
+
+  // Schedules last_query_profile(q, k, head, window) with its sums restricted to the keys of modality
+  // `key_modality` (every key if < 0); returns its id. An identical request returns the same id.
+  // `layout`, q and k must stay valid until run().
+  int add_profile(const SequenceLayout& layout, const at::Tensor& q, const at::Tensor& k, int64_t head,
+                  const QueryWindow& window, int key_modality, bool distances);
   // Schedules *out = top_k_forced(scores, k, forced); `out` must stay valid until run().
   void add_top_k(const at::Tensor& scores, int64_t k, int64_t forced, std::vector<int64_t>* out);
+  void add_top_k(ProfileSums scores, int64_t k, int64_t forced, std::vector<int64_t>* out);
   // Schedules out->stride, out->phase = estimate_grid(layout, column_mass, candidate_strides); `layout`
   // and `out` must stay valid until run().
   void add_grid(const SequenceLayout& layout, const at::Tensor& column_mass,
                 const std::vector<int64_t>& candidate_strides, PatternIndex* out);
+  // The same over a scheduled profile's column sums.
+  void add_grid(const SequenceLayout& layout, int profile, const std::vector<int64_t>& candidate_strides,
+                PatternIndex* out);
   void run();  // fills every scheduled output and clears the batch
 
+  struct Profile {
+    const SequenceLayout* layout;
+    at::Tensor q, k;
+    int64_t head;
+    QueryWindow window;
+    int key_modality;
+    bool distances;
+    size_t launch = 0;  // set by run(): the batched profile holding this head, at row `row`
+    int64_t row = 0;
+  };
   struct TopK {
-    at::Tensor scores;
+    at::Tensor scores;  // undefined while `sums` names a profile not yet computed
     int64_t k, forced;
     std::vector<int64_t>* out;
+    ProfileSums sums{-1, false};
   };
   struct Grid {
     const SequenceLayout* layout;
-    std::vector<int64_t> strides;  // resolved candidates (0 replaced by the frame stride)
-    std::vector<at::Tensor> folds;  // [s] column mass folded modulo each candidate, on the device
+    std::vector<int64_t> candidates;
+    at::Tensor mass;  // [end], or undefined when `profile` names a scheduled profile
+    int profile;
     PatternIndex* out;
   };
 
  private:
+  void run_profiles();
   void run_top_k();
   void run_grids();
+  std::vector<Profile> profiles_;
+  std::vector<AttentionProfile> launches_;  // [H, end] sums of each batched profile
   std::vector<TopK> top_k_;
   std::vector<Grid> grids_;
 };

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <string>
 
 #include "kernels/cuda/cuda_executor.h"
@@ -104,22 +105,30 @@ void BM_PlanUpload(benchmark::State& state) {
 }
 
 // The online estimation's last-query profile of all 28 heads (64 window rows, column and distance
-// sums): fused kernels (arg 0 = 1) against the ATen path (0), in the same process.
+// sums), in the same process: the ATen path head by head (arg 0 = 0), the fused kernels head by head
+// (1), and the fused kernels for every head in one batch (2), as a layer's estimation runs them.
 void BM_WindowProfile(benchmark::State& state) {
   const Case& c = inputs(state.range(1));
   const mmi::QueryWindow window{c.layout.length(), 64};
+  std::vector<int64_t> heads(c.qkv.q.size(1));
+  std::iota(heads.begin(), heads.end(), 0);
+  const auto path = state.range(0);
   for (auto _ : state) {
     state.SetIterationTime(mmi::time_cuda_ms(
                                [&] {
-                                 for (int64_t h = 0; h < c.qkv.q.size(1); ++h) {
-                                   if (state.range(0) == 1) mmi::last_query_profile(c.qkv.q, c.qkv.k, h, window);
+                                 if (path == 2) {
+                                   mmi::last_query_profiles(c.qkv.q, c.qkv.k, heads, window);
+                                   return;
+                                 }
+                                 for (int64_t h : heads) {
+                                   if (path == 1) mmi::last_query_profile(c.qkv.q, c.qkv.k, h, window);
                                    else mmi::last_query_profile_aten(c.qkv.q, c.qkv.k, h, window);
                                  }
                                },
                                0, 1) /
                            1e3);
   }
-  state.SetLabel(state.range(0) == 1 ? "fused" : "aten");
+  state.SetLabel(path == 2 ? "fused, batched" : path == 1 ? "fused" : "aten");
 }
 
 void lengths(benchmark::internal::Benchmark* b) {
@@ -134,7 +143,7 @@ void methods_by_lengths(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_CudnnSdpa)->Apply(lengths)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SparseRun)->Apply(methods_by_lengths)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SparseKernel)->ArgsProduct({{0, 1, 3}, {1, 2}, {131072}})->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_WindowProfile)->ArgsProduct({{0, 1}, {131072, 1048576}})->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_WindowProfile)->ArgsProduct({{0, 1, 2}, {131072, 1048576}})->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SparsePlan)->Apply(methods_by_lengths)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_PlanUpload)->ArgsProduct({{0, 1, 2}, {131072, 1048576}})->Unit(benchmark::kMillisecond);
 

@@ -26,8 +26,8 @@ AttentionOutput execute_plan_cuda(const SparsePlan&, const at::Tensor&, const at
 
 bool window_profile_accepts(const at::Tensor&, const at::Tensor&) { return false; }
 
-std::pair<at::Tensor, at::Tensor> window_profile_cuda(const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t,
-                                                      const at::Tensor&, bool) {
+std::pair<at::Tensor, at::Tensor> window_profile_cuda(const at::Tensor&, const at::Tensor&, const std::vector<int64_t>&,
+                                                      int64_t, int64_t, const at::Tensor&, bool) {
   no_cuda("window_profile_cuda");
 }
 

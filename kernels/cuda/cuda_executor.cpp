@@ -289,46 +289,67 @@ bool window_profile_accepts(const at::Tensor& q, const at::Tensor& k) {
          (k.stride(1) * k.element_size()) % 16 == 0;
 }
 
-std::pair<at::Tensor, at::Tensor> window_profile_cuda(const at::Tensor& q, const at::Tensor& k, int64_t head,
-                                                      int64_t end, int64_t count, const at::Tensor& key_filter,
-                                                      bool distances) {
+std::pair<at::Tensor, at::Tensor> window_profile_cuda(const at::Tensor& q, const at::Tensor& k,
+                                                      const std::vector<int64_t>& heads, int64_t end, int64_t count,
+                                                      const at::Tensor& key_filter, bool distances) {
   auto fail = [](const std::string& what) { throw std::invalid_argument("window_profile_cuda: " + what); };
   if (!window_profile_accepts(q, k)) {
     fail("needs CUDA q, k of one dtype (bf16, fp16, fp32), D <= 128 contiguous values in 16-byte pieces, "
          "rows on 16 bytes");
   }
+  for (int64_t h : heads) {
+    if (h < 0 || h >= q.size(1)) fail("query head " + std::to_string(h) + " out of range");
+  }
   const cuda::ProfileDType dtype = q.scalar_type() == at::kBFloat16 ? cuda::ProfileDType::kBFloat16
                                    : q.scalar_type() == at::kHalf   ? cuda::ProfileDType::kFloat16
                                                                     : cuda::ProfileDType::kFloat32;
-  const int64_t kv_head = head / (q.size(1) / k.size(1));
+  const int64_t num = static_cast<int64_t>(heads.size());
   const int32_t blocks = cuda::profile_blocks(narrow32(end, "window end"));
+  narrow32(static_cast<int64_t>(blocks) * std::min<int64_t>(num, cuda::kMaxProfileHeads), "CTAs of a profile launch");
   const auto f32 = q.options().dtype(at::kFloat), f64 = q.options().dtype(at::kDouble);
-  at::Tensor block_max = at::empty({blocks, count}, f32), block_sum = at::empty({blocks, count}, f32);
+  at::Tensor block_max = at::empty({num, blocks, count}, f32), block_sum = at::empty({num, blocks, count}, f32);
+  at::Tensor column = at::empty({num, end}, f64);
+  at::Tensor distance = distances ? at::zeros({num, end}, f64) : at::Tensor();
   at::Tensor filter = key_filter.defined() ? key_filter.to(f64).contiguous() : at::Tensor();
   cuda::WindowProfileParams p{};
-  p.q = static_cast<const char*>(q.data_ptr()) + head * q.stride(1) * q.element_size();
-  p.k = static_cast<const char*>(k.data_ptr()) + kv_head * k.stride(1) * k.element_size();
+  p.q = q.data_ptr();
+  p.k = k.data_ptr();
   p.q_row_stride = q.stride(0);
+  p.q_head_stride = q.stride(1);
   p.k_row_stride = k.stride(0);
+  p.k_head_stride = k.stride(1);
+  p.group = static_cast<int32_t>(q.size(1) / k.size(1));
   p.head_dim = static_cast<int32_t>(q.size(2));
   p.end = static_cast<int32_t>(end);
   p.count = narrow32(count, "window rows");
   p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(q.size(2))));
   p.key_filter = filter.defined() ? filter.data_ptr<double>() : nullptr;
-  p.block_max = block_max.data_ptr<float>();
-  p.block_sum = block_sum.data_ptr<float>();
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  check_cuda(cuda::launch_window_row_stats(p, dtype, stream), "window row statistics kernel");
+  // Pass 1 for every head, one reduction of the block statistics, then pass 2; launches of at most
+  // kMaxProfileHeads heads each.
+  auto each_launch = [&](auto&& launch) {
+    for (int64_t first = 0; first < num; first += cuda::kMaxProfileHeads) {
+      p.num_heads = static_cast<int32_t>(std::min<int64_t>(cuda::kMaxProfileHeads, num - first));
+      for (int32_t s = 0; s < p.num_heads; ++s) p.heads[s] = static_cast<int32_t>(heads[first + s]);
+      launch(first);
+    }
+  };
+  each_launch([&](int64_t first) {
+    p.block_max = block_max[first].data_ptr<float>();
+    p.block_sum = block_sum[first].data_ptr<float>();
+    check_cuda(cuda::launch_window_row_stats(p, dtype, stream), "window row statistics kernel");
+  });
   // Every row sees key 0, so its maximum is finite; blocks it sees nothing of hold -inf and add 0.
-  const at::Tensor row_max = std::get<0>(block_max.max(0));
-  const at::Tensor row_sum = (block_sum * at::exp(block_max - row_max.unsqueeze(0))).sum(0);
-  at::Tensor column = at::empty({end}, f64);
-  at::Tensor distance = distances ? at::zeros({end}, f64) : at::Tensor();
-  p.row_max = row_max.data_ptr<float>();
-  p.row_sum = row_sum.data_ptr<float>();
-  p.column = column.data_ptr<double>();
-  p.distance = distances ? distance.data_ptr<double>() : nullptr;
-  check_cuda(cuda::launch_window_profile(p, dtype, stream), "window profile kernel");
+  const at::Tensor row_max = std::get<0>(block_max.max(1));                                   // [H, count]
+  const at::Tensor row_sum = (block_sum * at::exp(block_max - row_max.unsqueeze(1))).sum(1);  // [H, count]
+  p.block_max = p.block_sum = nullptr;
+  each_launch([&](int64_t first) {
+    p.row_max = row_max[first].data_ptr<float>();
+    p.row_sum = row_sum[first].data_ptr<float>();
+    p.column = column[first].data_ptr<double>();
+    p.distance = distances ? distance[first].data_ptr<double>() : nullptr;
+    check_cuda(cuda::launch_window_profile(p, dtype, stream), "window profile kernel");
+  });
   return {column, distance};
 }
 

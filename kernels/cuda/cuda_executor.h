@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "kernels/cpu/executor.h"
 #include "kernels/plan.h"
@@ -43,13 +44,14 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q, c
 // Whether window_profile_cuda takes these q, k: CUDA, D <= 128 contiguous values that fill whole
 // 16-byte pieces, every head's rows on 16-byte boundaries (contiguous [N, H, 64|80|128] tensors do).
 bool window_profile_accepts(const at::Tensor& q, const at::Tensor& k);
-// The last-query profile of kernels/estimate.h by fused kernels, for q, k that window_profile_accepts
-// (bf16, fp16 or fp32): query head `head` (KV head head / (Hq / Hkv)), window rows
-// [end - count, end), keys [0, end). key_filter: [end] fp64 on the device, or undefined. Returns
-// column [end] fp64 and, when `distances`, distance [end] fp64 (else undefined).
-std::pair<at::Tensor, at::Tensor> window_profile_cuda(const at::Tensor& q, const at::Tensor& k, int64_t head,
-                                                      int64_t end, int64_t count, const at::Tensor& key_filter,
-                                                      bool distances);
+// The last-query profiles of kernels/estimate.h by fused kernels, for q, k that window_profile_accepts
+// (bf16, fp16 or fp32), of every query head in `heads` together (head h reads KV head h / (Hq / Hkv)):
+// window rows [end - count, end), keys [0, end). key_filter: [end] fp64 on the device, or undefined.
+// Returns column [H, end] fp64 and, when `distances`, distance [H, end] fp64 (else undefined), row x
+// for heads[x].
+std::pair<at::Tensor, at::Tensor> window_profile_cuda(const at::Tensor& q, const at::Tensor& k,
+                                                      const std::vector<int64_t>& heads, int64_t end, int64_t count,
+                                                      const at::Tensor& key_filter, bool distances);
 
 // Median milliseconds of `fn` on the current CUDA stream over `repeats` runs after `warmup` runs,
 // timed with CUDA events.

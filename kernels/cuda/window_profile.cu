@@ -1,5 +1,5 @@
-// Fused last-query profile (see window_profile.cuh). One CTA of 128 threads per block of 128 keys, the
-// window's rows 64 at a time; fp32 scores (as the ATen path computes them), fp64 sums across CTAs.
+// Fused last-query profile (see window_profile.cuh). One CTA of 128 threads per block of 128 keys and
+// query head, the window's rows 64 at a time; fp32 scores (as the ATen path computes them), fp64 sums across CTAs.
 // - bf16 and fp16 with D a multiple of 16: tensor cores (mma.sync m16n8k16, fp32 accumulation). Rows and
 //   keys sit in padded shared memory as they are; each warp computes all 64 rows against its 32 keys.
 // - otherwise (fp32 inputs, other D): CUDA cores. Each warp owns 16 rows and each lane 4 keys (lane +
@@ -27,6 +27,50 @@ static_assert(kRowsPerWarp % 4 == 0, "rows are read four at a time");
 __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
 __device__ __forceinline__ float to_float(float x) { return x; }
+
+// One CTA's share of a launch: its head slot's rows and outputs, and its block of keys.
+struct HeadView {
+  const void* q;  // the slot's query head, as WindowProfileParams::q at head 0
+  const void* k;  // its KV head
+  int64_t q_row_stride, k_row_stride;
+  int32_t head_dim, end, count;
+  float scale;
+  const double* key_filter;
+  float* block_max;  // [blocks, count] of the slot
+  float* block_sum;
+  const float* row_max;  // [count] of the slot
+  const float* row_sum;
+  double* column;    // [end] of the slot
+  double* distance;  // [end] of the slot, or nullptr
+  int64_t block;     // the CTA's key block: keys [block * kProfileKeys, +kProfileKeys)
+};
+
+template <typename T>
+__device__ __forceinline__ HeadView head_view(const WindowProfileParams& p) {
+  const int slot = static_cast<int>(blockIdx.x % p.num_heads);
+  const int32_t head = p.heads[slot];
+  const int64_t blocks = (p.end + kProfileKeys - 1) / kProfileKeys;
+  HeadView v;
+  v.q = static_cast<const T*>(p.q) + head * p.q_head_stride;
+  v.k = static_cast<const T*>(p.k) + (head / p.group) * p.k_head_stride;
+  v.q_row_stride = p.q_row_stride;
+  v.k_row_stride = p.k_row_stride;
+  v.head_dim = p.head_dim;
+  v.end = p.end;
+  v.count = p.count;
+  v.scale = p.scale;
+  v.key_filter = p.key_filter;
+  // Pass 1 has no row statistics or sums yet, pass 2 no block statistics: those pointers stay null.
+  auto at_slot = [slot](auto* base, int64_t per_slot) { return base ? base + slot * per_slot : nullptr; };
+  v.block_max = at_slot(p.block_max, blocks * p.count);
+  v.block_sum = at_slot(p.block_sum, blocks * p.count);
+  v.row_max = at_slot(p.row_max, p.count);
+  v.row_sum = at_slot(p.row_sum, p.count);
+  v.column = at_slot(p.column, p.end);
+  v.distance = at_slot(p.distance, p.end);
+  v.block = blockIdx.x / p.num_heads;
+  return v;
+}
 
 size_t shared_bytes(int head_dim) { return sizeof(float) * head_dim * (kProfileRows + kProfileKeys); }
 
@@ -90,14 +134,14 @@ __device__ __forceinline__ void load_transposed(const T* base, int64_t row_strid
 }
 
 template <typename T>
-__device__ void load_keys(const WindowProfileParams& p, float* k_s, int64_t key0) {
+__device__ void load_keys(const HeadView& p, float* k_s, int64_t key0) {
   const int64_t valid = p.end - key0 < kProfileKeys ? p.end - key0 : kProfileKeys;
   load_transposed<T, kProfileKeys, kProfileKeys>(static_cast<const T*>(p.k), p.k_row_stride, p.head_dim, key0, valid,
                                                  1.f, k_s);
 }
 
 template <typename T>
-__device__ void load_rows(const WindowProfileParams& p, float* q_s, int64_t first_row, int rows) {
+__device__ void load_rows(const HeadView& p, float* q_s, int64_t first_row, int rows) {
   load_transposed<T, kProfileRows, kProfileRows>(static_cast<const T*>(p.q), p.q_row_stride, p.head_dim, first_row,
                                                  rows, p.scale, q_s);
 }
@@ -112,12 +156,13 @@ __device__ __forceinline__ float warp_reduce(float x) {
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kThreads) row_stats_kernel(WindowProfileParams p) {
+__global__ void __launch_bounds__(kThreads) row_stats_kernel(const WindowProfileParams params) {
+  const HeadView p = head_view<T>(params);
   extern __shared__ float shared[];
   float* q_s = shared;
   float* k_s = shared + p.head_dim * kProfileRows;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int64_t key0 = static_cast<int64_t>(blockIdx.x) * kProfileKeys;
+  const int64_t key0 = p.block * kProfileKeys;
   load_keys<T>(p, k_s, key0);
   for (int r0 = 0; r0 < p.count; r0 += kProfileRows) {
     const int rows = min(kProfileRows, p.count - r0);
@@ -139,7 +184,7 @@ __global__ void __launch_bounds__(kThreads) row_stats_kernel(WindowProfileParams
       e = warp_reduce<false>(e);
       const int row = warp * kRowsPerWarp + r;
       if (lane == 0 && row < rows) {
-        const int64_t at = static_cast<int64_t>(blockIdx.x) * p.count + r0 + row;
+        const int64_t at = p.block * p.count + r0 + row;
         p.block_max[at] = m;
         p.block_sum[at] = e;
       }
@@ -149,7 +194,7 @@ __global__ void __launch_bounds__(kThreads) row_stats_kernel(WindowProfileParams
 
 // Adds one step's per-distance sums of this CTA (by_distance[r + kProfileKeys - 1 - x]: row r of the
 // step, key key0 + x) to the global ones.
-__device__ __forceinline__ void flush_distances(const WindowProfileParams& p, const float* by_distance,
+__device__ __forceinline__ void flush_distances(const HeadView& p, const float* by_distance,
                                                 int64_t first_row, int64_t key0) {
   if (!p.distance) return;
   const int64_t lowest = first_row - key0 - (kProfileKeys - 1);
@@ -160,7 +205,8 @@ __device__ __forceinline__ void flush_distances(const WindowProfileParams& p, co
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kThreads) profile_kernel(WindowProfileParams p) {
+__global__ void __launch_bounds__(kThreads) profile_kernel(const WindowProfileParams params) {
+  const HeadView p = head_view<T>(params);
   extern __shared__ float shared[];
   float* q_s = shared;
   float* k_s = shared + p.head_dim * kProfileRows;
@@ -169,7 +215,7 @@ __global__ void __launch_bounds__(kThreads) profile_kernel(WindowProfileParams p
   __shared__ float by_distance[kProfileKeys + kProfileRows - 1];
   __shared__ double column_part[kWarps][kProfileKeys];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int64_t key0 = static_cast<int64_t>(blockIdx.x) * kProfileKeys;
+  const int64_t key0 = p.block * kProfileKeys;
   float filter[kKeysPerLane];
 #pragma unroll
   for (int c = 0; c < kKeysPerLane; ++c) {
@@ -253,7 +299,7 @@ __device__ __forceinline__ int mma_key(int n, int e) {
 }
 
 template <typename T>
-__device__ __forceinline__ void mma_scores(const MmaShared<T>& s, const WindowProfileParams& p, int64_t key0,
+__device__ __forceinline__ void mma_scores(const MmaShared<T>& s, const HeadView& p, int64_t key0,
                                            int64_t first_row, int rows, MmaScores& sc) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 #pragma unroll
@@ -293,23 +339,24 @@ __device__ __forceinline__ void mma_scores(const MmaShared<T>& s, const WindowPr
 
 // The window's rows [first_row, first_row + rows) of step r0 into shared memory.
 template <typename T>
-__device__ __forceinline__ void load_step_rows(const WindowProfileParams& p, MmaShared<T>& s, int64_t first_row,
+__device__ __forceinline__ void load_step_rows(const HeadView& p, MmaShared<T>& s, int64_t first_row,
                                                int rows) {
   load_padded(static_cast<const T*>(p.q), p.q_row_stride, p.head_dim, first_row, rows, kProfileRows, s.rows);
 }
 
 template <typename T>
-__device__ __forceinline__ void load_block_keys(const WindowProfileParams& p, MmaShared<T>& s, int64_t key0) {
+__device__ __forceinline__ void load_block_keys(const HeadView& p, MmaShared<T>& s, int64_t key0) {
   const int64_t valid = p.end - key0 < kProfileKeys ? p.end - key0 : kProfileKeys;
   load_padded(static_cast<const T*>(p.k), p.k_row_stride, p.head_dim, key0, valid, kProfileKeys, s.keys);
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kThreads) row_stats_mma_kernel(WindowProfileParams p) {
+__global__ void __launch_bounds__(kThreads) row_stats_mma_kernel(const WindowProfileParams params) {
+  const HeadView p = head_view<T>(params);
   extern __shared__ __align__(16) unsigned char shared_raw[];
   MmaShared<T>& s = *reinterpret_cast<MmaShared<T>*>(shared_raw);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int64_t key0 = static_cast<int64_t>(blockIdx.x) * kProfileKeys;
+  const int64_t key0 = p.block * kProfileKeys;
   load_block_keys(p, s, key0);
   for (int r0 = 0; r0 < p.count; r0 += kProfileRows) {
     const int rows = min(kProfileRows, p.count - r0);
@@ -349,7 +396,7 @@ __global__ void __launch_bounds__(kThreads) row_stats_mma_kernel(WindowProfilePa
       for (int w = 0; w < kWarps; ++w) {
         if (s.warp_max[w][row] != -INFINITY) e += s.warp_sum[w][row] * __expf(s.warp_max[w][row] - m);
       }
-      const int64_t at = static_cast<int64_t>(blockIdx.x) * p.count + r0 + row;
+      const int64_t at = p.block * p.count + r0 + row;
       p.block_max[at] = m;
       p.block_sum[at] = e;
     }
@@ -357,11 +404,12 @@ __global__ void __launch_bounds__(kThreads) row_stats_mma_kernel(WindowProfilePa
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kThreads) profile_mma_kernel(WindowProfileParams p) {
+__global__ void __launch_bounds__(kThreads) profile_mma_kernel(const WindowProfileParams params) {
+  const HeadView p = head_view<T>(params);
   extern __shared__ __align__(16) unsigned char shared_raw[];
   MmaShared<T>& s = *reinterpret_cast<MmaShared<T>*>(shared_raw);
   const int lane = threadIdx.x % 32;
-  const int64_t key0 = static_cast<int64_t>(blockIdx.x) * kProfileKeys;
+  const int64_t key0 = p.block * kProfileKeys;
   float filter[4][2];  // this thread's keys: n, e % 2 as in mma_key
 #pragma unroll
   for (int n = 0; n < 4; ++n)
@@ -428,7 +476,7 @@ template <typename Kernel>
 cudaError_t launch_kernel(Kernel kernel, const WindowProfileParams& p, size_t bytes, cudaStream_t stream) {
   const cudaError_t set = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   if (set != cudaSuccess) return set;
-  kernel<<<profile_blocks(p.end), kThreads, bytes, stream>>>(p);
+  kernel<<<profile_blocks(p.end) * p.num_heads, kThreads, bytes, stream>>>(p);
   return cudaGetLastError();
 }
 
@@ -443,7 +491,10 @@ cudaError_t launch(const WindowProfileParams& p, bool stats, cudaStream_t stream
 }
 
 cudaError_t dispatch(const WindowProfileParams& p, ProfileDType dtype, bool stats, cudaStream_t stream) {
-  if (p.head_dim < 1 || p.head_dim > 128 || p.count < 1 || p.end < p.count) return cudaErrorInvalidValue;
+  if (p.head_dim < 1 || p.head_dim > 128 || p.count < 1 || p.end < p.count || p.num_heads < 1 ||
+      p.num_heads > kMaxProfileHeads || p.group < 1) {
+    return cudaErrorInvalidValue;
+  }
   switch (dtype) {
     case ProfileDType::kBFloat16: return launch<__nv_bfloat16>(p, stats, stream);
     case ProfileDType::kFloat16: return launch<__half>(p, stats, stream);

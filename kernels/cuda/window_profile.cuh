@@ -1,7 +1,7 @@
 // The last-query attention profile (kernels/estimate.h) in two fused passes on the GPU, so that the
 // window's [L, N] probabilities never exist in memory: pass 1 finds each window row's maximum score and
 // normaliser per block of keys, pass 2 recomputes the scores and sums the probabilities per key column
-// and per distance i - j. Raw pointers only.
+// and per distance i - j. One launch serves every query head that shares the window. Raw pointers only.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -15,23 +15,29 @@ constexpr int kProfileRows = 64;   // window rows per step
 
 enum class ProfileDType { kBFloat16, kFloat16, kFloat32 };
 
+constexpr int kMaxProfileHeads = 128;  // query heads per launch (their indices travel in the parameters)
+
+// Several query heads' profiles over one window in one launch: CTA x takes key block x / num_heads of
+// head slot x % num_heads, so the heads of a key block run side by side and read its keys from L2.
 struct WindowProfileParams {
   // Rows start on 16-byte boundaries and D is a multiple of 16 bytes (window_profile_accepts).
-  const void* q;             // query head's rows: q + t * q_row_stride (elements), D contiguous
-  const void* k;             // its KV head's rows: k + t * k_row_stride
-  int64_t q_row_stride, k_row_stride;
+  const void* q;             // query head h's rows: q + h * q_head_stride + t * q_row_stride (elements)
+  const void* k;             // KV head g's rows: k + g * k_head_stride + t * k_row_stride
+  int64_t q_row_stride, q_head_stride, k_row_stride, k_head_stride;
+  int32_t heads[kMaxProfileHeads];  // the query head of each slot; it reads KV head heads[s] / group
+  int32_t num_heads, group;
   int32_t head_dim;          // D <= 128
   int32_t end, count;        // window rows [end - count, end); keys [0, end)
   float scale;               // 1/sqrt(D)
   const double* key_filter;  // [end] multiplies the sums (nullptr: all ones)
-  // Pass 1 writes, per key block b and window row r, the block's row maximum and normaliser:
-  float* block_max;          // [blocks, count]
-  float* block_sum;          // [blocks, count]
+  // Pass 1 writes, per slot s, key block b and window row r, the block's row maximum and normaliser:
+  float* block_max;          // [num_heads, blocks, count]
+  float* block_sum;          // [num_heads, blocks, count]
   // Pass 2 reads the rows' overall maximum and normaliser and adds into the sums:
-  const float* row_max;      // [count]
-  const float* row_sum;      // [count]
-  double* column;            // [end], written (each key by one thread)
-  double* distance;          // [end], accumulated (zero it first); nullptr: not wanted
+  const float* row_max;      // [num_heads, count]
+  const float* row_sum;      // [num_heads, count]
+  double* column;            // [num_heads, end], written (each key by one thread)
+  double* distance;          // [num_heads, end], accumulated (zero it first); nullptr: not wanted
 };
 
 // Whether rows of `element_size`-byte values at `base` (bytes), `row_stride` elements apart, D values

@@ -231,5 +231,19 @@ TEST_CASE("fused window profile equals the ATen profile on the GPU and the CPU",
       REQUIRE(gpu.column.sum().item<double>() == Approx(cpu.column.sum().item<double>()).epsilon(1e-5));
     }
     REQUIRE_FALSE(last_query_profile(x.q.cuda(), x.k.cuda(), 1, QueryWindow{c.end, c.count}, nullptr, false).distance.defined());
+    // Several heads in one launch, in any order and repeated, past the heads one launch holds: each
+    // row equals that head's own profile.
+    std::vector<int64_t> heads;
+    for (int64_t s = 0; s < 131; ++s) heads.push_back((3 * s + 2) % 4);
+    const std::vector<uint8_t>* f = c.filter ? &filter : nullptr;
+    const QueryWindow w{c.end, c.count};
+    const AttentionProfile all = last_query_profiles(x.q.cuda(), x.k.cuda(), heads, w, f);
+    REQUIRE(all.column.sizes() == at::IntArrayRef({131, c.end}));
+    for (int64_t r : {0, 1, 2, 3, 127, 128, 130}) {
+      INFO("n " << c.n << " d " << c.dim << " batched row " << r << " (head " << heads[r] << ")");
+      const AttentionProfile one = last_query_profile(x.q.cuda(), x.k.cuda(), heads[r], w, f);
+      REQUIRE(at::equal(all.column[r], one.column));  // each key's column sum comes from one thread
+      REQUIRE((all.distance[r] - one.distance).abs().max().item<double>() <= 1e-12 * c.count);
+    }
   }
 }

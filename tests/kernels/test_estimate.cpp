@@ -188,3 +188,48 @@ TEST_CASE("Q-boundary heads estimate each modality from its own last span", "[es
   REQUIRE(std::count(text.begin(), text.end(), 120));
   REQUIRE_FALSE(std::count(text.begin(), text.end(), 50));
 }
+
+TEST_CASE("a layer's batched estimation equals resolving its heads one by one", "[estimate]") {
+  // 6 query heads on 2 KV heads; Vertical-Slash and grid heads, plain and with Q- and 2D-boundaries,
+  // so that launches group heads by window and key set, and some heads share a profile.
+  const SequenceLayout layout = LayoutBuilder().text(9).video(5, 4, 4).text(7).video(3, 4, 4).text(11).build();
+  const testing::RandomQKV x = testing::random_qkv(layout.length(), 6, 2, 16, 21);
+  PatternParams vs;
+  vs.kind = PatternKind::kVerticalSlash;
+  vs.n_vertical = kForcedColumns + 5;
+  vs.n_slash = kForcedDistances + 3;
+  vs.last_q = 12;
+  PatternParams grid;
+  grid.kind = PatternKind::kGrid;
+  grid.last_q = 12;
+  grid.strides = {0, 4, 8};
+  const std::vector<HeadConfig> configs = {uniform_head(vs),       uniform_head(grid),
+                                           uniform_head(vs, BoundaryKind::k2D), uniform_head(grid, BoundaryKind::kQ),
+                                           uniform_head(vs),       uniform_head(grid, BoundaryKind::k2D)};
+  std::vector<ResolvedHead> batched(configs.size());
+  EstimateBatch batch;
+  for (size_t h = 0; h < configs.size(); ++h) resolve_head(layout, configs[h], x.q, x.k, int64_t(h), batch, batched[h]);
+  batch.run();
+  for (size_t h = 0; h < configs.size(); ++h) {
+    const ResolvedHead one = resolve_head(layout, configs[h], x.q, x.k, int64_t(h));
+    for (Modality m : layout.modalities()) {
+      for (Modality n : layout.modalities()) {
+        INFO("head " << h << ", rows " << int(m) << ", keys " << int(n));
+        const PatternIndex& a = batched[h].patterns[int(m)][int(n)].index;
+        const PatternIndex& b = one.patterns[int(m)][int(n)].index;
+        REQUIRE(a.verticals == b.verticals);
+        REQUIRE(a.slashes == b.slashes);
+        REQUIRE((a.stride == b.stride && a.phase == b.phase));
+      }
+    }
+  }
+  // The profiles themselves: rows of the batched call equal the single-head ones, heads in any order.
+  const QueryWindow w{layout.length() - 3, 17};
+  const AttentionProfile rows = last_query_profiles(x.q, x.k, {4, 1, 4}, w);
+  for (int64_t r = 0; r < 3; ++r) {
+    const AttentionProfile one = last_query_profile(x.q, x.k, r == 1 ? 1 : 4, w);
+    REQUIRE(at::equal(rows.column[r], one.column));
+    REQUIRE(at::equal(rows.distance[r], one.distance));
+  }
+  REQUIRE_THROWS_WITH(last_query_profiles(x.q, x.k, {}, w), mmi_catch::Contains("no heads"));
+}
