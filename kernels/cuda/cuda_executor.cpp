@@ -5,6 +5,7 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 
 #include <algorithm>
+#include <numeric>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -325,31 +326,39 @@ std::pair<at::Tensor, at::Tensor> window_profile_cuda(const at::Tensor& q, const
   p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(q.size(2))));
   p.key_filter = filter.defined() ? filter.data_ptr<double>() : nullptr;
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  // Pass 1 for every head, one reduction of the block statistics, then pass 2; launches of at most
-  // kMaxProfileHeads heads each.
+  // Heads in processing order grouped by KV head (output rows keep the caller's order), in launches of
+  // at most kMaxProfileHeads; teams of at most kMaxTeamHeads heads of one KV head share their key loads.
+  std::vector<int64_t> order(num);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return heads[a] / p.group < heads[b] / p.group; });
   auto each_launch = [&](auto&& launch) {
     for (int64_t first = 0; first < num; first += cuda::kMaxProfileHeads) {
-      p.num_heads = static_cast<int32_t>(std::min<int64_t>(cuda::kMaxProfileHeads, num - first));
-      for (int32_t s = 0; s < p.num_heads; ++s) p.heads[s] = static_cast<int32_t>(heads[first + s]);
-      launch(first);
+      const int32_t size = static_cast<int32_t>(std::min<int64_t>(cuda::kMaxProfileHeads, num - first));
+      p.num_teams = 0;
+      for (int32_t x = 0; x < size; ++x) {
+        p.heads[x] = static_cast<int32_t>(heads[order[first + x]]);
+        p.slots[x] = static_cast<int32_t>(order[first + x]);
+        const bool new_team = x == 0 || p.heads[x] / p.group != p.heads[x - 1] / p.group ||
+                              x - p.team_first[p.num_teams - 1] == cuda::kMaxTeamHeads;
+        if (new_team) p.team_first[p.num_teams++] = x;
+      }
+      p.team_first[p.num_teams] = size;
+      launch();
     }
   };
-  each_launch([&](int64_t first) {
-    p.block_max = block_max[first].data_ptr<float>();
-    p.block_sum = block_sum[first].data_ptr<float>();
-    check_cuda(cuda::launch_window_row_stats(p, dtype, stream), "window row statistics kernel");
-  });
+  // Pass 1 for every head, one reduction of the block statistics, then pass 2.
+  p.block_max = block_max.data_ptr<float>();
+  p.block_sum = block_sum.data_ptr<float>();
+  each_launch([&] { check_cuda(cuda::launch_window_row_stats(p, dtype, stream), "window row statistics kernel"); });
   // Every row sees key 0, so its maximum is finite; blocks it sees nothing of hold -inf and add 0.
   const at::Tensor row_max = std::get<0>(block_max.max(1));                                   // [H, count]
   const at::Tensor row_sum = (block_sum * at::exp(block_max - row_max.unsqueeze(1))).sum(1);  // [H, count]
   p.block_max = p.block_sum = nullptr;
-  each_launch([&](int64_t first) {
-    p.row_max = row_max[first].data_ptr<float>();
-    p.row_sum = row_sum[first].data_ptr<float>();
-    p.column = column[first].data_ptr<double>();
-    p.distance = distances ? distance[first].data_ptr<double>() : nullptr;
-    check_cuda(cuda::launch_window_profile(p, dtype, stream), "window profile kernel");
-  });
+  p.row_max = row_max.data_ptr<float>();
+  p.row_sum = row_sum.data_ptr<float>();
+  p.column = column.data_ptr<double>();
+  p.distance = distances ? distance.data_ptr<double>() : nullptr;
+  each_launch([&] { check_cuda(cuda::launch_window_profile(p, dtype, stream), "window profile kernel"); });
   return {column, distance};
 }
 

@@ -1,5 +1,5 @@
 // Fused last-query profile (see window_profile.cuh). One CTA of 128 threads per block of 128 keys and
-// query head, the window's rows 64 at a time; fp32 scores (as the ATen path computes them), fp64 sums across CTAs.
+// team of query heads (those of one KV head), the window's rows 64 at a time; fp32 scores (as the ATen path computes them), fp64 sums across CTAs.
 // - bf16 and fp16 with D a multiple of 16: tensor cores (mma.sync m16n8k16, fp32 accumulation). Rows and
 //   keys sit in padded shared memory as they are; each warp computes all 64 rows against its 32 keys.
 // - otherwise (fp32 inputs, other D): CUDA cores. Each warp owns 16 rows and each lane 4 keys (lane +
@@ -28,27 +28,39 @@ __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162f
 __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
 __device__ __forceinline__ float to_float(float x) { return x; }
 
-// One CTA's share of a launch: its head slot's rows and outputs, and its block of keys.
+// A CTA's work: a block of keys, and the team of heads (positions [first, first + count)) that run
+// over it.
+struct Team {
+  int first, count;
+  int64_t block;  // keys [block * kProfileKeys, +kProfileKeys)
+};
+
+__device__ __forceinline__ Team team_of(const WindowProfileParams& p) {
+  const int t = static_cast<int>(blockIdx.x % p.num_teams);
+  return Team{p.team_first[t], p.team_first[t + 1] - p.team_first[t], blockIdx.x / p.num_teams};
+}
+
+// One head of a CTA's team: its rows, its KV head's keys, and its rows of the outputs.
 struct HeadView {
-  const void* q;  // the slot's query head, as WindowProfileParams::q at head 0
-  const void* k;  // its KV head
+  const void* q;  // the head's rows, as WindowProfileParams::q at head 0
+  const void* k;  // its KV head's
   int64_t q_row_stride, k_row_stride;
   int32_t head_dim, end, count;
   float scale;
   const double* key_filter;
-  float* block_max;  // [blocks, count] of the slot
+  float* block_max;  // [blocks, count] of the head's output row
   float* block_sum;
-  const float* row_max;  // [count] of the slot
+  const float* row_max;  // [count]
   const float* row_sum;
-  double* column;    // [end] of the slot
-  double* distance;  // [end] of the slot, or nullptr
-  int64_t block;     // the CTA's key block: keys [block * kProfileKeys, +kProfileKeys)
+  double* column;    // [end]
+  double* distance;  // [end], or nullptr
+  int64_t block;     // the CTA's key block
 };
 
 template <typename T>
-__device__ __forceinline__ HeadView head_view(const WindowProfileParams& p) {
-  const int slot = static_cast<int>(blockIdx.x % p.num_heads);
-  const int32_t head = p.heads[slot];
+__device__ __forceinline__ HeadView head_view(const WindowProfileParams& p, int position, int64_t block) {
+  const int32_t head = p.heads[position];
+  const int64_t slot = p.slots[position];
   const int64_t blocks = (p.end + kProfileKeys - 1) / kProfileKeys;
   HeadView v;
   v.q = static_cast<const T*>(p.q) + head * p.q_head_stride;
@@ -68,7 +80,7 @@ __device__ __forceinline__ HeadView head_view(const WindowProfileParams& p) {
   v.row_sum = at_slot(p.row_sum, p.count);
   v.column = at_slot(p.column, p.end);
   v.distance = at_slot(p.distance, p.end);
-  v.block = blockIdx.x / p.num_heads;
+  v.block = block;
   return v;
 }
 
@@ -155,15 +167,11 @@ __device__ __forceinline__ float warp_reduce(float x) {
   return x;
 }
 
+// Pass 1 of one head of the team over the keys in k_s.
 template <typename T>
-__global__ void __launch_bounds__(kThreads) row_stats_kernel(const WindowProfileParams params) {
-  const HeadView p = head_view<T>(params);
-  extern __shared__ float shared[];
-  float* q_s = shared;
-  float* k_s = shared + p.head_dim * kProfileRows;
+__device__ void row_stats_head(const HeadView& p, float* q_s, const float* k_s) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t key0 = p.block * kProfileKeys;
-  load_keys<T>(p, k_s, key0);
   for (int r0 = 0; r0 < p.count; r0 += kProfileRows) {
     const int rows = min(kProfileRows, p.count - r0);
     const int64_t first_row = static_cast<int64_t>(p.end) - p.count + r0;
@@ -192,6 +200,16 @@ __global__ void __launch_bounds__(kThreads) row_stats_kernel(const WindowProfile
   }
 }
 
+template <typename T>
+__global__ void __launch_bounds__(kThreads) row_stats_kernel(const WindowProfileParams params) {
+  const Team team = team_of(params);
+  extern __shared__ float shared[];
+  float* q_s = shared;
+  float* k_s = shared + params.head_dim * kProfileRows;
+  load_keys<T>(head_view<T>(params, team.first, team.block), k_s, team.block * kProfileKeys);
+  for (int x = team.first; x < team.first + team.count; ++x) row_stats_head<T>(head_view<T>(params, x, team.block), q_s, k_s);
+}
+
 // Adds one step's per-distance sums of this CTA (by_distance[r + kProfileKeys - 1 - x]: row r of the
 // step, key key0 + x) to the global ones.
 __device__ __forceinline__ void flush_distances(const HeadView& p, const float* by_distance,
@@ -204,25 +222,15 @@ __device__ __forceinline__ void flush_distances(const HeadView& p, const float* 
   }
 }
 
+// Pass 2 of one head of the team over the keys in k_s.
 template <typename T>
-__global__ void __launch_bounds__(kThreads) profile_kernel(const WindowProfileParams params) {
-  const HeadView p = head_view<T>(params);
-  extern __shared__ float shared[];
-  float* q_s = shared;
-  float* k_s = shared + p.head_dim * kProfileRows;
+__device__ void profile_head(const HeadView& p, float* q_s, const float* k_s, const float (&filter)[kKeysPerLane]) {
   // Distances of this CTA's keys and the step's rows: row r (0..63) and key index x (0..127) have
   // d = first_row + r - (key0 + x), stored at r + (kProfileKeys - 1 - x).
   __shared__ float by_distance[kProfileKeys + kProfileRows - 1];
   __shared__ double column_part[kWarps][kProfileKeys];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t key0 = p.block * kProfileKeys;
-  float filter[kKeysPerLane];
-#pragma unroll
-  for (int c = 0; c < kKeysPerLane; ++c) {
-    const int64_t key = key0 + lane + 32 * c;
-    filter[c] = p.key_filter && key < p.end ? static_cast<float>(p.key_filter[key]) : 1.f;
-  }
-  load_keys<T>(p, k_s, key0);
   double column[kKeysPerLane] = {};
   for (int r0 = 0; r0 < p.count; r0 += kProfileRows) {
     const int rows = min(kProfileRows, p.count - r0);
@@ -260,6 +268,25 @@ __global__ void __launch_bounds__(kThreads) profile_kernel(const WindowProfilePa
   }
 }
 
+template <typename T>
+__global__ void __launch_bounds__(kThreads) profile_kernel(const WindowProfileParams params) {
+  const Team team = team_of(params);
+  extern __shared__ float shared[];
+  float* q_s = shared;
+  float* k_s = shared + params.head_dim * kProfileRows;
+  const int64_t key0 = team.block * kProfileKeys;
+  float filter[kKeysPerLane];
+#pragma unroll
+  for (int c = 0; c < kKeysPerLane; ++c) {
+    const int64_t key = key0 + threadIdx.x % 32 + 32 * c;
+    filter[c] = params.key_filter && key < params.end ? static_cast<float>(params.key_filter[key]) : 1.f;
+  }
+  load_keys<T>(head_view<T>(params, team.first, team.block), k_s, key0);
+  for (int x = team.first; x < team.first + team.count; ++x) {
+    profile_head<T>(head_view<T>(params, x, team.block), q_s, k_s, filter);
+  }
+}
+
 // ---- tensor cores ----------------------------------------------------------------------------------
 
 constexpr int kPaddedRow = 128 + 8;  // elements per shared row: D <= 128, padded so ldmatrix has no conflicts
@@ -267,15 +294,16 @@ constexpr int kPaddedRow = 128 + 8;  // elements per shared row: D <= 128, padde
 template <typename T>
 struct MmaShared {
   T keys[kProfileKeys * kPaddedRow];
-  T rows[kProfileRows * kPaddedRow];
+  T rows[2][kProfileRows * kPaddedRow];  // one step's rows computing, the next one's loading
   float warp_max[kWarps][kProfileRows];  // pass 1: each warp's row maxima and sums over its 32 keys
   float warp_sum[kWarps][kProfileRows];
   float by_distance[kProfileKeys + kProfileRows - 1];  // pass 2, as in profile_kernel
 };
 
-// `count` rows of D values from `first` (rows past `valid` zero-filled) into padded shared memory.
+// Starts copying `count` rows of D values from `first` (rows past `valid` zero-filled) into padded
+// shared memory; the caller commits and waits.
 template <typename T>
-__device__ __forceinline__ void load_padded(const T* base, int64_t row_stride, int head_dim, int64_t first,
+__device__ __forceinline__ void copy_padded(const T* base, int64_t row_stride, int head_dim, int64_t first,
                                             int64_t valid, int count, T* out) {
   const int pieces = head_dim / 8;  // 16-byte pieces
   for (int idx = threadIdx.x; idx < count * pieces; idx += kThreads) {
@@ -284,8 +312,6 @@ __device__ __forceinline__ void load_padded(const T* base, int64_t row_stride, i
     detail::cp_async_16(out + row * kPaddedRow + piece * 8, base + (first + (ok ? row : 0)) * row_stride + piece * 8,
                         ok);
   }
-  detail::cp_async_commit();
-  detail::cp_async_wait<0>();
 }
 
 // sc[a][n][e]: the score of step row a * 16 + lane / 4 + 8 * (e / 2) and key key0 + 32 * warp + 8 * n +
@@ -298,19 +324,28 @@ __device__ __forceinline__ int mma_key(int n, int e) {
   return 32 * (threadIdx.x / 32) + 8 * n + 2 * (threadIdx.x % 4) + e % 2;
 }
 
+// One step of a team's work: head view `p`, window rows [first_row, first_row + rows) (the step's
+// r0-th onwards) in shared memory at `rows_s`.
 template <typename T>
-__device__ __forceinline__ void mma_scores(const MmaShared<T>& s, const HeadView& p, int64_t key0,
-                                           int64_t first_row, int rows, MmaScores& sc) {
+struct MmaStep {
+  HeadView p;
+  int step, steps, r0, rows;
+  int64_t first_row, key0;
+  const T* rows_s;
+};
+
+template <typename T>
+__device__ __forceinline__ void mma_scores(const MmaShared<T>& s, const MmaStep<T>& st, MmaScores& sc) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 #pragma unroll
   for (int a = 0; a < 4; ++a)
 #pragma unroll
     for (int n = 0; n < 4; ++n) sc[a][n][0] = sc[a][n][1] = sc[a][n][2] = sc[a][n][3] = 0.f;
-  for (int kk = 0; kk < p.head_dim / 16; ++kk) {
+  for (int kk = 0; kk < st.p.head_dim / 16; ++kk) {
     uint32_t qa[4][4];
 #pragma unroll
     for (int a = 0; a < 4; ++a) {
-      detail::ldmatrix_x4(qa[a], &s.rows[(a * 16 + lane % 16) * kPaddedRow + kk * 16 + (lane / 16) * 8]);
+      detail::ldmatrix_x4(qa[a], &st.rows_s[(a * 16 + lane % 16) * kPaddedRow + kk * 16 + (lane / 16) * 8]);
     }
 #pragma unroll
     for (int nn = 0; nn < 2; ++nn) {
@@ -331,41 +366,64 @@ __device__ __forceinline__ void mma_scores(const MmaShared<T>& s, const HeadView
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int row = mma_row(a, e);
-        const int64_t key = key0 + mma_key(n, e);
-        const bool keep = row < rows && key < p.end && key <= first_row + row;
-        sc[a][n][e] = keep ? sc[a][n][e] * p.scale : -INFINITY;
+        const int64_t key = st.key0 + mma_key(n, e);
+        const bool keep = row < st.rows && key < st.p.end && key <= st.first_row + row;
+        sc[a][n][e] = keep ? sc[a][n][e] * st.p.scale : -INFINITY;
       }
 }
 
-// The window's rows [first_row, first_row + rows) of step r0 into shared memory.
-template <typename T>
-__device__ __forceinline__ void load_step_rows(const HeadView& p, MmaShared<T>& s, int64_t first_row,
-                                               int rows) {
-  load_padded(static_cast<const T*>(p.q), p.q_row_stride, p.head_dim, first_row, rows, kProfileRows, s.rows);
-}
-
-template <typename T>
-__device__ __forceinline__ void load_block_keys(const HeadView& p, MmaShared<T>& s, int64_t key0) {
-  const int64_t valid = p.end - key0 < kProfileKeys ? p.end - key0 : kProfileKeys;
-  load_padded(static_cast<const T*>(p.k), p.k_row_stride, p.head_dim, key0, valid, kProfileKeys, s.keys);
+// Runs body(step) for every step of every head of this CTA's team, head by head. The keys load once;
+// each step's rows load while the step before computes (two row buffers, one barrier per step).
+template <typename T, typename Body>
+__device__ __forceinline__ void for_each_team_step(const WindowProfileParams& params, MmaShared<T>& s, Body&& body) {
+  const Team team = team_of(params);
+  const int steps = (params.count + kProfileRows - 1) / kProfileRows, items = team.count * steps;
+  auto step_of = [&](int i) {
+    MmaStep<T> st;
+    st.p = head_view<T>(params, team.first + i / steps, team.block);
+    st.step = i % steps;
+    st.steps = steps;
+    st.r0 = st.step * kProfileRows;
+    st.rows = min(kProfileRows, params.count - st.r0);
+    st.first_row = static_cast<int64_t>(params.end) - params.count + st.r0;
+    st.key0 = team.block * kProfileKeys;
+    st.rows_s = s.rows[i % 2];
+    return st;
+  };
+  auto copy_rows = [&](const MmaStep<T>& st) {
+    copy_padded(static_cast<const T*>(st.p.q), st.p.q_row_stride, st.p.head_dim, st.first_row, st.rows, kProfileRows,
+                const_cast<T*>(st.rows_s));
+  };
+  {
+    const MmaStep<T> first = step_of(0);
+    const int64_t valid = min(static_cast<int64_t>(kProfileKeys), params.end - first.key0);
+    copy_padded(static_cast<const T*>(first.p.k), first.p.k_row_stride, params.head_dim, first.key0, valid, kProfileKeys,
+                s.keys);
+    copy_rows(first);
+    detail::cp_async_commit();
+  }
+  for (int i = 0; i < items; ++i) {
+    if (i + 1 < items) {
+      copy_rows(step_of(i + 1));  // into the buffer step i - 1 used: the barrier below step i - 1 freed it
+      detail::cp_async_commit();
+      detail::cp_async_wait<1>();
+    } else {
+      detail::cp_async_wait<0>();
+    }
+    __syncthreads();
+    body(step_of(i));
+    __syncthreads();
+  }
 }
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) row_stats_mma_kernel(const WindowProfileParams params) {
-  const HeadView p = head_view<T>(params);
   extern __shared__ __align__(16) unsigned char shared_raw[];
   MmaShared<T>& s = *reinterpret_cast<MmaShared<T>*>(shared_raw);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int64_t key0 = p.block * kProfileKeys;
-  load_block_keys(p, s, key0);
-  for (int r0 = 0; r0 < p.count; r0 += kProfileRows) {
-    const int rows = min(kProfileRows, p.count - r0);
-    const int64_t first_row = static_cast<int64_t>(p.end) - p.count + r0;
-    __syncthreads();
-    load_step_rows(p, s, first_row, rows);
-    __syncthreads();
+  for_each_team_step(params, s, [&](const MmaStep<T>& st) {
     MmaScores sc;
-    mma_scores(s, p, key0, first_row, rows, sc);
+    mma_scores(s, st, sc);
     // Each row's maximum and sum over the warp's 32 keys: 8 values per thread, then its quad.
 #pragma unroll
     for (int a = 0; a < 4; ++a)
@@ -390,53 +448,54 @@ __global__ void __launch_bounds__(kThreads) row_stats_mma_kernel(const WindowPro
       }
     __syncthreads();
     const int row = threadIdx.x;
-    if (row < rows) {  // the four warps' partial results, combined by log-sum-exp
+    if (row < st.rows) {  // the four warps' partial results, combined by log-sum-exp
       float m = -INFINITY, e = 0.f;
       for (int w = 0; w < kWarps; ++w) m = fmaxf(m, s.warp_max[w][row]);
       for (int w = 0; w < kWarps; ++w) {
         if (s.warp_max[w][row] != -INFINITY) e += s.warp_sum[w][row] * __expf(s.warp_max[w][row] - m);
       }
-      const int64_t at = p.block * p.count + r0 + row;
-      p.block_max[at] = m;
-      p.block_sum[at] = e;
+      const int64_t at = st.p.block * st.p.count + st.r0 + row;
+      st.p.block_max[at] = m;
+      st.p.block_sum[at] = e;
     }
-  }
+  });
 }
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) profile_mma_kernel(const WindowProfileParams params) {
-  const HeadView p = head_view<T>(params);
   extern __shared__ __align__(16) unsigned char shared_raw[];
   MmaShared<T>& s = *reinterpret_cast<MmaShared<T>*>(shared_raw);
   const int lane = threadIdx.x % 32;
-  const int64_t key0 = p.block * kProfileKeys;
+  const int64_t key0 = (blockIdx.x / params.num_teams) * static_cast<int64_t>(kProfileKeys);
   float filter[4][2];  // this thread's keys: n, e % 2 as in mma_key
 #pragma unroll
   for (int n = 0; n < 4; ++n)
 #pragma unroll
     for (int e = 0; e < 2; ++e) {
       const int64_t key = key0 + mma_key(n, e);
-      filter[n][e] = p.key_filter && key < p.end ? static_cast<float>(p.key_filter[key]) : 1.f;
+      filter[n][e] = params.key_filter && key < params.end ? static_cast<float>(params.key_filter[key]) : 1.f;
     }
-  load_block_keys(p, s, key0);
-  double column[4][2] = {};
-  for (int r0 = 0; r0 < p.count; r0 += kProfileRows) {
-    const int rows = min(kProfileRows, p.count - r0);
-    const int64_t first_row = static_cast<int64_t>(p.end) - p.count + r0;
-    __syncthreads();
-    load_step_rows(p, s, first_row, rows);
-    for (int i = threadIdx.x; i < kProfileKeys + kProfileRows - 1; i += kThreads) s.by_distance[i] = 0.f;
-    __syncthreads();
+  double column[4][2];  // the current head's sums over its steps so far
+  for_each_team_step(params, s, [&](const MmaStep<T>& st) {
+    const HeadView& p = st.p;
+    if (st.step == 0) {
+#pragma unroll
+      for (int n = 0; n < 4; ++n) column[n][0] = column[n][1] = 0.0;
+    }
+    if (p.distance) {
+      for (int i = threadIdx.x; i < kProfileKeys + kProfileRows - 1; i += kThreads) s.by_distance[i] = 0.f;
+      __syncthreads();
+    }
     MmaScores sc;
-    mma_scores(s, p, key0, first_row, rows, sc);
+    mma_scores(s, st, sc);
     float step_column[4][2] = {};
 #pragma unroll
     for (int a = 0; a < 4; ++a)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const int row = mma_row(a, 2 * h);
-        if (row >= rows) continue;
-        const float m = p.row_max[r0 + row], inv = 1.f / p.row_sum[r0 + row];
+        if (row >= st.rows) continue;
+        const float m = p.row_max[st.r0 + row], inv = 1.f / p.row_sum[st.r0 + row];
 #pragma unroll
         for (int n = 0; n < 4; ++n)
 #pragma unroll
@@ -459,24 +518,27 @@ __global__ void __launch_bounds__(kThreads) profile_mma_kernel(const WindowProfi
         x += __shfl_xor_sync(0xffffffffu, x, 16);
         column[n][e] += x;
       }
-    __syncthreads();
-    flush_distances(p, s.by_distance, first_row, key0);
-  }
-  if (lane >= 4) return;  // the first quad holds the warp's column sums
-#pragma unroll
-  for (int n = 0; n < 4; ++n)
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      const int64_t key = key0 + mma_key(n, e);
-      if (key < p.end) p.column[key] = column[n][e];
+    if (p.distance) {
+      __syncthreads();
+      flush_distances(p, s.by_distance, st.first_row, st.key0);
     }
+    if (st.step + 1 == st.steps && lane < 4) {  // the first quad holds the warp's column sums
+#pragma unroll
+      for (int n = 0; n < 4; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int64_t key = st.key0 + mma_key(n, e);
+          if (key < p.end) p.column[key] = column[n][e];
+        }
+    }
+  });
 }
 
 template <typename Kernel>
 cudaError_t launch_kernel(Kernel kernel, const WindowProfileParams& p, size_t bytes, cudaStream_t stream) {
   const cudaError_t set = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   if (set != cudaSuccess) return set;
-  kernel<<<profile_blocks(p.end) * p.num_heads, kThreads, bytes, stream>>>(p);
+  kernel<<<profile_blocks(p.end) * p.num_teams, kThreads, bytes, stream>>>(p);
   return cudaGetLastError();
 }
 
@@ -491,8 +553,8 @@ cudaError_t launch(const WindowProfileParams& p, bool stats, cudaStream_t stream
 }
 
 cudaError_t dispatch(const WindowProfileParams& p, ProfileDType dtype, bool stats, cudaStream_t stream) {
-  if (p.head_dim < 1 || p.head_dim > 128 || p.count < 1 || p.end < p.count || p.num_heads < 1 ||
-      p.num_heads > kMaxProfileHeads || p.group < 1) {
+  if (p.head_dim < 1 || p.head_dim > 128 || p.count < 1 || p.end < p.count || p.num_teams < 1 ||
+      p.num_teams > kMaxProfileHeads || p.group < 1) {
     return cudaErrorInvalidValue;
   }
   switch (dtype) {

@@ -16,28 +16,33 @@ constexpr int kProfileRows = 64;   // window rows per step
 enum class ProfileDType { kBFloat16, kFloat16, kFloat32 };
 
 constexpr int kMaxProfileHeads = 128;  // query heads per launch (their indices travel in the parameters)
+constexpr int kMaxTeamHeads = 8;       // query heads one CTA takes for its block of keys
 
-// Several query heads' profiles over one window in one launch: CTA x takes key block x / num_heads of
-// head slot x % num_heads, so the heads of a key block run side by side and read its keys from L2.
+// Several query heads' profiles over one window in one launch. Position x profiles query head heads[x]
+// into output row slots[x]; a team, positions [team_first[t], team_first[t + 1]), reads one KV head.
+// CTA c takes key block c / num_teams for team c % num_teams: it loads those keys once and runs the
+// team's heads over them one after the other, the next head's rows loading while one computes.
 struct WindowProfileParams {
   // Rows start on 16-byte boundaries and D is a multiple of 16 bytes (window_profile_accepts).
   const void* q;             // query head h's rows: q + h * q_head_stride + t * q_row_stride (elements)
   const void* k;             // KV head g's rows: k + g * k_head_stride + t * k_row_stride
   int64_t q_row_stride, q_head_stride, k_row_stride, k_head_stride;
-  int32_t heads[kMaxProfileHeads];  // the query head of each slot; it reads KV head heads[s] / group
-  int32_t num_heads, group;
+  int32_t heads[kMaxProfileHeads];  // position x reads KV head heads[x] / group
+  int32_t slots[kMaxProfileHeads];
+  int32_t team_first[kMaxProfileHeads + 1];
+  int32_t num_teams, group;
   int32_t head_dim;          // D <= 128
   int32_t end, count;        // window rows [end - count, end); keys [0, end)
   float scale;               // 1/sqrt(D)
   const double* key_filter;  // [end] multiplies the sums (nullptr: all ones)
-  // Pass 1 writes, per slot s, key block b and window row r, the block's row maximum and normaliser:
-  float* block_max;          // [num_heads, blocks, count]
-  float* block_sum;          // [num_heads, blocks, count]
+  // Pass 1 writes, per output row s, key block b and window row r, the block's row maximum and normaliser:
+  float* block_max;          // [rows, blocks, count]
+  float* block_sum;          // [rows, blocks, count]
   // Pass 2 reads the rows' overall maximum and normaliser and adds into the sums:
-  const float* row_max;      // [num_heads, count]
-  const float* row_sum;      // [num_heads, count]
-  double* column;            // [num_heads, end], written (each key by one thread)
-  double* distance;          // [num_heads, end], accumulated (zero it first); nullptr: not wanted
+  const float* row_max;      // [rows, count]
+  const float* row_sum;      // [rows, count]
+  double* column;            // [rows, end], written (each key by one thread)
+  double* distance;          // [rows, end], accumulated (zero it first); nullptr: not wanted
 };
 
 // Whether rows of `element_size`-byte values at `base` (bytes), `row_stride` elements apart, D values
