@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "kernels/mask_rule.h"
+#include "kernels/rule_bits.h"
 
 namespace mmi {
 
@@ -66,6 +67,20 @@ MMI_HD int grid_line_chunk_mask(const MaskRule& r, bool one_band, Int row_min, I
   if (!one_band || col_min < r.min_col) return 2;
   if (col_max <= row_min - r.min_distance) return 0;
   return r.min_distance == 0 ? 1 : 2;
+}
+
+// Keep bits of row i (-1: none) over a chunk of the line's keys inside one band: c0, c0 + step, ...
+// (len of them). The line keeps every key of its bands, so the pass's constraints decide: bit c is set
+// when key c0 + c * step is at most i - min_distance and at least min_col (the closed form the kernels
+// use for the chunks grid_line_chunk_mask rule-tests).
+template <typename Int>
+MMI_HD uint64_t grid_line_bits(const MaskRule& r, Int i, Int c0, Int step, Int len) {
+  if (i < 0 || int64_t(i) - r.min_distance < c0) return 0;
+  // In Int: the kernels' positions fit 32 bits, and a 64-bit division would cost them a subroutine.
+  const Int reach = Int(int64_t(i) - r.min_distance) - c0;  // key c0 + c * step is kept iff c * step <= reach
+  const Int kept = reach / step + 1;
+  const Int below = r.min_col > c0 ? (Int(r.min_col) - c0 + step - 1) / step : Int(0);  // keys under min_col
+  return low_bits(kept < len ? kept : len) & ~low_bits(below);
 }
 
 }  // namespace mmi

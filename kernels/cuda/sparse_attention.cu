@@ -70,7 +70,7 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
     __syncthreads();
     const int mask = s.mask[buf];
     if (mask == 2) {  // rule bits for this chunk, once per element, outside the MMA loop
-      evaluate_rule(p, s, buf, pass.rule_kind);
+      evaluate_rule(p, s, buf, pass.rule_kind, pass.form);
       __syncthreads();
     }
 

@@ -34,34 +34,36 @@ struct TileMeta {
   int32_t col_phase[2][kBlockN];
   int32_t mask[2];
   int32_t len[2];
-  int32_t contiguous[2];  // the chunk's keys are len consecutive positions from cols[0]
+  int32_t step[2];  // the chunk's keys are cols[0] + step * c, inside one band (0: they are not)
   uint32_t keep[2][kBlockM][kBlockN / 32];  // rule-tested chunks: bit c of row r = element kept
   MaskRule rule;
 };
 
 static_assert(kBlockN == 64, "one 64-bit word of keep bits per row (kernels/rule_bits.h)");
 
-// Keep bits of row i over a chunk of consecutive keys for the rule kinds that have a closed form
-// (1: vertical and slash bitmaps, 2: ranges; kernels/rule_bits.h).
-__device__ __forceinline__ uint64_t contiguous_rule_bits(const uint64_t* words, const MaskRule& rule, int rule_kind,
-                                                         int32_t i, int32_t c0, int32_t len) {
-  return rule_kind == 1 ? vertical_slash_bits(words, rule, i, c0, len) : range_rule_bits(rule, i, c0, len);
+// Whether a rule-tested chunk's keep bits have a closed form: consecutive keys under a rule of vertical
+// and slash bitmaps (rule kind 1) or of ranges (2), or the keys of one band of a grid line pass (form 3).
+__device__ __forceinline__ bool closed_form_rule(const TileMeta& s, int buf, int rule_kind, int form) {
+  return (s.step[buf] == 1 && (rule_kind == 1 || rule_kind == 2)) || (form == 3 && s.step[buf] > 0);
 }
 
-// Whether a chunk's keep bits have a closed form (contiguous_rule_bits).
-__device__ __forceinline__ bool closed_form_rule(const TileMeta& s, int buf, int rule_kind) {
-  return (rule_kind == 1 || rule_kind == 2) && s.contiguous[buf];
+// Keep bits of row i over such a chunk (kernels/rule_bits.h, kernels/grid_line_walk.h).
+__device__ __forceinline__ uint64_t closed_form_bits(const uint64_t* words, const MaskRule& rule, int rule_kind,
+                                                     int form, int32_t i, int32_t c0, int32_t step, int32_t len) {
+  if (form == 3) return grid_line_bits<int32_t>(rule, i, c0, step, len);
+  return rule_kind == 1 ? vertical_slash_bits(words, rule, i, c0, len) : range_rule_bits(rule, i, c0, len);
 }
 
 // For a rule-tested chunk, evaluates the rule once per element into keep bits (one row per thread),
 // outside the register-heavy MMA loop. Called by the first kBlockM threads (thread r evaluates row r).
-__device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, TileMeta& s, int buf, int rule_kind) {
+__device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, TileMeta& s, int buf, int rule_kind,
+                                              int form) {
   const int r = threadIdx.x;
   const int32_t i = s.rows[r], len = s.len[buf];
   const MaskRule& rule = s.rule;
   uint64_t bits = 0;
-  if (closed_form_rule(s, buf, rule_kind)) {
-    bits = contiguous_rule_bits(p.words, rule, rule_kind, i, s.cols[buf][0], len);
+  if (closed_form_rule(s, buf, rule_kind, form)) {
+    bits = closed_form_bits(p.words, rule, rule_kind, form, i, s.cols[buf][0], s.step[buf], len);
   } else if (i >= 0) {
     const int32_t phase_i = s.row_phase[r];
     for (int c = 0; c < len; ++c) {
@@ -221,7 +223,7 @@ struct ChunkCursor {
                     : form == 3 ? grid_line_chunk_mask<int32_t>(s.rule, one_band, walk.row_min, c0, c_last)
                                 : current.mask;
       s.len[buf] = len;
-      s.contiguous[buf] = from_run && band.step == 1 && pos + len <= band.logical + band.count;
+      s.step[buf] = from_run && one_band ? band.step : 0;
     }
     if (!from_run) {
       column += kBlockN;
@@ -251,30 +253,50 @@ __device__ __forceinline__ uint64_t stored_keep_bits(const TileMeta& s, int buf,
 // Both kernels hold a 64-key score chunk the same way: per 16-row block, sc[n][2h + e] is row rows[h]
 // (h = 0: lane / 4, h = 1: 8 rows below), key n * 8 + (lane % 4) * 2 + e. This masks such a block on
 // original positions and scales it into the log2 domain. `plain`: a fully kept, full chunk of valid
-// rows, which needs no test; bits[h]: row h's keep bits when mask is 2 (rule-tested).
+// rows, which needs no test; bits[h]: row h's keep bits when mask is 2 (rule-tested). The mask is the
+// same for the whole chunk, so each kind gets its own loop; the per-element work is a few integer
+// operations, which these kernels otherwise spend a large share of their issue slots on.
 __device__ __forceinline__ void mask_scores(float (&sc)[8][4], const TileMeta& s, int buf, int mask, bool plain,
                                             const int (&rows)[2], const uint64_t (&bits)[2], float scale_log2,
                                             int lane) {
+  if (plain) {
+#pragma unroll
+    for (int n = 0; n < 8; ++n)
+#pragma unroll
+      for (int x = 0; x < 4; ++x) sc[n][x] *= scale_log2;
+    return;
+  }
+  if (mask == 2) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      // This thread's keys are bits n * 8 + e of the row's bits shifted by (lane % 4) * 2.
+      const uint64_t mine = bits[h] >> ((lane % 4) * 2);
+      const uint32_t low = static_cast<uint32_t>(mine), high = static_cast<uint32_t>(mine >> 32);
+#pragma unroll
+      for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const uint32_t word = n < 4 ? low : high;
+          float& x = sc[n][2 * h + e];
+          x = (word >> ((n % 4) * 8 + e)) & 1u ? x * scale_log2 : -INFINITY;
+        }
+    }
+    return;
+  }
+  // Masks 0 and 1: the key must exist (a short chunk's tail, a covered vertical) and the row too; mask 1
+  // also tests causality.
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int32_t i = s.rows[rows[h]];
 #pragma unroll
-    for (int n = 0; n < 8; ++n) {
+    for (int n = 0; n < 8; ++n)
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
+        const int32_t j = s.cols[buf][n * 8 + (lane % 4) * 2 + e];
+        const bool keep = j >= 0 && i >= 0 && (mask == 0 || j <= i);
         float& x = sc[n][2 * h + e];
-        if (plain) {
-          x *= scale_log2;
-          continue;
-        }
-        const int c = n * 8 + (lane % 4) * 2 + e;
-        const int32_t j = s.cols[buf][c];
-        bool keep = j >= 0 && i >= 0;
-        if (mask == 1) keep = keep && j <= i;
-        if (mask == 2) keep = (bits[h] >> c) & 1u;
         x = keep ? x * scale_log2 : -INFINITY;
       }
-    }
   }
 }
 

@@ -155,9 +155,9 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
     const int mask = meta.mask[buf];
     // Keep bits with a closed form are cheap enough for each thread to take its own rows' (no barrier);
     // other rule-tested chunks are evaluated once per element into shared keep bits.
-    const bool own_bits = mask == 2 && closed_form_rule(meta, buf, pass.rule_kind);
+    const bool own_bits = mask == 2 && closed_form_rule(meta, buf, pass.rule_kind, pass.form);
     if (mask == 2 && !own_bits) {
-      if (tid < kBlockM) evaluate_rule(p, meta, buf, pass.rule_kind);
+      if (tid < kBlockM) evaluate_rule(p, meta, buf, pass.rule_kind, pass.form);
       __syncthreads();
     }
 
@@ -180,8 +180,8 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
     uint64_t bits[2] = {0, 0};
 #pragma unroll
     for (int h = 0; h < 2 && mask == 2; ++h) {
-      bits[h] = own_bits ? contiguous_rule_bits(p.words, meta.rule, pass.rule_kind, meta.rows[rows[h]],
-                                                meta.cols[buf][0], meta.len[buf])
+      bits[h] = own_bits ? closed_form_bits(p.words, meta.rule, pass.rule_kind, pass.form, meta.rows[rows[h]],
+                                            meta.cols[buf][0], meta.step[buf], meta.len[buf])
                          : stored_keep_bits(meta, buf, rows[h]);
     }
     mask_scores(sc, meta, buf, mask, plain, rows, bits, scale_log2, lane);

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "kernels/cpu/executor.h"
+#include "kernels/grid_line_walk.h"
 #include "kernels/metrics.h"
 #include "kernels/plan_builder.h"
 #include "tests/catch.h"
@@ -157,8 +158,32 @@ TEST_CASE("compact Vertical-Slash plans hold no per-tile lists and count what ex
   }
 }
 
+// The closed-form keep bits the CUDA kernels use for a grid line pass's chunks inside one band
+// (grid_line_bits) equal the rule, element by element, for every row of tile t.
+void check_grid_line_bits(const SparsePlan& plan, const Pass& pass, int64_t t, const std::vector<KeyRun>& runs) {
+  const VisualSpans spans{plan.visual_starts.data(), plan.visual_ends.data(),
+                          static_cast<int64_t>(plan.visual_starts.size())};
+  for (const KeyRun& run : runs) {
+    for (int64_t c = run.begin; c < run.end; c += plan.block_n) {
+      const int64_t len = std::min(plan.block_n, run.end - c);
+      const Band& band = pass.cols.bands()[pass.cols.band_at(c)];
+      if (c + len > band.logical + band.count) continue;  // across bands: the rule is evaluated per element
+      for (int64_t r = t * plan.block_m; r < std::min(pass.rows.size(), (t + 1) * plan.block_m); ++r) {
+        const int64_t i = pass.rows.to_orig(r);
+        const uint64_t bits = grid_line_bits<int64_t>(pass.rule, i, band.orig_at(c), band.step, len);
+        for (int64_t x = 0; x < len; ++x) {
+          const int64_t j = band.orig_at(c + x);
+          INFO("pass " << pass.label << ", tile " << t << ", row " << i << ", key " << j);
+          REQUIRE(((bits >> x) & 1u) == rule_keeps(pass.rule, plan.words.data(), spans, i, j));
+        }
+      }
+    }
+  }
+}
+
 // Compact and listed plans of one head, pass by pass: every compact range or grid line pass's tiles
-// derive exactly the runs and chunk masks the listed pass holds. Returns how many passes were compared.
+// derive exactly the runs and chunk masks the listed pass holds (and a grid line pass's closed-form
+// keep bits equal its rule). Returns how many passes were compared.
 int compare_compact_passes(const SequenceLayout& layout, const ResolvedHead& head, const PlanOptions& tiles,
                            PassForm form) {
   PlanOptions listed_tiles = tiles;
@@ -187,6 +212,7 @@ int compare_compact_passes(const SequenceLayout& layout, const ResolvedHead& hea
         REQUIRE((got[r].begin == want[r].begin && got[r].end == want[r].end && got[r].mask == want[r].mask));
       }
       REQUIRE((got_columns.empty() && want_columns.empty()));
+      if (form == PassForm::kGridLine) check_grid_line_bits(compact, derived, t, got);
     }
   }
   REQUIRE(count_matrix(compact, 0) == count_matrix(listed, 0));
