@@ -62,7 +62,7 @@ class PackedArrays {
 // The plan flattened into device arrays; each level is the p-th pass of every head that has one.
 // Passes and bands are few and converted in order; the runs, columns and tiles (millions for long
 // plans) are written by one thread per pass straight into the pinned buffer at offsets counted
-// beforehand.
+// beforehand. A level whose passes are all compact and equally long lists no tiles at all.
 struct DevicePlan {
   at::Tensor buffer;  // every array below, in one device allocation
   const cuda::DevicePass* passes;
@@ -75,7 +75,14 @@ struct DevicePlan {
   const uint64_t* words;
   const int64_t* visual_starts;
   const int64_t* visual_ends;
-  std::vector<std::pair<int32_t, int32_t>> levels;  // [first, last) tiles of each launch
+  // One launch per level: listed tiles [first, last) of `tiles`, or for a level of compact passes
+  // with equal row counts, none: the kernels name its tiles from the block index (cuda::tile_of).
+  struct Level {
+    int32_t first = 0, last = 0;
+    bool derived = false;
+    int32_t pass_begin = 0, passes = 0, tiles = 0;  // derived: passes [pass_begin, +passes), tiles each
+  };
+  std::vector<Level> levels;
   int64_t group;
   at::Device device;
 
@@ -85,7 +92,7 @@ struct DevicePlan {
     int32_t index;          // into passes
     int32_t col_bands;      // offset of its column bands
     int64_t runs, columns;  // offsets of its runs and columns
-    int64_t tiles;          // offset of its tiles among all tiles (before ordering)
+    int64_t tiles;          // offset of its tiles among all listed tiles (before ordering)
   };
 
   DevicePlan(const SparsePlan& plan, int64_t group_, at::Device device_) : group(group_), device(device_) {
@@ -135,13 +142,30 @@ struct DevicePlan {
         dp.line_band_begin = dp.col_bands + static_cast<int32_t>(pass.line_band_begin);
         dp.line_band_end = dp.col_bands + static_cast<int32_t>(pass.line_band_end);
         if (pass.form == PassForm::kVerticalSlash) add_vertical_slash(*pass.vertical_slash, dp);
-        slots.push_back({&pass, static_cast<int32_t>(passes_h.size()), dp.col_bands, runs_total, columns_total, tiles_total});
+        slots.push_back({&pass, static_cast<int32_t>(passes_h.size()), dp.col_bands, runs_total, columns_total, 0});
         passes_h.push_back(dp);
         runs_total += static_cast<int64_t>(pass.runs.size());
         columns_total += static_cast<int64_t>(pass.columns.size());
-        tiles_total += pass.num_tiles();
       }
       level_end.push_back(slots.size());
+    }
+    for (size_t level = 0; level < depth; ++level) {
+      const size_t first_slot = level == 0 ? 0 : level_end[level - 1], last_slot = level_end[level];
+      Level l;
+      l.derived = std::all_of(slots.begin() + first_slot, slots.begin() + last_slot, [&](const Slot& slot) {
+        return slot.pass->form != PassForm::kListed && slot.pass->num_tiles() == slots[first_slot].pass->num_tiles();
+      });
+      if (l.derived) {
+        l.pass_begin = slots[first_slot].index;
+        l.passes = static_cast<int32_t>(last_slot - first_slot);
+        l.tiles = narrow32(slots[first_slot].pass->num_tiles(), "tiles of a pass");
+      } else {
+        for (size_t i = first_slot; i < last_slot; ++i) {
+          slots[i].tiles = tiles_total;
+          tiles_total += slots[i].pass->num_tiles();
+        }
+      }
+      levels.push_back(l);
     }
     narrow32(runs_total, "runs");
     narrow32(columns_total, "columns");
@@ -160,7 +184,13 @@ struct DevicePlan {
     std::vector<int32_t> chunks(tiles_total);  // per tile, in slot order
     auto* runs_h = packed.host<cuda::DeviceRun>(at_runs);
     auto* columns_h = packed.host<int32_t>(at_columns);
-    parallel_for(slots.size(), [&](size_t i) {
+    std::vector<size_t> listed_slots;  // the slots of levels that list their tiles
+    for (size_t level = 0; level < depth; ++level) {
+      if (levels[level].derived) continue;
+      for (size_t i = level == 0 ? 0 : level_end[level - 1]; i < level_end[level]; ++i) listed_slots.push_back(i);
+    }
+    parallel_for(listed_slots.size(), [&](size_t x) {
+      const size_t i = listed_slots[x];
       int32_t* weights = chunks.data() + slots[i].tiles;
       switch (slots[i].pass->form) {
         case PassForm::kListed: fill(plan, slots[i], runs_h, columns_h, weights); break;
@@ -174,10 +204,11 @@ struct DevicePlan {
     auto* tiles_h = packed.host<cuda::DeviceTile>(at_tiles);
     int32_t written = 0;
     for (size_t level = 0; level < depth; ++level) {
+      if (levels[level].derived) continue;
       const size_t first_slot = level == 0 ? 0 : level_end[level - 1];
-      const int32_t first = written;
+      levels[level].first = written;
       written += heaviest_first(slots.data() + first_slot, slots.data() + level_end[level], chunks, tiles_h + written);
-      levels.emplace_back(first, written);
+      levels[level].last = written;
     }
     packed.copy(at_passes, passes_h);
     packed.copy(at_bands, bands_h);
@@ -427,9 +458,12 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in
   const cuda::DType kind = dtype == at::kBFloat16 ? cuda::DType::kBFloat16 : cuda::DType::kFloat16;
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const cuda::DeviceTile* tiles = dp.tiles;
-  for (const auto& [first, last] : dp.levels) {
-    p.tiles = tiles + first;
-    p.num_tiles = last - first;
+  for (const DevicePlan::Level& level : dp.levels) {
+    p.tiles = level.derived ? nullptr : tiles + level.first;
+    p.num_tiles = level.derived ? narrow32(int64_t(level.passes) * level.tiles, "tiles of a launch") : level.last - level.first;
+    p.level_pass_begin = level.pass_begin;
+    p.level_passes = level.passes;
+    p.level_tiles = level.tiles;
     check_cuda(use_wgmma ? cuda::launch_sparse_attention_sm90(p, kind, stream)
                          : cuda::launch_sparse_attention(p, static_cast<int>(d), kind, stream),
                use_wgmma ? "sparse attention kernel (wgmma)" : "sparse attention kernel (mma.sync)");

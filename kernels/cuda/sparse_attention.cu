@@ -41,11 +41,12 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
   constexpr int kStride = D + 8;
   constexpr int kAtomsD = D / 8;  // n-atoms of the output
   static_assert(D % 16 == 0, "head_dim must be a multiple of 16");
-  const DeviceTile tile = p.tiles[blockIdx.x];
+  const DeviceTile tile = tile_of(p);
   const DevicePass& pass = p.passes[tile.pass];
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   ChunkCursor cursor;
   bool have_chunk = start_tile<kThreads, D, PaddedRows<D>, PaddedRows<D>>(p, tile, pass, s, s.q, s.k[0], s.v[0], cursor);
+  if (!have_chunk) return;  // nothing to add to these rows
   const T* k_base = static_cast<const T*>(p.k);
   const T* v_base = static_cast<const T*>(p.v);
   const bool rows_valid = (tile.tile + 1) * kBlockM <= pass.num_rows;

@@ -69,8 +69,12 @@ struct SparseAttentionParams {
   float* lse_state;       // [Hq, N] fp32, -inf-initialised (natural log)
   const DevicePass* passes;
   const DeviceBand* bands;
-  const DeviceTile* tiles;  // the tiles of this launch, heaviest first
+  // The tiles of this launch, heaviest first; nullptr for a level of compact passes with equal row
+  // counts, whose tiles the block index names (tile_of): passes [level_pass_begin, +level_passes),
+  // level_tiles row tiles each.
+  const DeviceTile* tiles;
   int32_t num_tiles;
+  int32_t level_pass_begin, level_passes, level_tiles;
   const DeviceRun* runs;
   const int32_t* columns;
   const DeviceSlashGroup* slash_groups;  // compact passes' slash groups, ascending per pass

@@ -404,25 +404,32 @@ __device__ __forceinline__ void merge_row(const SparseAttentionParams& p, int he
   if (lane % 4 == 0) p.lse_state[static_cast<int64_t>(head) * p.n + i] = new_lse;
 }
 
-// A tile's start, the same in both kernels: its rows, its Q rows (into q_smem, laid out by QLayout),
-// the cursor, and the first chunk's K/V loads into buffer 0 (KvLayout). Returns whether the tile has
-// any chunk at all.
+// This CTA's tile: from the launch's list, or for a level of compact passes, from the block index:
+// the last row tile of every pass first, then the one before (under causality a compact pass's later
+// rows reach more keys, so this is heaviest first without weighing anything).
+__device__ __forceinline__ DeviceTile tile_of(const SparseAttentionParams& p) {
+  if (p.tiles) return p.tiles[blockIdx.x];
+  const int32_t x = static_cast<int32_t>(blockIdx.x);
+  return DeviceTile{p.level_pass_begin + x % p.level_passes, p.level_tiles - 1 - x / p.level_passes, 0, 0, 0, 0};
+}
+
+// A tile's start, the same in both kernels: the cursor, and unless the tile has nothing to visit (then
+// it returns false before loading anything), its rows, its Q rows (into q_smem, laid out by QLayout)
+// and the first chunk's K/V loads into buffer 0 (KvLayout).
 template <int kThreads, int D, typename QLayout, typename KvLayout, typename T>
 __device__ __forceinline__ bool start_tile(const SparseAttentionParams& p, const DeviceTile& tile,
                                            const DevicePass& pass, TileMeta& meta, T* q_smem, T* k_chunk,
                                            T* v_chunk, ChunkCursor& cursor) {
+  cursor.start(p, tile, pass);
+  if (cursor.done()) return false;
   load_tile_rows(p, tile, pass, meta);
   __syncthreads();
   load_rows<kThreads, D, kBlockM, QLayout>(q_smem, static_cast<const T*>(p.q), meta.rows, p.q_heads, pass.head);
   cp_async_commit();
-  cursor.start(p, tile, pass);
-  const bool have_chunk = !cursor.done();
-  if (have_chunk) {
-    cursor.fetch<kThreads, D, KvLayout>(p, pass, meta, k_chunk, v_chunk, 0, static_cast<const T*>(p.k),
-                                        static_cast<const T*>(p.v));
-  }
+  cursor.fetch<kThreads, D, KvLayout>(p, pass, meta, k_chunk, v_chunk, 0, static_cast<const T*>(p.k),
+                                      static_cast<const T*>(p.v));
   cp_async_commit();
-  return have_chunk;
+  return true;
 }
 
 // Merges one 16-row block of a pass's results (tile rows rows[h]; row max m, this thread's partial

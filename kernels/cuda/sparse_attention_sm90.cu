@@ -124,13 +124,14 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
   unsigned char* aligned = smem_raw + ((1024 - (smem_address(smem_raw) & 1023)) & 1023);
   Sm90Storage<T>& s = *reinterpret_cast<Sm90Storage<T>*>(aligned);
   TileMeta& meta = s.meta;
-  const DeviceTile tile = p.tiles[blockIdx.x];
+  const DeviceTile tile = tile_of(p);
   const DevicePass& pass = p.passes[tile.pass];
   const int tid = threadIdx.x, group = tid / 128, warp = (tid % 128) / 32, lane = tid % 32;
 
   ChunkCursor cursor;
   bool have_chunk = start_tile<kThreads, kD, Swizzled<kBlockM>, Swizzled<kBlockN>>(p, tile, pass, meta, s.q, s.k[0],
                                                                                   s.v[0], cursor);
+  if (!have_chunk) return;  // nothing to add to these rows
   const T* k_base = static_cast<const T*>(p.k);
   const T* v_base = static_cast<const T*>(p.v);
   const bool rows_valid = (tile.tile + 1) * kBlockM <= pass.num_rows;
