@@ -185,8 +185,7 @@ void fold_grid(const SequenceLayout& layout, const at::Tensor& column_mass, cons
   }
 }
 
-// The sets of keys a profile's sums may be restricted to: every key (key_modality < 0) or those of one
-// modality.
+// A profile's key filter for the keys of one modality: 1 at its positions, 0 elsewhere.
 std::vector<uint8_t> modality_filter(const SequenceLayout& layout, int key_modality) {
   std::vector<uint8_t> filter(layout.length(), 0);
   for (int s : layout.spans_of(static_cast<Modality>(key_modality))) {
