@@ -96,6 +96,14 @@ class EstimateBatch {
                 PatternIndex* out);
   void run();  // fills every scheduled output and clears the batch
 
+  struct TopK {
+    at::Tensor scores;  // undefined while `sums` names a profile not yet computed
+    int64_t k, forced;
+    std::vector<int64_t>* out;
+    ProfileSums sums{-1, false};
+  };
+
+ private:
   struct Profile {
     const SequenceLayout* layout;
     at::Tensor q, k;
@@ -106,12 +114,6 @@ class EstimateBatch {
     size_t launch = 0;  // set by run(): the batched profile holding this head, at row `row`
     int64_t row = 0;
   };
-  struct TopK {
-    at::Tensor scores;  // undefined while `sums` names a profile not yet computed
-    int64_t k, forced;
-    std::vector<int64_t>* out;
-    ProfileSums sums{-1, false};
-  };
   struct Grid {
     const SequenceLayout* layout;
     std::vector<int64_t> candidates;
@@ -120,7 +122,6 @@ class EstimateBatch {
     PatternIndex* out;
   };
 
- private:
   void run_profiles();
   void run_top_k();
   void run_grids();

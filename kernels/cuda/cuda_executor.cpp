@@ -5,10 +5,10 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 
 #include <algorithm>
-#include <numeric>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <numeric>
 #include <stdexcept>
 
 #include "kernels/cuda/sparse_attention.cuh"
@@ -120,7 +120,7 @@ struct DevicePlan {
     size_t depth = 0;
     for (const HeadPlan& head : plan.heads) depth = std::max(depth, head.passes.size());
     std::vector<Slot> slots;
-    std::vector<size_t> level_end;  // slots of level l: [level_end[l - 1], level_end[l])
+    std::vector<size_t> level_start(1, 0);  // slots of level l: [level_start[l], level_start[l + 1])
     int64_t runs_total = 0, columns_total = 0, tiles_total = 0;
     for (size_t level = 0; level < depth; ++level) {
       for (size_t h = 0; h < plan.heads.size(); ++h) {
@@ -147,10 +147,10 @@ struct DevicePlan {
         runs_total += static_cast<int64_t>(pass.runs.size());
         columns_total += static_cast<int64_t>(pass.columns.size());
       }
-      level_end.push_back(slots.size());
+      level_start.push_back(slots.size());
     }
     for (size_t level = 0; level < depth; ++level) {
-      const size_t first_slot = level == 0 ? 0 : level_end[level - 1], last_slot = level_end[level];
+      const size_t first_slot = level_start[level], last_slot = level_start[level + 1];
       Level l;
       l.derived = std::all_of(slots.begin() + first_slot, slots.begin() + last_slot, [&](const Slot& slot) {
         return slot.pass->form != PassForm::kListed && slot.pass->num_tiles() == slots[first_slot].pass->num_tiles();
@@ -187,7 +187,7 @@ struct DevicePlan {
     std::vector<size_t> listed_slots;  // the slots of levels that list their tiles
     for (size_t level = 0; level < depth; ++level) {
       if (levels[level].derived) continue;
-      for (size_t i = level == 0 ? 0 : level_end[level - 1]; i < level_end[level]; ++i) listed_slots.push_back(i);
+      for (size_t i = level_start[level]; i < level_start[level + 1]; ++i) listed_slots.push_back(i);
     }
     parallel_for(listed_slots.size(), [&](size_t x) {
       const size_t i = listed_slots[x];
@@ -205,9 +205,9 @@ struct DevicePlan {
     int32_t written = 0;
     for (size_t level = 0; level < depth; ++level) {
       if (levels[level].derived) continue;
-      const size_t first_slot = level == 0 ? 0 : level_end[level - 1];
       levels[level].first = written;
-      written += heaviest_first(slots.data() + first_slot, slots.data() + level_end[level], chunks, tiles_h + written);
+      written += heaviest_first(slots.data() + level_start[level], slots.data() + level_start[level + 1], chunks,
+                                tiles_h + written);
       levels[level].last = written;
     }
     packed.copy(at_passes, passes_h);

@@ -331,7 +331,7 @@ struct MmaStep {
   HeadView p;
   int step, steps, r0, rows;
   int64_t first_row, key0;
-  const T* rows_s;
+  T* rows_s;
 };
 
 template <typename T>
@@ -392,7 +392,7 @@ __device__ __forceinline__ void for_each_team_step(const WindowProfileParams& pa
   };
   auto copy_rows = [&](const MmaStep<T>& st) {
     copy_padded(static_cast<const T*>(st.p.q), st.p.q_row_stride, st.p.head_dim, st.first_row, st.rows, kProfileRows,
-                const_cast<T*>(st.rows_s));
+                st.rows_s);
   };
   {
     const MmaStep<T> first = step_of(0);
