@@ -59,6 +59,28 @@ class PackedArrays {
   at::Tensor host_;
 };
 
+// Original positions [lowest, highest] spanned by a map (lowest > highest when empty).
+std::pair<int64_t, int64_t> extent(const IndexMap& map) {
+  int64_t lowest = std::numeric_limits<int64_t>::max(), highest = std::numeric_limits<int64_t>::min();
+  for (const Band& b : map.bands()) {
+    lowest = std::min({lowest, b.orig, b.orig_last()});
+    highest = std::max({highest, b.orig, b.orig_last()});
+  }
+  return {lowest, highest};
+}
+
+// Whether no later pass of `head` visits a row of pass `index`, so its rows end there and it can write
+// the output directly. Rows are compared by extent, so interleaved row sets count as shared (which is
+// only slower: such a pass goes through the fp32 state).
+bool rows_end_at(const HeadPlan& head, size_t index) {
+  const auto [lowest, highest] = extent(head.passes[index].rows);
+  for (size_t later = index + 1; later < head.passes.size(); ++later) {
+    const auto [low, high] = extent(head.passes[later].rows);
+    if (low <= highest && lowest <= high) return false;
+  }
+  return true;
+}
+
 // The plan flattened into device arrays; each level is the p-th pass of every head that has one.
 // Passes and bands are few and converted in order; the runs, columns and tiles (millions for long
 // plans) are written by one thread per pass straight into the pinned buffer at offsets counted
@@ -138,6 +160,7 @@ struct DevicePlan {
         dp.num_col_bands = static_cast<int32_t>(pass.cols.bands().size());
         add_bands(pass.cols);
         dp.num_rows = narrow32(pass.rows.size(), "rows");
+        dp.writes_output = rows_end_at(plan.heads[h], level) ? 1 : 0;
         dp.form = static_cast<int32_t>(pass.form);
         dp.line_band_begin = dp.col_bands + static_cast<int32_t>(pass.line_band_begin);
         dp.line_band_end = dp.col_bands + static_cast<int32_t>(pass.line_band_end);
@@ -433,14 +456,20 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in
   }
   const DevicePlan& dp = *uploaded;
   const auto f32 = q.options().dtype(at::kFloat);
-  at::Tensor out_state = at::zeros({n, hq, d}, f32);
+  // The state is written before it is read (see sparse_attention.cuh), so nothing is zero-filled but
+  // the lse and the done flags.
+  at::Tensor out_state = at::empty({n, hq, d}, f32);
   at::Tensor lse = at::full({hq, n}, -std::numeric_limits<float>::infinity(), f32);
+  at::Tensor row_done = at::zeros({hq, n}, q.options().dtype(at::kByte));
+  at::Tensor out = at::empty({n, hq, d}, q.options());
   cuda::SparseAttentionParams p{};
   p.q = q.data_ptr();
   p.k = k.data_ptr();
   p.v = v.data_ptr();
   p.out_state = out_state.data_ptr<float>();
   p.lse_state = lse.data_ptr<float>();
+  p.out = out.data_ptr();
+  p.row_done = row_done.data_ptr<uint8_t>();
   p.passes = dp.passes;
   p.bands = dp.bands;
   p.runs = dp.runs;
@@ -468,9 +497,7 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in
                          : cuda::launch_sparse_attention(p, static_cast<int>(d), kind, stream),
                use_wgmma ? "sparse attention kernel (wgmma)" : "sparse attention kernel (mma.sync)");
   }
-  at::Tensor out = at::empty({n, hq, d}, q.options());
-  check_cuda(cuda::launch_finalize(out_state.data_ptr<float>(), out.data_ptr(), out.numel(), kind, stream),
-             "finalize kernel");
+  check_cuda(cuda::launch_finalize(p, static_cast<int>(d), kind, stream), "finalize kernel");
   return {out, lse};
 }
 

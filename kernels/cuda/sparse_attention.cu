@@ -133,18 +133,28 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
   }
   cp_async_wait<0>();
 
-  // Merge this pass's rows into the running state by log-sum-exp.
+  // Merge this pass's rows into the running state (or the output) by log-sum-exp.
 #pragma unroll
   for (int a = 0; a < kMAtoms; ++a) {
     const int rows[2] = {row_of(a, 0), row_of(a, 1)};
-    merge_block<D>(p, pass.head, s, rows, m[a], l[a], o[a], lane);
+    merge_block<D, T>(p, pass, s, rows, m[a], l[a], o[a], lane);
   }
 }
 
+// Four values per thread (head_dim is a multiple of 4, so they share a row).
 template <typename T>
-__global__ void finalize_kernel(const float* state, T* out, int64_t count) {
-  for (int64_t x = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; x < count; x += int64_t(gridDim.x) * blockDim.x) {
-    out[x] = static_cast<T>(state[x]);
+__global__ void finalize_kernel(const SparseAttentionParams p, int head_dim) {
+  const int64_t groups = static_cast<int64_t>(p.n) * p.q_heads * head_dim / 4;
+  for (int64_t x = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; x < groups; x += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t row = x * 4 / head_dim;  // i * Hq + h
+    const int64_t at = (row % p.q_heads) * p.n + row / p.q_heads;
+    if (p.row_done[at]) continue;
+    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (p.lse_state[at] != -INFINITY) v = reinterpret_cast<const float4*>(p.out_state)[x];
+    uint2 packed;
+    packed.x = Mma<T>::pack(v.x, v.y);
+    packed.y = Mma<T>::pack(v.z, v.w);
+    reinterpret_cast<uint2*>(p.out)[x] = packed;
   }
 }
 
@@ -177,13 +187,15 @@ cudaError_t launch_sparse_attention(const SparseAttentionParams& params, int hea
                                    : launch_dim<__half>(params, head_dim, stream);
 }
 
-cudaError_t launch_finalize(const float* state, void* out, int64_t count, DType dtype, cudaStream_t stream) {
-  const int blocks = static_cast<int>(std::min<int64_t>((count + 255) / 256, 65536));
-  if (count == 0) return cudaSuccess;
+cudaError_t launch_finalize(const SparseAttentionParams& params, int head_dim, DType dtype, cudaStream_t stream) {
+  const int64_t groups = static_cast<int64_t>(params.n) * params.q_heads * head_dim / 4;
+  if (groups == 0) return cudaSuccess;
+  if (head_dim % 4 != 0) return cudaErrorInvalidValue;
+  const int blocks = static_cast<int>(std::min<int64_t>((groups + 255) / 256, 65536));
   if (dtype == DType::kBFloat16) {
-    finalize_kernel<<<blocks, 256, 0, stream>>>(state, static_cast<__nv_bfloat16*>(out), count);
+    finalize_kernel<__nv_bfloat16><<<blocks, 256, 0, stream>>>(params, head_dim);
   } else {
-    finalize_kernel<<<blocks, 256, 0, stream>>>(state, static_cast<__half*>(out), count);
+    finalize_kernel<__half><<<blocks, 256, 0, stream>>>(params, head_dim);
   }
   return cudaGetLastError();
 }

@@ -4,8 +4,11 @@
 // One launch runs one "level" of passes (the p-th pass of every head that has one): each CTA takes one
 // query tile (128 logical rows) of one pass, walks its key runs and gathered columns in chunks of 64
 // keys with tensor-core MMAs (bf16/fp16 in, fp32 accumulate) and an online softmax, then merges its
-// rows into the fp32 running state (out_state, lse_state) by log-sum-exp. A final launch casts the
-// state to the output dtype. Rows of one pass are distinct, so no two CTAs of a launch touch a row.
+// rows into the fp32 running state (out_state, lse_state) by log-sum-exp. A pass whose rows no later
+// pass of its head visits merges into the output instead (and marks the rows done); a final launch
+// casts the state of the other rows. So a head with one pass never touches the fp32 state, and a row's
+// state is read only once something was written to it (nothing is zero-filled). Rows of one pass are
+// distinct, so no two CTAs of a launch touch a row.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -50,7 +53,7 @@ struct DevicePass {
   int32_t row_bands, num_row_bands;  // offsets into the band array
   int32_t col_bands, num_col_bands;
   int32_t num_rows;                  // logical rows of the pass
-  int32_t first_tile;                // index of its tile 0 in the tile arrays
+  int32_t writes_output;             // 1: no later pass of its head visits its rows (they end here)
 };
 
 struct DeviceTile {
@@ -65,8 +68,10 @@ struct SparseAttentionParams {
   const void* q;          // [N, Hq, D] bf16 or fp16
   const void* k;          // [N, Hkv, D]
   const void* v;          // [N, Hkv, D]
-  float* out_state;       // [N, Hq, D] fp32, zero-initialised
+  float* out_state;       // [N, Hq, D] fp32, uninitialised: row (i, h) is valid once lse_state[h, i] is finite
   float* lse_state;       // [Hq, N] fp32, -inf-initialised (natural log)
+  void* out;              // [N, Hq, D] q's dtype: written by passes with writes_output, then by finalize
+  uint8_t* row_done;      // [Hq, N], zero-initialised: 1 once row (i, h) is written to out
   const DevicePass* passes;
   const DeviceBand* bands;
   // The tiles of this launch, heaviest first; nullptr for a level of compact passes with equal row
@@ -96,7 +101,9 @@ cudaError_t launch_sparse_attention(const SparseAttentionParams& params, int hea
 // The same with the wgmma kernel (sparse_attention_sm90.cu): head_dim 128, an sm_90 GPU.
 cudaError_t launch_sparse_attention_sm90(const SparseAttentionParams& params, DType dtype, cudaStream_t stream);
 
-// out[n, h, :] = out_state[n, h, :] cast to dtype. count = N * Hq * D.
-cudaError_t launch_finalize(const float* out_state, void* out, int64_t count, DType dtype, cudaStream_t stream);
+// The rows a pass did not write to the output: out[i, h, :] = out_state[i, h, :] cast to dtype, or zeros
+// where no pass kept anything (lse_state[h, i] = -inf). Skips rows with row_done[h, i] set. head_dim
+// must be a multiple of 4.
+cudaError_t launch_finalize(const SparseAttentionParams& params, int head_dim, DType dtype, cudaStream_t stream);
 
 }  // namespace mmi::cuda

@@ -377,13 +377,16 @@ __device__ __forceinline__ float old_lse(const SparseAttentionParams& p, int hea
   return (i >= 0 && l > 0.f) ? p.lse_state[static_cast<int64_t>(head) * p.n + i] : 0.f;
 }
 
-template <int D, typename ValueFn>
+// The state is read only where an earlier pass wrote it (previous > -inf). When the row ends with this
+// pass (writes_output), the merged values go to the output in T and the row is marked done.
+template <int D, typename T, typename ValueFn>
 __device__ __forceinline__ void merge_row(const SparseAttentionParams& p, int head, int32_t i, float m, float l,
-                                          float previous, int lane, ValueFn value) {
+                                          float previous, bool writes_output, int lane, ValueFn value) {
   if (i < 0 || !(l > 0.f)) return;
   const float lse = m * kLn2 + logf(l);
   float w_old = 0.f, w_new = 1.f, new_lse = lse;
-  if (previous != -INFINITY) {
+  const bool has_previous = previous != -INFINITY;
+  if (has_previous) {
     const float top = fmaxf(previous, lse);
     w_old = expf(previous - top);
     w_new = expf(lse - top);
@@ -393,15 +396,27 @@ __device__ __forceinline__ void merge_row(const SparseAttentionParams& p, int he
     w_new *= inv_total;
   }
   const float scale_new = w_new / l;
-  float* out = p.out_state + (static_cast<int64_t>(i) * p.q_heads + head) * D + (lane % 4) * 2;
+  const int64_t at = (static_cast<int64_t>(i) * p.q_heads + head) * D + (lane % 4) * 2;
+  float* state = p.out_state + at;
 #pragma unroll
   for (int n = 0; n < D / 8; ++n) {
-    float2 prev = *reinterpret_cast<float2*>(out + n * 8);
-    prev.x = prev.x * w_old + value(n, 0) * scale_new;
-    prev.y = prev.y * w_old + value(n, 1) * scale_new;
-    *reinterpret_cast<float2*>(out + n * 8) = prev;
+    float2 x = make_float2(value(n, 0) * scale_new, value(n, 1) * scale_new);
+    if (has_previous) {
+      const float2 prev = *reinterpret_cast<const float2*>(state + n * 8);
+      x.x += prev.x * w_old;
+      x.y += prev.y * w_old;
+    }
+    if (writes_output) {
+      *reinterpret_cast<uint32_t*>(static_cast<T*>(p.out) + at + n * 8) = Mma<T>::pack(x.x, x.y);
+    } else {
+      *reinterpret_cast<float2*>(state + n * 8) = x;
+    }
   }
-  if (lane % 4 == 0) p.lse_state[static_cast<int64_t>(head) * p.n + i] = new_lse;
+  if (lane % 4 == 0) {
+    const int64_t row = static_cast<int64_t>(head) * p.n + i;
+    p.lse_state[row] = new_lse;
+    if (writes_output) p.row_done[row] = 1;
+  }
 }
 
 // This CTA's tile: from the launch's list, or for a level of compact passes, from the block index:
@@ -433,9 +448,10 @@ __device__ __forceinline__ bool start_tile(const SparseAttentionParams& p, const
 }
 
 // Merges one 16-row block of a pass's results (tile rows rows[h]; row max m, this thread's partial
-// sums l and outputs o, laid out as in mask_scores) into the running state by log-sum-exp.
-template <int D>
-__device__ __forceinline__ void merge_block(const SparseAttentionParams& p, int head, const TileMeta& meta,
+// sums l and outputs o, laid out as in mask_scores) into the running state, or the output, by
+// log-sum-exp.
+template <int D, typename T>
+__device__ __forceinline__ void merge_block(const SparseAttentionParams& p, const DevicePass& pass, const TileMeta& meta,
                                             const int (&rows)[2], const float (&m)[2], float (&l)[2],
                                             const float (&o)[D / 8][4], int lane) {
   float previous[2];
@@ -443,13 +459,13 @@ __device__ __forceinline__ void merge_block(const SparseAttentionParams& p, int 
   for (int h = 0; h < 2; ++h) {
     l[h] += __shfl_xor_sync(0xffffffff, l[h], 1);
     l[h] += __shfl_xor_sync(0xffffffff, l[h], 2);
-    previous[h] = old_lse(p, head, meta.rows[rows[h]], l[h]);
+    previous[h] = old_lse(p, pass.head, meta.rows[rows[h]], l[h]);
   }
   __syncwarp();
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    merge_row<D>(p, head, meta.rows[rows[h]], m[h], l[h], previous[h], lane,
-                 [&](int n, int e) { return o[n][2 * h + e]; });
+    merge_row<D, T>(p, pass.head, meta.rows[rows[h]], m[h], l[h], previous[h], pass.writes_output != 0, lane,
+                    [&](int n, int e) { return o[n][2 * h + e]; });
   }
 }
 

@@ -209,9 +209,9 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
   }
   cp_async_wait<0>();
 
-  // Merge this pass's rows into the running state by log-sum-exp.
+  // Merge this pass's rows into the running state (or the output) by log-sum-exp.
   const int rows[2] = {row_of(0), row_of(1)};
-  merge_block<kD>(p, pass.head, meta, rows, m, l, o, lane);
+  merge_block<kD, T>(p, pass, meta, rows, m, l, o, lane);
 #endif
 }
 

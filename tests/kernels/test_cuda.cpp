@@ -29,9 +29,14 @@ bool have_gpu() {
 // Runs the plan on both executors from the same 16-bit inputs; output written everywhere, finite, close.
 void compare_executors(const SparsePlan& plan, const RandomQKV& x, double tolerance,
                        SparseKernel kernel = SparseKernel::kAuto) {
-  // Poison: free a NaN-filled block of the output's size so the caching allocator hands it back.
-  { at::Tensor poison = at::full(x.q.sizes(), NAN, x.q.options().device(at::kCUDA)); }
-  const AttentionOutput gpu = execute_plan_cuda(plan, x.q.cuda(), x.k.cuda(), x.v.cuda(), kernel);
+  const at::Tensor q = x.q.cuda(), k = x.k.cuda(), v = x.v.cuda();
+  // Poison: free NaN-filled blocks of the fp32 state's and the output's sizes, so the caching allocator
+  // hands them back to the executor (which must neither read unwritten state nor leave output unwritten).
+  {
+    const at::Tensor state = at::full(x.q.sizes(), NAN, q.options().dtype(at::kFloat));
+    const at::Tensor out = at::full(x.q.sizes(), NAN, q.options());
+  }
+  const AttentionOutput gpu = execute_plan_cuda(plan, q, k, v, kernel);
   const AttentionOutput cpu = execute_plan_cpu(plan, x.q, x.k, x.v);
   const at::Tensor got = gpu.out.cpu();
   REQUIRE(got.scalar_type() == x.q.scalar_type());
