@@ -1,10 +1,12 @@
-// Fused last-query profile (see window_profile.cuh). One CTA of 128 threads per block of 128 keys and
-// team of query heads (those of one KV head), the window's rows 64 at a time; fp32 scores (as the ATen path computes them), fp64 sums across CTAs.
-// - bf16 and fp16 with D a multiple of 16: tensor cores (mma.sync m16n8k16, fp32 accumulation). Rows and
-//   keys sit in padded shared memory as they are; each warp computes all 64 rows against its 32 keys.
+// Fused last-query profile (see window_profile.cuh). One CTA per block of 128 keys and team of query
+// heads (those of one KV head), the window's rows 64 at a time; fp32 scores (as the ATen path computes
+// them), fp64 sums across CTAs.
+// - bf16 and fp16 with D a multiple of 16: tensor cores (mma.sync m16n8k16, fp32 accumulation), 256
+//   threads. Rows and keys sit in padded shared memory as they are; each warp computes all 64 rows
+//   against its 16 keys.
 // - otherwise (fp32 inputs, other D): CUDA cores. Each warp owns 16 rows and each lane 4 keys (lane +
 //   32c), so one shared-memory load of a query value feeds four FMAs and one of a key value sixteen
-//   (scalar FMAs are bound by shared-memory traffic otherwise). Rows go through shared memory
+//   (scalar FMAs are bound by shared-memory traffic otherwise), 128 threads. Rows go through shared memory
 //   transposed ([D][64]) and keys as [D][128].
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -19,6 +21,7 @@ namespace mmi::cuda {
 namespace {
 
 constexpr int kThreads = kProfileKeys;
+constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kWarps = kThreads / 32;
 constexpr int kRowsPerWarp = kProfileRows / kWarps;  // 16
 constexpr int kKeysPerLane = kProfileKeys / 32;      // 4
@@ -216,7 +219,7 @@ __device__ __forceinline__ void flush_distances(const HeadView& p, const float* 
                                                 int64_t first_row, int64_t key0) {
   if (!p.distance) return;
   const int64_t lowest = first_row - key0 - (kProfileKeys - 1);
-  for (int i = threadIdx.x; i < kProfileKeys + kProfileRows - 1; i += kThreads) {
+  for (int i = threadIdx.x; i < kProfileKeys + kProfileRows - 1; i += blockDim.x) {
     const int64_t d = lowest + i;
     if (d >= 0 && d < p.end && by_distance[i] != 0.f) atomicAdd(&p.distance[d], static_cast<double>(by_distance[i]));
   }
@@ -290,13 +293,20 @@ __global__ void __launch_bounds__(kThreads) profile_kernel(const WindowProfilePa
 // ---- tensor cores ----------------------------------------------------------------------------------
 
 constexpr int kPaddedRow = 128 + 8;  // elements per shared row: D <= 128, padded so ldmatrix has no conflicts
+// Eight warps of 16 keys each: twice the warps of one thread per key, for the latency of these short
+// steps, and half the score registers per thread.
+constexpr int kMmaWarps = 8;
+constexpr int kMmaThreads = kMmaWarps * 32;
+constexpr int kWarpKeys = kProfileKeys / kMmaWarps;  // 16
+constexpr int kKeyAtoms = kWarpKeys / 8;             // n-atoms of a warp's scores
+static_assert(kKeyAtoms == 2, "one ldmatrix_x4 of keys per 16 values of d");
 
 template <typename T>
 struct MmaShared {
   T keys[kProfileKeys * kPaddedRow];
   T rows[2][kProfileRows * kPaddedRow];  // one step's rows computing, the next one's loading
-  float warp_max[kWarps][kProfileRows];  // pass 1: each warp's row maxima and sums over its 32 keys
-  float warp_sum[kWarps][kProfileRows];
+  float warp_max[kMmaWarps][kProfileRows];  // pass 1: each warp's row maxima and sums over its keys
+  float warp_sum[kMmaWarps][kProfileRows];
   float by_distance[kProfileKeys + kProfileRows - 1];  // pass 2, as in profile_kernel
 };
 
@@ -306,7 +316,7 @@ template <typename T>
 __device__ __forceinline__ void copy_padded(const T* base, int64_t row_stride, int head_dim, int64_t first,
                                             int64_t valid, int count, T* out) {
   const int pieces = head_dim / 8;  // 16-byte pieces
-  for (int idx = threadIdx.x; idx < count * pieces; idx += kThreads) {
+  for (int idx = threadIdx.x; idx < count * pieces; idx += kMmaThreads) {
     const int row = idx / pieces, piece = idx % pieces;
     const bool ok = row < valid;
     detail::cp_async_16(out + row * kPaddedRow + piece * 8, base + (first + (ok ? row : 0)) * row_stride + piece * 8,
@@ -314,23 +324,27 @@ __device__ __forceinline__ void copy_padded(const T* base, int64_t row_stride, i
   }
 }
 
-// sc[a][n][e]: the score of step row a * 16 + lane / 4 + 8 * (e / 2) and key key0 + 32 * warp + 8 * n +
-// 2 * (lane % 4) + e % 2 (the mma accumulator layout), scaled; -inf where the key is not causal for the
-// row, past the window's end, or the row is past the step's `rows`.
-using MmaScores = float[4][4][4];
+// sc[a][n][e]: the raw score q.k (not yet scaled) of step row a * 16 + lane / 4 + 8 * (e / 2) and key
+// key0 + 16 * warp + 8 * n + 2 * (lane % 4) + e % 2 (the mma accumulator layout); -inf where the key is
+// not causal for the row, past the window's end, or the row is past the step's `rows`. The passes fold
+// the scale into their base-2 exponentials (one FFMA and one EX2 per score), which -inf passes through
+// as a zero, so most of a step needs no per-score test at all.
+using MmaScores = float[4][kKeyAtoms][4];
 
 __device__ __forceinline__ int mma_row(int a, int e) { return a * 16 + (threadIdx.x % 32) / 4 + 8 * (e / 2); }
 __device__ __forceinline__ int mma_key(int n, int e) {
-  return 32 * (threadIdx.x / 32) + 8 * n + 2 * (threadIdx.x % 4) + e % 2;
+  return kWarpKeys * (threadIdx.x / 32) + 8 * n + 2 * (threadIdx.x % 4) + e % 2;
 }
 
 // One step of a team's work: head view `p`, window rows [first_row, first_row + rows) (the step's
-// r0-th onwards) in shared memory at `rows_s`.
+// r0-th onwards) in shared memory at `rows_s`. `whole`: every row of the step is there and keeps every
+// key of the block (the block ends before the step's first row and before the window's end).
 template <typename T>
 struct MmaStep {
   HeadView p;
   int step, steps, r0, rows;
   int64_t first_row, key0;
+  bool whole;
   T* rows_s;
 };
 
@@ -340,35 +354,32 @@ __device__ __forceinline__ void mma_scores(const MmaShared<T>& s, const MmaStep<
 #pragma unroll
   for (int a = 0; a < 4; ++a)
 #pragma unroll
-    for (int n = 0; n < 4; ++n) sc[a][n][0] = sc[a][n][1] = sc[a][n][2] = sc[a][n][3] = 0.f;
+    for (int n = 0; n < kKeyAtoms; ++n) sc[a][n][0] = sc[a][n][1] = sc[a][n][2] = sc[a][n][3] = 0.f;
   for (int kk = 0; kk < st.p.head_dim / 16; ++kk) {
     uint32_t qa[4][4];
 #pragma unroll
     for (int a = 0; a < 4; ++a) {
       detail::ldmatrix_x4(qa[a], &st.rows_s[(a * 16 + lane % 16) * kPaddedRow + kk * 16 + (lane / 16) * 8]);
     }
+    uint32_t b[4];
+    detail::ldmatrix_x4(b, &s.keys[(warp * kWarpKeys + lane % 8 + (lane / 16) * 8) * kPaddedRow + kk * 16 +
+                                   ((lane / 8) % 2) * 8]);
 #pragma unroll
-    for (int nn = 0; nn < 2; ++nn) {
-      uint32_t b[4];
-      detail::ldmatrix_x4(b, &s.keys[(warp * 32 + nn * 16 + lane % 8 + (lane / 16) * 8) * kPaddedRow + kk * 16 +
-                                     ((lane / 8) % 2) * 8]);
-#pragma unroll
-      for (int a = 0; a < 4; ++a) {
-        detail::Mma<T>::run(sc[a][2 * nn], qa[a], b[0], b[1]);
-        detail::Mma<T>::run(sc[a][2 * nn + 1], qa[a], b[2], b[3]);
-      }
+    for (int a = 0; a < 4; ++a) {
+      detail::Mma<T>::run(sc[a][0], qa[a], b[0], b[1]);
+      detail::Mma<T>::run(sc[a][1], qa[a], b[2], b[3]);
     }
   }
+  if (st.whole) return;
 #pragma unroll
   for (int a = 0; a < 4; ++a)
 #pragma unroll
-    for (int n = 0; n < 4; ++n)
+    for (int n = 0; n < kKeyAtoms; ++n)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int row = mma_row(a, e);
         const int64_t key = st.key0 + mma_key(n, e);
-        const bool keep = row < st.rows && key < st.p.end && key <= st.first_row + row;
-        sc[a][n][e] = keep ? sc[a][n][e] * st.p.scale : -INFINITY;
+        if (row >= st.rows || key >= st.p.end || key > st.first_row + row) sc[a][n][e] = -INFINITY;
       }
 }
 
@@ -387,6 +398,7 @@ __device__ __forceinline__ void for_each_team_step(const WindowProfileParams& pa
     st.rows = min(kProfileRows, params.count - st.r0);
     st.first_row = static_cast<int64_t>(params.end) - params.count + st.r0;
     st.key0 = team.block * kProfileKeys;
+    st.whole = st.rows == kProfileRows && st.key0 + kProfileKeys <= min(static_cast<int64_t>(params.end), st.first_row + 1);
     st.rows_s = s.rows[i % 2];
     return st;
   };
@@ -417,32 +429,35 @@ __device__ __forceinline__ void for_each_team_step(const WindowProfileParams& pa
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kThreads) row_stats_mma_kernel(const WindowProfileParams params) {
+__global__ void __launch_bounds__(kMmaThreads, 3) row_stats_mma_kernel(const WindowProfileParams params) {
   extern __shared__ __align__(16) unsigned char shared_raw[];
   MmaShared<T>& s = *reinterpret_cast<MmaShared<T>*>(shared_raw);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   for_each_team_step(params, s, [&](const MmaStep<T>& st) {
     MmaScores sc;
     mma_scores(s, st, sc);
-    // Each row's maximum and sum over the warp's 32 keys: 8 values per thread, then its quad.
+    // Each row's maximum and sum over the warp's 16 keys: 4 values per thread, then its quad. In
+    // log2 units: c = scale * log2(e), so exp(scale * x - m) = exp2(c * x - c * raw max).
+    const float c = st.p.scale * kLog2e;
 #pragma unroll
     for (int a = 0; a < 4; ++a)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         float m = -INFINITY;
 #pragma unroll
-        for (int n = 0; n < 4; ++n) m = fmaxf(m, fmaxf(sc[a][n][2 * h], sc[a][n][2 * h + 1]));
+        for (int n = 0; n < kKeyAtoms; ++n) m = fmaxf(m, fmaxf(sc[a][n][2 * h], sc[a][n][2 * h + 1]));
         m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
         m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+        const float base = m == -INFINITY ? 0.f : m * c;  // a row with no key here sums to 0
         float e = 0.f;
 #pragma unroll
-        for (int n = 0; n < 4; ++n)
+        for (int n = 0; n < kKeyAtoms; ++n)
 #pragma unroll
-          for (int x = 2 * h; x < 2 * h + 2; ++x) e += sc[a][n][x] == -INFINITY ? 0.f : __expf(sc[a][n][x] - m);
+          for (int x = 2 * h; x < 2 * h + 2; ++x) e += exp2f(fmaf(sc[a][n][x], c, -base));
         e += __shfl_xor_sync(0xffffffffu, e, 1);
         e += __shfl_xor_sync(0xffffffffu, e, 2);
         if (lane % 4 == 0) {
-          s.warp_max[warp][mma_row(a, 2 * h)] = m;
+          s.warp_max[warp][mma_row(a, 2 * h)] = m * st.p.scale;
           s.warp_sum[warp][mma_row(a, 2 * h)] = e;
         }
       }
@@ -450,8 +465,8 @@ __global__ void __launch_bounds__(kThreads) row_stats_mma_kernel(const WindowPro
     const int row = threadIdx.x;
     if (row < st.rows) {  // the four warps' partial results, combined by log-sum-exp
       float m = -INFINITY, e = 0.f;
-      for (int w = 0; w < kWarps; ++w) m = fmaxf(m, s.warp_max[w][row]);
-      for (int w = 0; w < kWarps; ++w) {
+      for (int w = 0; w < kMmaWarps; ++w) m = fmaxf(m, s.warp_max[w][row]);
+      for (int w = 0; w < kMmaWarps; ++w) {
         if (s.warp_max[w][row] != -INFINITY) e += s.warp_sum[w][row] * __expf(s.warp_max[w][row] - m);
       }
       const int64_t at = st.p.block * st.p.count + st.r0 + row;
@@ -462,54 +477,57 @@ __global__ void __launch_bounds__(kThreads) row_stats_mma_kernel(const WindowPro
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kThreads) profile_mma_kernel(const WindowProfileParams params) {
+__global__ void __launch_bounds__(kMmaThreads, 3) profile_mma_kernel(const WindowProfileParams params) {
   extern __shared__ __align__(16) unsigned char shared_raw[];
   MmaShared<T>& s = *reinterpret_cast<MmaShared<T>*>(shared_raw);
   const int lane = threadIdx.x % 32;
   const int64_t key0 = (blockIdx.x / params.num_teams) * static_cast<int64_t>(kProfileKeys);
-  float filter[4][2];  // this thread's keys: n, e % 2 as in mma_key
+  float filter[kKeyAtoms][2];  // this thread's keys: n, e % 2 as in mma_key
 #pragma unroll
-  for (int n = 0; n < 4; ++n)
+  for (int n = 0; n < kKeyAtoms; ++n)
 #pragma unroll
     for (int e = 0; e < 2; ++e) {
       const int64_t key = key0 + mma_key(n, e);
       filter[n][e] = params.key_filter && key < params.end ? static_cast<float>(params.key_filter[key]) : 1.f;
     }
-  double column[4][2];  // the current head's sums over its steps so far
+  double column[kKeyAtoms][2];  // the current head's sums over its steps so far
   for_each_team_step(params, s, [&](const MmaStep<T>& st) {
     const HeadView& p = st.p;
     if (st.step == 0) {
 #pragma unroll
-      for (int n = 0; n < 4; ++n) column[n][0] = column[n][1] = 0.0;
+      for (int n = 0; n < kKeyAtoms; ++n) column[n][0] = column[n][1] = 0.0;
     }
     if (p.distance) {
-      for (int i = threadIdx.x; i < kProfileKeys + kProfileRows - 1; i += kThreads) s.by_distance[i] = 0.f;
+      for (int i = threadIdx.x; i < kProfileKeys + kProfileRows - 1; i += kMmaThreads) s.by_distance[i] = 0.f;
       __syncthreads();
     }
     MmaScores sc;
     mma_scores(s, st, sc);
-    float step_column[4][2] = {};
+    // prob = exp(scale * x - row max) / row sum = exp2(c * x - base), base = log2(e) * row max + log2(row sum).
+    const float c = p.scale * kLog2e;
+    float step_column[kKeyAtoms][2] = {};
 #pragma unroll
     for (int a = 0; a < 4; ++a)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const int row = mma_row(a, 2 * h);
         if (row >= st.rows) continue;
-        const float m = p.row_max[st.r0 + row], inv = 1.f / p.row_sum[st.r0 + row];
+        const float base = p.row_max[st.r0 + row] * kLog2e + __log2f(p.row_sum[st.r0 + row]);
 #pragma unroll
-        for (int n = 0; n < 4; ++n)
+        for (int n = 0; n < kKeyAtoms; ++n)
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
             const float x = sc[a][n][2 * h + e];
-            if (x == -INFINITY) continue;
-            const float prob = __expf(x - m) * inv * filter[n][e];
+            const float prob = exp2f(fmaf(x, c, -base));  // 0 where x is -inf
             step_column[n][e] += prob;
-            if (p.distance) atomicAdd(&s.by_distance[row + kProfileKeys - 1 - mma_key(n, e)], prob);
+            if (p.distance && x != -INFINITY) {
+              atomicAdd(&s.by_distance[row + kProfileKeys - 1 - mma_key(n, e)], prob * filter[n][e]);
+            }
           }
       }
     // A key's rows are spread over the 8 quads of the warp (lane / 4).
 #pragma unroll
-    for (int n = 0; n < 4; ++n)
+    for (int n = 0; n < kKeyAtoms; ++n)
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         float x = step_column[n][e];
@@ -524,21 +542,21 @@ __global__ void __launch_bounds__(kThreads) profile_mma_kernel(const WindowProfi
     }
     if (st.step + 1 == st.steps && lane < 4) {  // the first quad holds the warp's column sums
 #pragma unroll
-      for (int n = 0; n < 4; ++n)
+      for (int n = 0; n < kKeyAtoms; ++n)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           const int64_t key = st.key0 + mma_key(n, e);
-          if (key < p.end) p.column[key] = column[n][e];
+          if (key < p.end) p.column[key] = column[n][e] * filter[n][e];
         }
     }
   });
 }
 
 template <typename Kernel>
-cudaError_t launch_kernel(Kernel kernel, const WindowProfileParams& p, size_t bytes, cudaStream_t stream) {
+cudaError_t launch_kernel(Kernel kernel, const WindowProfileParams& p, int threads, size_t bytes, cudaStream_t stream) {
   const cudaError_t set = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   if (set != cudaSuccess) return set;
-  kernel<<<profile_blocks(p.end) * p.num_teams, kThreads, bytes, stream>>>(p);
+  kernel<<<profile_blocks(p.end) * p.num_teams, threads, bytes, stream>>>(p);
   return cudaGetLastError();
 }
 
@@ -546,10 +564,11 @@ template <typename T>
 cudaError_t launch(const WindowProfileParams& p, bool stats, cudaStream_t stream) {
   if constexpr (!std::is_same<T, float>::value) {
     if (p.head_dim % 16 == 0) {
-      return launch_kernel(stats ? row_stats_mma_kernel<T> : profile_mma_kernel<T>, p, sizeof(MmaShared<T>), stream);
+      return launch_kernel(stats ? row_stats_mma_kernel<T> : profile_mma_kernel<T>, p, kMmaThreads, sizeof(MmaShared<T>),
+                           stream);
     }
   }
-  return launch_kernel(stats ? row_stats_kernel<T> : profile_kernel<T>, p, shared_bytes(p.head_dim), stream);
+  return launch_kernel(stats ? row_stats_kernel<T> : profile_kernel<T>, p, kThreads, shared_bytes(p.head_dim), stream);
 }
 
 cudaError_t dispatch(const WindowProfileParams& p, ProfileDType dtype, bool stats, cudaStream_t stream) {
