@@ -120,25 +120,9 @@ struct DevicePlan {
   DevicePlan(const SparsePlan& plan, int64_t group_, at::Device device_) : group(group_), device(device_) {
     narrow32(plan.length, "tokens");  // so every run bound and column fits too
     std::vector<cuda::DevicePass> passes_h;
-    std::vector<cuda::DeviceBand> bands_h;
-    auto add_bands = [&](const IndexMap& map) {
-      for (const Band& b : map.bands()) {
-        bands_h.push_back({narrow32(b.logical, "band"), narrow32(b.orig, "band"), narrow32(b.step, "band"),
-                           narrow32(b.count, "band")});
-      }
-    };
-    std::vector<cuda::DeviceSlashGroup> slash_groups_h;
-    std::vector<int32_t> verticals_h;
-    auto add_vertical_slash = [&](const VerticalSlashIndex& index, cuda::DevicePass& dp) {
-      dp.slash_group_begin = narrow32(static_cast<int64_t>(slash_groups_h.size()), "slash groups");
-      for (const VerticalSlashIndex::Group& g : index.slash_groups) {
-        slash_groups_h.push_back({narrow32(g.lo, "slash"), narrow32(g.hi, "slash")});
-      }
-      dp.slash_group_end = narrow32(static_cast<int64_t>(slash_groups_h.size()), "slash groups");
-      dp.vertical_begin = narrow32(static_cast<int64_t>(verticals_h.size()), "verticals");
-      for (int64_t j : index.verticals) verticals_h.push_back(narrow32(j, "vertical"));
-      dp.vertical_end = narrow32(static_cast<int64_t>(verticals_h.size()), "verticals");
-    };
+    // Bands, slash groups and verticals are counted here and written straight into the pinned buffer
+    // below (a fresh host vector of them costs more in page faults than the copy itself).
+    int64_t bands_total = 0, slash_groups_total = 0, verticals_total = 0;
     size_t depth = 0;
     for (const HeadPlan& head : plan.heads) depth = std::max(depth, head.passes.size());
     std::vector<Slot> slots;
@@ -153,18 +137,25 @@ struct DevicePlan {
         dp.rule_kind = is_vertical_slash_rule(pass.rule) ? 1 : is_range_rule(pass.rule) ? 2 : 0;
         dp.head = static_cast<int32_t>(h);
         dp.kv_head = static_cast<int32_t>(h / group);
-        dp.row_bands = static_cast<int32_t>(bands_h.size());
-        dp.num_row_bands = static_cast<int32_t>(pass.rows.bands().size());
-        add_bands(pass.rows);
-        dp.col_bands = static_cast<int32_t>(bands_h.size());
-        dp.num_col_bands = static_cast<int32_t>(pass.cols.bands().size());
-        add_bands(pass.cols);
+        dp.num_row_bands = narrow32(static_cast<int64_t>(pass.rows.bands().size()), "bands");
+        dp.num_col_bands = narrow32(static_cast<int64_t>(pass.cols.bands().size()), "bands");
+        dp.row_bands = narrow32(bands_total, "bands");
+        dp.col_bands = narrow32(bands_total + dp.num_row_bands, "bands");
+        bands_total += dp.num_row_bands + dp.num_col_bands;
         dp.num_rows = narrow32(pass.rows.size(), "rows");
         dp.writes_output = rows_end_at(plan.heads[h], level) ? 1 : 0;
         dp.form = static_cast<int32_t>(pass.form);
         dp.line_band_begin = dp.col_bands + static_cast<int32_t>(pass.line_band_begin);
         dp.line_band_end = dp.col_bands + static_cast<int32_t>(pass.line_band_end);
-        if (pass.form == PassForm::kVerticalSlash) add_vertical_slash(*pass.vertical_slash, dp);
+        if (pass.form == PassForm::kVerticalSlash) {
+          const VerticalSlashIndex& index = *pass.vertical_slash;
+          dp.slash_group_begin = narrow32(slash_groups_total, "slash groups");
+          slash_groups_total += static_cast<int64_t>(index.slash_groups.size());
+          dp.slash_group_end = narrow32(slash_groups_total, "slash groups");
+          dp.vertical_begin = narrow32(verticals_total, "verticals");
+          verticals_total += static_cast<int64_t>(index.verticals.size());
+          dp.vertical_end = narrow32(verticals_total, "verticals");
+        }
         slots.push_back({&pass, static_cast<int32_t>(passes_h.size()), dp.col_bands, runs_total, columns_total, 0});
         passes_h.push_back(dp);
         runs_total += static_cast<int64_t>(pass.runs.size());
@@ -194,12 +185,12 @@ struct DevicePlan {
     narrow32(columns_total, "columns");
     PackedArrays packed;
     const size_t at_passes = packed.reserve<cuda::DevicePass>(passes_h.size());
-    const size_t at_bands = packed.reserve<cuda::DeviceBand>(bands_h.size());
+    const size_t at_bands = packed.reserve<cuda::DeviceBand>(bands_total);
     const size_t at_tiles = packed.reserve<cuda::DeviceTile>(tiles_total);
     const size_t at_runs = packed.reserve<cuda::DeviceRun>(runs_total);
     const size_t at_columns = packed.reserve<int32_t>(columns_total);
-    const size_t at_slash_groups = packed.reserve<cuda::DeviceSlashGroup>(slash_groups_h.size());
-    const size_t at_verticals = packed.reserve<int32_t>(verticals_h.size());
+    const size_t at_slash_groups = packed.reserve<cuda::DeviceSlashGroup>(slash_groups_total);
+    const size_t at_verticals = packed.reserve<int32_t>(verticals_total);
     const size_t at_words = packed.reserve<uint64_t>(plan.words.size());
     const size_t at_visual_starts = packed.reserve<int64_t>(plan.visual_starts.size());
     const size_t at_visual_ends = packed.reserve<int64_t>(plan.visual_ends.size());
@@ -234,9 +225,8 @@ struct DevicePlan {
       levels[level].last = written;
     }
     packed.copy(at_passes, passes_h);
-    packed.copy(at_bands, bands_h);
-    packed.copy(at_slash_groups, slash_groups_h);
-    packed.copy(at_verticals, verticals_h);
+    write_bands_and_lists(slots, passes_h, packed.host<cuda::DeviceBand>(at_bands),
+                          packed.host<cuda::DeviceSlashGroup>(at_slash_groups), packed.host<int32_t>(at_verticals));
     packed.copy(at_words, plan.words);
     packed.copy(at_visual_starts, plan.visual_starts);
     packed.copy(at_visual_ends, plan.visual_ends);
@@ -252,6 +242,30 @@ struct DevicePlan {
     words = reinterpret_cast<const uint64_t*>(base + at_words);
     visual_starts = reinterpret_cast<const int64_t*>(base + at_visual_starts);
     visual_ends = reinterpret_cast<const int64_t*>(base + at_visual_ends);
+  }
+
+  // Every pass's row and column bands, and a compact Vertical-Slash pass's slash groups and verticals,
+  // at the offsets its DevicePass names. Positions fit 32 bits (the plan length was checked).
+  static void write_bands_and_lists(const std::vector<Slot>& slots, const std::vector<cuda::DevicePass>& passes,
+                                    cuda::DeviceBand* bands, cuda::DeviceSlashGroup* slash_groups, int32_t* verticals) {
+    auto write = [&](const IndexMap& map, int32_t at) {
+      for (const Band& b : map.bands()) {
+        bands[at++] = {static_cast<int32_t>(b.logical), static_cast<int32_t>(b.orig), static_cast<int32_t>(b.step),
+                       static_cast<int32_t>(b.count)};
+      }
+    };
+    for (const Slot& slot : slots) {
+      const cuda::DevicePass& dp = passes[slot.index];
+      write(slot.pass->rows, dp.row_bands);
+      write(slot.pass->cols, dp.col_bands);
+      if (slot.pass->form != PassForm::kVerticalSlash) continue;
+      const VerticalSlashIndex& index = *slot.pass->vertical_slash;
+      for (size_t g = 0; g < index.slash_groups.size(); ++g) {
+        slash_groups[dp.slash_group_begin + g] = {static_cast<int32_t>(index.slash_groups[g].lo),
+                                                  static_cast<int32_t>(index.slash_groups[g].hi)};
+      }
+      for (size_t v = 0; v < index.verticals.size(); ++v) verticals[dp.vertical_begin + v] = static_cast<int32_t>(index.verticals[v]);
+    }
   }
 
   // Converts one listed pass's runs and columns into its slot and weighs its tiles by their chunks.
