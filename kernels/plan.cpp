@@ -37,6 +37,16 @@ IndexMap IndexMap::phase_major(const std::vector<std::pair<int64_t, int64_t>>& s
   return map;
 }
 
+IndexMap IndexMap::grid_line(const std::vector<std::pair<int64_t, int64_t>>& segments, int64_t stride,
+                             int64_t phase) {
+  if (stride <= 0 || phase < 0 || phase >= stride) throw std::invalid_argument("grid_line: needs 0 <= phase < stride");
+  IndexMap map;
+  for (const auto& [begin, end] : segments) {
+    if (begin + phase < end) map.append(begin + phase, stride, (end - begin - phase + stride - 1) / stride);
+  }
+  return map;
+}
+
 IndexMap IndexMap::concat(const IndexMap& first, const IndexMap& second) {
   IndexMap map = first;
   for (const Band& b : second.bands_) map.append(b.orig, b.step, b.count);
@@ -137,8 +147,25 @@ void vertical_slash_work(const SparsePlan& plan, const Pass& pass, int64_t t, st
   }
 }
 
-// Each run chunk by chunk, consecutive chunks of one mask joined: the runs a listed pass would hold.
-void range_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<KeyRun>& runs) {
+// The logical range [first, last) of a range pass's line keys (Pass::lines) that tile t visits: those
+// in its runs' gap (range_line_gap); empty without lines.
+std::pair<int64_t, int64_t> range_line_keys(const SparsePlan& plan, const Pass& pass, int64_t t) {
+  if (pass.lines.empty()) return {0, 0};
+  const auto [row_min, row_max] = compact_tile_rows(plan, pass, t);
+  const Band& cols = pass.cols.bands().front();
+  int64_t lo = 0, hi = -1;
+  if (!range_line_gap<int64_t>(pass.rule, row_min, row_max, cols.orig, cols.orig_last(), lo, hi)) return {0, 0};
+  const auto& bands = pass.lines.bands();
+  auto keys_to = [&](int64_t limit) {
+    return grid_line_keys<int64_t>([&](int64_t b) { return bands[b]; }, 0, static_cast<int64_t>(bands.size()), limit);
+  };
+  return {keys_to(lo - 1), keys_to(hi)};
+}
+
+// Each run chunk by chunk, consecutive chunks of one mask joined: the runs a listed pass would hold;
+// then the line keys in the runs' gap as gathered columns.
+void range_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<KeyRun>& runs,
+                std::vector<int64_t>& columns) {
   const auto [row_min, row_max] = compact_tile_rows(plan, pass, t);
   const Band& cols = pass.cols.bands().front();
   int64_t begin[2], end[2];
@@ -154,6 +181,8 @@ void range_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector
       }
     }
   }
+  const auto [first, last] = range_line_keys(plan, pass, t);
+  if (first < last) pass.lines.gather(first, last, columns);
 }
 
 // The original rows [lowest, highest] of tile t of any pass.
@@ -205,7 +234,7 @@ void tile_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<
       columns.assign(pass.columns.begin() + pass.column_offsets[t], pass.columns.begin() + pass.column_offsets[t + 1]);
       break;
     case PassForm::kVerticalSlash: vertical_slash_work(plan, pass, t, runs, columns); break;
-    case PassForm::kRanges: range_work(plan, pass, t, runs); break;
+    case PassForm::kRanges: range_work(plan, pass, t, runs, columns); break;
     case PassForm::kGridLine: grid_line_work(plan, pass, t, runs); break;
   }
 }
@@ -227,7 +256,8 @@ int64_t tile_chunks(const SparsePlan& plan, const Pass& pass, int64_t t) {
     int64_t begin[2], end[2];
     const int count = range_tile_runs<int64_t>(pass.rule, row_min, row_max, cols.orig, cols.orig_last(), begin, end);
     for (int k = 0; k < count; ++k) total += chunks(end[k] - begin[k] + 1);
-    return total;
+    const auto [first, last] = range_line_keys(plan, pass, t);
+    return total + chunks(last - first);
   }
   const VerticalSlashIndex& index = *pass.vertical_slash;
   const int64_t key_max = std::min(row_max, cols.orig_last());

@@ -44,6 +44,9 @@ class IndexMap {
   // phase-p band, so lines and strided diagonals become dense bands.
   static IndexMap phase_major(const std::vector<std::pair<int64_t, int64_t>>& segments, int64_t stride,
                               bool relative_to_segment);
+  // The positions of phase `phase` only (relative to each segment's begin), ascending: one band of step
+  // `stride` per segment, the keys of a grid's vertical line.
+  static IndexMap grid_line(const std::vector<std::pair<int64_t, int64_t>>& segments, int64_t stride, int64_t phase);
   // `first` followed by `second` (positions must not repeat).
   static IndexMap concat(const IndexMap& first, const IndexMap& second);
 
@@ -80,7 +83,7 @@ struct KeyRun {
 enum class PassForm : uint8_t {
   kListed = 0,         // the per-tile lists of Pass
   kVerticalSlash = 1,  // derived from Pass::vertical_slash (kernels/vertical_slash_walk.h)
-  kRanges = 2,         // derived from the rule, made of ranges only (kernels/range_walk.h)
+  kRanges = 2,         // derived from the rule's ranges (kernels/range_walk.h), plus Pass::lines
   kGridLine = 3,       // derived from the column bands of one grid phase (kernels/grid_line_walk.h)
 };
 
@@ -109,6 +112,10 @@ struct Pass {
   PassForm form = PassForm::kListed;
   std::shared_ptr<const VerticalSlashIndex> vertical_slash;  // set when form is kVerticalSlash
   int64_t line_band_begin = 0, line_band_end = 0;  // kGridLine: the column bands of the line's phase
+  // kRanges of a grid head with vertical lines only: the line's keys (IndexMap::grid_line). A tile
+  // visits those its ranges leave out (range_line_gap) after its ranges, as gathered columns; the rule
+  // keeps them through its grid fields, so one pass holds the whole head.
+  IndexMap lines;
   std::string label;                    // what this pass computes, for inspection
 
   int64_t num_tiles() const { return tiles; }

@@ -582,13 +582,19 @@ class PlanAssembler {
     base.local = c.grid_local;
     base.dense_rows_before = begin;
     base.dense_rows_from = end;
-    add(out, PassSpec{IndexMap::of_segments(rows), IndexMap::of_segments(cols), base,
-                      scope + ": grid sinks, local window, dense text rows"});
+    const PassSpec ranges{IndexMap::of_segments(rows), IndexMap::of_segments(cols), base,
+                          scope + ": grid sinks, local window, dense text rows"};
+    const Segments visual = visual_segments(layout_);
+    const Segments region = {{begin, end}};
+    if (compact_passes_ && c.vline && !c.hline && !c.slash && consecutive(ranges.rows) && consecutive(ranges.cols) &&
+        !intersect(rows, region).empty()) {
+      IndexMap line = IndexMap::grid_line(intersect(cols, visual), p.index.stride, p.index.phase);
+      if (!line.empty()) return add_grid_with_line(out, p, ranges, std::move(line));
+    }
+    add(out, ranges);
     if (!(c.vline || c.hline || c.slash)) return;
     // Visual rows and keys go phase-major so lines become dense bands. Text inside the region is
     // appended in order: its rows meet vertical lines, and horizontal lines reach its keys.
-    const Segments visual = visual_segments(layout_);
-    const Segments region = {{begin, end}};
     const int64_t s = p.index.stride;
     IndexMap row_map = IndexMap::phase_major(intersect(rows, visual), s, true);
     if (c.vline) row_map = IndexMap::concat(row_map, IndexMap::of_segments(subtract(intersect(rows, region), visual)));
@@ -613,6 +619,19 @@ class PlanAssembler {
       return;
     }
     add(out, spec);
+  }
+
+  // A grid of vertical lines only over consecutive rows and keys, as one compact range pass: the rule
+  // adds the line to the sinks, window and dense rows (within the window the line adds nothing, so no
+  // minimum distance is needed), and each tile visits the line's keys below its window (Pass::lines).
+  void add_grid_with_line(HeadPlan& out, const ResolvedPattern& p, PassSpec spec, IndexMap line) {
+    spec.rule.grid_stride = p.index.stride;
+    spec.rule.grid_phase = p.index.phase;
+    spec.rule.grid_vline = true;
+    spec.label += ", vertical line";
+    Pass pass = compact_pass(spec, PassForm::kRanges);
+    pass.lines = std::move(line);
+    out.passes.push_back(std::move(pass));
   }
 
   // The column bands [first, last) that hold the keys of the rule's grid phase, when the columns are

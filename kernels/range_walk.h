@@ -57,6 +57,27 @@ MMI_HD int range_tile_runs(const MaskRule& r, Int row_min, Int row_max, Int key_
   return count;
 }
 
+// The keys [lo, hi] of the tile's reach that its runs leave out (at most one gap: between the prefix
+// and the local window, or before or after the one run); returns false when there is none. A grid
+// head's vertical line (Pass::lines) is visited there: below the window, so every row keeps those keys.
+template <typename Int>
+MMI_HD bool range_line_gap(const MaskRule& r, Int row_min, Int row_max, Int key_min, Int key_max, Int& lo, Int& hi) {
+  Int begin[2], end[2];
+  const int count = range_tile_runs<Int>(r, row_min, row_max, key_min, key_max, begin, end);
+  const Int limit = row_max - Int(r.min_distance);
+  lo = key_min > r.min_col ? key_min : Int(r.min_col);
+  hi = limit < key_max ? limit : key_max;
+  if (count == 2) {
+    lo = end[0] + 1;
+    hi = begin[1] - 1;
+  } else if (count == 1 && begin[0] > lo) {
+    hi = begin[0] - 1;
+  } else if (count == 1) {
+    lo = end[0] + 1;
+  }
+  return lo <= hi;
+}
+
 // How an executor treats the chunk of keys [col_min, col_max] of such a tile (the ChunkMask values:
 // 0 every element kept, 1 causal test only, 2 rule test): fully kept when one component keeps all of
 // it, the same classification the explicit plan builder makes.

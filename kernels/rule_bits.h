@@ -27,6 +27,32 @@ inline bool is_range_rule(const MaskRule& r) {
          r.diagonal_period == none.diagonal_period && r.grid_stride == none.grid_stride;
 }
 
+// A rule of ranges plus a grid's vertical line and no other grid line (a compact range pass with
+// Pass::lines): range_rule_bits with the chunk's line bits serves it.
+inline bool is_range_and_line_rule(const MaskRule& r) {
+  MaskRule ranges = r;
+  ranges.grid_stride = 0;
+  return is_range_rule(ranges) && (r.grid_stride == 0 || (!r.grid_hline && !r.grid_slash));
+}
+
+// The bits c of keys c0 + c (len of them, consecutive) on a grid's vertical line: (j - start of j's
+// visual span) % stride == phase.
+MMI_HD uint64_t grid_line_chunk_bits(const VisualSpans& spans, int64_t stride, int64_t phase, int64_t c0, int64_t len) {
+  int64_t lo = 0, hi = spans.count;  // the first span ending after c0
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (spans.ends[mid] <= c0) lo = mid + 1; else hi = mid;
+  }
+  uint64_t bits = 0;
+  for (int64_t k = lo; k < spans.count && spans.starts[k] < c0 + len; ++k) {
+    int64_t j = spans.starts[k] + phase;  // the span's first key on the line
+    if (j < c0) j += (c0 - j + stride - 1) / stride * stride;
+    const int64_t stop = spans.ends[k] < c0 + len ? spans.ends[k] : c0 + len;
+    for (; j < stop; j += stride) bits |= uint64_t(1) << (j - c0);
+  }
+  return bits;
+}
+
 // x with its 64 bits in reverse order.
 MMI_HD uint64_t reverse_bits(uint64_t x) {
 #if defined(__CUDA_ARCH__)
@@ -73,13 +99,15 @@ MMI_HD uint64_t low_bits(int64_t n) {
   return n <= 0 ? 0 : n >= 64 ? ~uint64_t(0) : (uint64_t(1) << n) - 1;
 }
 
-// Keep bits of row i (-1: none) over `len` consecutive keys from c0 under a rule made of ranges only
-// (sinks, a local window, dense rows, distance and column limits: rule kind 2). Bit c is key c0 + c.
-MMI_HD uint64_t range_rule_bits(const MaskRule& r, int32_t i, int32_t c0, int32_t len) {
+// Keep bits of row i (-1: none) over `len` consecutive keys from c0 under a rule made of ranges (sinks,
+// a local window, dense rows, distance and column limits) and at most a grid's vertical line (rule kind
+// 2). `line`: the chunk's keys of the line's phase (grid_line_chunk_bits; 0 without a line). Bit c is
+// key c0 + c.
+MMI_HD uint64_t range_rule_bits(const MaskRule& r, int32_t i, int32_t c0, int32_t len, uint64_t line = 0) {
   if (i < 0) return 0;
   const int64_t last = int64_t(i) - r.min_distance - c0;  // the last kept c: j <= i - min_distance
   const uint64_t allowed = low_bits(last + 1 < len ? last + 1 : len) & ~low_bits(r.min_col - c0);
-  uint64_t kept = low_bits(r.sink - c0);                                // j < sink
+  uint64_t kept = line | low_bits(r.sink - c0);                         // the line, j < sink
   if (r.local > 0) kept |= ~low_bits(int64_t(i) - r.local + 1 - c0);  // i - j < local
   if (r.all || i < r.dense_rows_before || i >= r.dense_rows_from) kept = ~uint64_t(0);
   return kept & allowed;

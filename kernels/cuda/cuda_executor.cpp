@@ -134,7 +134,7 @@ struct DevicePlan {
         const Pass& pass = plan.heads[h].passes[level];
         cuda::DevicePass dp{};
         dp.rule = pass.rule;
-        dp.rule_kind = is_vertical_slash_rule(pass.rule) ? 1 : is_range_rule(pass.rule) ? 2 : 0;
+        dp.rule_kind = is_vertical_slash_rule(pass.rule) ? 1 : is_range_and_line_rule(pass.rule) ? 2 : 0;
         dp.head = static_cast<int32_t>(h);
         dp.kv_head = static_cast<int32_t>(h / group);
         dp.num_row_bands = narrow32(static_cast<int64_t>(pass.rows.bands().size()), "bands");
@@ -142,11 +142,16 @@ struct DevicePlan {
         dp.row_bands = narrow32(bands_total, "bands");
         dp.col_bands = narrow32(bands_total + dp.num_row_bands, "bands");
         bands_total += dp.num_row_bands + dp.num_col_bands;
+        dp.line_band_begin = dp.col_bands + static_cast<int32_t>(pass.line_band_begin);
+        dp.line_band_end = dp.col_bands + static_cast<int32_t>(pass.line_band_end);
+        if (!pass.lines.empty()) {  // a range pass's line: its own bands, after the columns
+          dp.line_band_begin = narrow32(bands_total, "bands");
+          bands_total += static_cast<int64_t>(pass.lines.bands().size());
+          dp.line_band_end = narrow32(bands_total, "bands");
+        }
         dp.num_rows = narrow32(pass.rows.size(), "rows");
         dp.writes_output = rows_end_at(plan.heads[h], level) ? 1 : 0;
         dp.form = static_cast<int32_t>(pass.form);
-        dp.line_band_begin = dp.col_bands + static_cast<int32_t>(pass.line_band_begin);
-        dp.line_band_end = dp.col_bands + static_cast<int32_t>(pass.line_band_end);
         if (pass.form == PassForm::kVerticalSlash) {
           const VerticalSlashIndex& index = *pass.vertical_slash;
           dp.slash_group_begin = narrow32(slash_groups_total, "slash groups");
@@ -244,8 +249,9 @@ struct DevicePlan {
     visual_ends = reinterpret_cast<const int64_t*>(base + at_visual_ends);
   }
 
-  // Every pass's row and column bands, and a compact Vertical-Slash pass's slash groups and verticals,
-  // at the offsets its DevicePass names. Positions fit 32 bits (the plan length was checked).
+  // Every pass's row and column bands (and a range pass's line bands), and a compact Vertical-Slash
+  // pass's slash groups and verticals, at the offsets its DevicePass names. Positions fit 32 bits (the
+  // plan length was checked).
   static void write_bands_and_lists(const std::vector<Slot>& slots, const std::vector<cuda::DevicePass>& passes,
                                     cuda::DeviceBand* bands, cuda::DeviceSlashGroup* slash_groups, int32_t* verticals) {
     auto write = [&](const IndexMap& map, int32_t at) {
@@ -258,6 +264,7 @@ struct DevicePlan {
       const cuda::DevicePass& dp = passes[slot.index];
       write(slot.pass->rows, dp.row_bands);
       write(slot.pass->cols, dp.col_bands);
+      if (!slot.pass->lines.empty()) write(slot.pass->lines, dp.line_band_begin);
       if (slot.pass->form != PassForm::kVerticalSlash) continue;
       const VerticalSlashIndex& index = *slot.pass->vertical_slash;
       for (size_t g = 0; g < index.slash_groups.size(); ++g) {

@@ -38,12 +38,14 @@ struct DeviceSlashGroup {
 
 struct DevicePass {
   MaskRule rule;
-  int32_t rule_kind;                 // 0: general rule; 1: only vertical and slash bitmaps; 2: only ranges
+  int32_t rule_kind;                 // 0: general rule; 1: only vertical and slash bitmaps; 2: ranges and
+                                     // at most a vertical line (rule_bits.h)
   // How its tiles find their work (PassForm): 0 listed runs and columns (DeviceTile); 1 a compact
   // Vertical-Slash pass (one row band, one column band) whose tiles derive their runs from
   // slash_groups[slash_group_begin, slash_group_end) and gather from verticals[vertical_begin,
   // vertical_end) (kernels/vertical_slash_walk.h); 2 a compact range pass (one row band, one column band)
-  // whose tiles derive their runs from the rule (kernels/range_walk.h); 3 a compact grid line pass whose
+  // whose tiles derive their runs from the rule (kernels/range_walk.h), then, with line bands
+  // [line_band_begin, line_band_end), the line's keys in the runs' gap; 3 a compact grid line pass whose
   // tiles take one run from the start of bands [line_band_begin, line_band_end) (kernels/grid_line_walk.h).
   int32_t form;
   int32_t line_band_begin, line_band_end;  // indices into the band array

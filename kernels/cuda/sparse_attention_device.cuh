@@ -35,6 +35,7 @@ struct TileMeta {
   int32_t mask[2];
   int32_t len[2];
   int32_t step[2];  // the chunk's keys are cols[0] + step * c, inside one band (0: they are not)
+  uint64_t line[2];  // rule kind 2 with a vertical line, consecutive keys: the chunk's keys on the line
   uint32_t keep[2][kBlockM][kBlockN / 32];  // rule-tested chunks: bit c of row r = element kept
   MaskRule rule;
 };
@@ -47,11 +48,13 @@ __device__ __forceinline__ bool closed_form_rule(const TileMeta& s, int buf, int
   return (s.step[buf] == 1 && (rule_kind == 1 || rule_kind == 2)) || (form == 3 && s.step[buf] > 0);
 }
 
-// Keep bits of row i over such a chunk (kernels/rule_bits.h, kernels/grid_line_walk.h).
+// Keep bits of row i over such a chunk (kernels/rule_bits.h, kernels/grid_line_walk.h); `line` is
+// TileMeta::line of the chunk.
 __device__ __forceinline__ uint64_t closed_form_bits(const uint64_t* words, const MaskRule& rule, int rule_kind,
-                                                     int form, int32_t i, int32_t c0, int32_t step, int32_t len) {
+                                                     int form, int32_t i, int32_t c0, int32_t step, int32_t len,
+                                                     uint64_t line) {
   if (form == 3) return grid_line_bits<int32_t>(rule, i, c0, step, len);
-  return rule_kind == 1 ? vertical_slash_bits(words, rule, i, c0, len) : range_rule_bits(rule, i, c0, len);
+  return rule_kind == 1 ? vertical_slash_bits(words, rule, i, c0, len) : range_rule_bits(rule, i, c0, len, line);
 }
 
 // For a rule-tested chunk, evaluates the rule once per element into keep bits (one row per thread),
@@ -63,7 +66,7 @@ __device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, Ti
   const MaskRule& rule = s.rule;
   uint64_t bits = 0;
   if (closed_form_rule(s, buf, rule_kind, form)) {
-    bits = closed_form_bits(p.words, rule, rule_kind, form, i, s.cols[buf][0], s.step[buf], len);
+    bits = closed_form_bits(p.words, rule, rule_kind, form, i, s.cols[buf][0], s.step[buf], len, s.line[buf]);
   } else if (i >= 0) {
     const int32_t phase_i = s.row_phase[r];
     for (int c = 0; c < len; ++c) {
@@ -93,7 +96,9 @@ struct ChunkCursor {
   DeviceBand band;
   int32_t form;                // DevicePass::form
   SlashRunWalk<int32_t> walk;  // compact passes: the tile's row range; Vertical-Slash: yields its runs
-  int32_t next_begin, next_end;  // compact range passes: the second run (logical keys), if run_end is 2
+  int32_t next_begin, next_end;  // compact range passes: the second run (logical keys), if there are two
+  int32_t line_run, line_begin, line_end;  // compact range passes: the line's run index (-1: none) and keys
+  bool on_line;                  // the current run is a range pass's line
 
   __device__ void enter_run(const SparseAttentionParams& p) {
     current = p.runs[run];
@@ -110,17 +115,37 @@ struct ChunkCursor {
       run = run_end;
     }
   }
-  // A compact range pass's runs: the first becomes current, the second waits in next_begin/next_end.
-  __device__ void start_range_runs(const MaskRule& rule) {
+  // A compact range pass's runs: the first becomes current, the second waits in next_begin/next_end,
+  // and a grid head's line (bands [line_band_begin, line_band_end)) adds its keys in the runs' gap,
+  // logical [line_begin, line_end) of those bands, as the last run.
+  __device__ void start_range_runs(const SparseAttentionParams& p, const DevicePass& pass) {
     int32_t begin[2] = {0, 0}, end[2] = {-1, -1};
+    const int32_t key_min = band.orig, key_max = band.orig + band.count - 1;
     run = 0;
-    run_end = range_tile_runs<int32_t>(rule, walk.row_min, walk.row_max, band.orig, band.orig + band.count - 1, begin,
-                                       end);
+    run_end = range_tile_runs<int32_t>(pass.rule, walk.row_min, walk.row_max, key_min, key_max, begin, end);
     current = DeviceRun{begin[0] - band.orig, end[0] + 1 - band.orig, 2, band_index};
     pos = current.begin;
     next_begin = begin[1] - band.orig;
     next_end = end[1] + 1 - band.orig;
     column = column_end = 0;
+    line_run = -1;
+    int32_t lo = 0, hi = -1;
+    if (pass.line_band_end > pass.line_band_begin &&
+        range_line_gap<int32_t>(pass.rule, walk.row_min, walk.row_max, key_min, key_max, lo, hi)) {
+      auto band_at = [&](int32_t b) { return p.bands[b]; };
+      line_begin = grid_line_keys<int32_t>(band_at, pass.line_band_begin, pass.line_band_end, lo - 1);
+      line_end = grid_line_keys<int32_t>(band_at, pass.line_band_begin, pass.line_band_end, hi);
+      if (line_end > line_begin) line_run = run_end++;
+      if (line_run == 0) enter_line(p, pass);
+    }
+  }
+  __device__ void enter_line(const SparseAttentionParams& p, const DevicePass& pass) {
+    band_index = pass.line_band_begin;
+    band = p.bands[band_index];
+    current = DeviceRun{line_begin, line_end, 0, band_index};
+    pos = line_begin;
+    while (pos >= band.logical + band.count) band = p.bands[++band_index];
+    on_line = true;
   }
   // A compact grid line pass's one run: the line's keys from the start of its bands up to the tile's
   // last row minus the minimum distance; the walk holds the tile's row extent for the chunk masks.
@@ -143,6 +168,7 @@ struct ChunkCursor {
   }
   __device__ void start(const SparseAttentionParams& p, const DeviceTile& t, const DevicePass& pass) {
     form = pass.form;
+    on_line = false;
     if (form == 0) {
       run = t.run_begin;
       run_end = t.run_end;
@@ -159,7 +185,7 @@ struct ChunkCursor {
     const int32_t row_max = rows.orig + min(rows.count, (t.tile + 1) * kBlockM) - 1;
     const int32_t key_max = min(row_max, band.orig + band.count - 1);
     walk = SlashRunWalk<int32_t>(row_min, row_max, band.orig, key_max, pass.slash_group_begin, pass.slash_group_end);
-    if (form == 2) return start_range_runs(pass.rule);
+    if (form == 2) return start_range_runs(p, pass);
     run = 0;
     run_end = 1;
     next_compact_run(p);
@@ -218,12 +244,17 @@ struct ChunkCursor {
       // causal element of those, and the covered ones are -1. A compact range pass classifies each chunk.
       const bool one_band = pos + len <= band.logical + band.count;
       const int32_t c0 = band.orig + band.step * (pos - band.logical), c_last = c0 + band.step * (len - 1);
-      s.mask[buf] = !from_run   ? (form == 1 ? 1 : 2)
-                    : form == 2 ? range_chunk_mask<int32_t>(s.rule, walk.row_min, walk.row_max, c0, c_last)
-                    : form == 3 ? grid_line_chunk_mask<int32_t>(s.rule, one_band, walk.row_min, c0, c_last)
-                                : current.mask;
+      s.mask[buf] = !from_run               ? (form == 1 ? 1 : 2)
+                    : form == 3 || on_line  ? grid_line_chunk_mask<int32_t>(s.rule, one_band, walk.row_min, c0, c_last)
+                    : form == 2             ? range_chunk_mask<int32_t>(s.rule, walk.row_min, walk.row_max, c0, c_last)
+                                            : current.mask;
       s.len[buf] = len;
       s.step[buf] = from_run && one_band ? band.step : 0;
+      const bool line = s.mask[buf] == 2 && s.step[buf] == 1 && pass.rule_kind == 2 && pass.rule.grid_vline &&
+                        pass.rule.grid_stride > 0;
+      s.line[buf] = line ? grid_line_chunk_bits(VisualSpans{p.visual_starts, p.visual_ends, p.num_visual_spans},
+                                                pass.rule.grid_stride, pass.rule.grid_phase, c0, len)
+                         : 0;
     }
     if (!from_run) {
       column += kBlockN;
@@ -236,6 +267,8 @@ struct ChunkCursor {
       next_compact_run(p);
     } else if (++run >= run_end) {
       return;
+    } else if (form == 2 && run == line_run) {
+      enter_line(p, pass);
     } else if (form == 2) {
       current.begin = pos = next_begin;
       current.end = next_end;

@@ -182,7 +182,7 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
 #pragma unroll
     for (int h = 0; h < 2 && mask == 2; ++h) {
       bits[h] = own_bits ? closed_form_bits(p.words, meta.rule, pass.rule_kind, pass.form, meta.rows[rows[h]],
-                                            meta.cols[buf][0], meta.step[buf], meta.len[buf])
+                                            meta.cols[buf][0], meta.step[buf], meta.len[buf], meta.line[buf])
                          : stored_keep_bits(meta, buf, rows[h]);
     }
     mask_scores(sc, meta, buf, mask, plain, rows, bits, scale_log2, lane);

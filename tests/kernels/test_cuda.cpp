@@ -48,8 +48,9 @@ void compare_executors(const SparsePlan& plan, const RandomQKV& x, double tolera
   REQUIRE(at::allclose(lse_gpu.masked_select(finite), lse_cpu.masked_select(finite), 2e-2, 2e-2));
 }
 
-// Three heads whose plans use every compact pass form: A-shape (ranges), a grid of vertical lines only
-// (a grid line pass, next to the range pass of its sinks and window) and Vertical-Slash.
+// Heads whose plans use every compact pass form: A-shape (ranges), a grid of vertical lines only (one
+// range pass with the line), Vertical-Slash, and the same grid per query modality (Q-boundary): where a
+// modality's rows are several spans, a grid line pass beside listed ranges.
 std::vector<ResolvedHead> compact_heads(const SequenceLayout& layout, std::mt19937_64& rng) {
   std::vector<ResolvedHead> heads(3);
   heads[0].patterns[0][0] = random_pattern(PatternKind::kAShape, layout, rng);
@@ -57,6 +58,10 @@ std::vector<ResolvedHead> compact_heads(const SequenceLayout& layout, std::mt199
   grid.params.vline = true;
   grid.params.hline = grid.params.slash = false;
   heads[2].patterns[0][0] = random_pattern(PatternKind::kVerticalSlash, layout, rng);
+  heads.push_back(random_head(BoundaryKind::kQ, {PatternKind::kGrid}, layout, rng));
+  for (auto& row : heads.back().patterns) {
+    for (ResolvedPattern& p : row) p.params.vline = true, p.params.hline = p.params.slash = false;
+  }
   return heads;
 }
 
@@ -104,7 +109,6 @@ TEST_CASE("both tensor-core kernels equal the CPU executor at d = 128", "[cuda]"
       std::vector<ResolvedHead> heads;
       for (int h = 0; h < 4; ++h) heads.push_back(random_head(boundary, kKinds, layout, rng));
       for (const ResolvedHead& head : compact_heads(layout, rng)) heads.push_back(head);
-      heads.push_back(random_head(boundary, kKinds, layout, rng));
       const SparsePlan plan = build_plan(layout, heads);
       for (at::ScalarType dtype : {at::kBFloat16, at::kHalf}) {
         const RandomQKV x = random_qkv(layout.length(), 8, 2, 128, ++seed, dtype);
@@ -147,7 +151,8 @@ TEST_CASE("CUDA executor at long, odd lengths", "[cuda][long]") {
     const SparsePlan plan = build_plan(layout, heads);
     REQUIRE(plan.heads[0].passes.at(0).form == PassForm::kRanges);
     REQUIRE(plan.heads[2].passes.at(0).form == PassForm::kVerticalSlash);
-    REQUIRE(plan.heads[3].passes.at(1).form == PassForm::kGridLine);
+    REQUIRE(plan.heads[3].passes.size() == 1);  // vertical lines only: one range pass with the line
+    REQUIRE(!plan.heads[3].passes[0].lines.empty());
     compare_executors(plan, random_qkv(n, 4, 1, 128, frames, at::kBFloat16), 1e-2);
   }
 }
@@ -170,7 +175,7 @@ TEST_CASE("CUDA dense plan matches cuDNN SDPA", "[cuda]") {
 }
 
 TEST_CASE("CUDA executor: a small case for compute-sanitizer", "[cuda][sanitizer]") {
-  const SequenceLayout layout = SequenceLayout::parse("text:21,video:3x4x5,text:11,image:4x4,text:9");
+  const SequenceLayout layout = SequenceLayout::parse("text:21,video:3x4x5,text:11,video:2x4x4,text:9");
   std::mt19937_64 rng(5);
   std::vector<ResolvedHead> heads = compact_heads(layout, rng);
   for (int h = 0; h < 2; ++h) heads.push_back(random_head(BoundaryKind::k2D, kKinds, layout, rng));
@@ -178,7 +183,7 @@ TEST_CASE("CUDA executor: a small case for compute-sanitizer", "[cuda][sanitizer
   require_forms(plan, {PassForm::kListed, PassForm::kVerticalSlash, PassForm::kRanges, PassForm::kGridLine});
   if (!have_gpu()) return;
   for (int64_t dim : {64, 128}) {  // mma.sync, and wgmma where the GPU has it
-    compare_executors(plan, random_qkv(layout.length(), 5, 1, dim, 3, at::kBFloat16), 1e-2);
+    compare_executors(plan, random_qkv(layout.length(), 6, 1, dim, 3, at::kBFloat16), 1e-2);
   }
 }
 

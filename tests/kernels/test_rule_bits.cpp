@@ -1,6 +1,7 @@
 // The closed-form keep bits the CUDA kernels use for rule-tested chunks equal rule_keeps_at, element by
 // element: random Vertical-Slash bitmaps and random range rules, rows before, inside and after the
 // chunk, chunks of every length, at the edges of the bitmaps.
+#include <algorithm>
 #include <random>
 #include <vector>
 
@@ -82,6 +83,39 @@ TEST_CASE("range-rule keep bits equal the rule, element by element", "[rule_bits
   }
 }
 
+TEST_CASE("range-rule keep bits with a grid's vertical line equal the rule, element by element",
+          "[rule_bits][exact]") {
+  std::mt19937_64 rng(29);
+  for (int round = 0; round < 3000; ++round) {
+    std::vector<int64_t> starts, ends;  // up to three visual spans, ascending
+    for (int64_t at = uniform(rng, 0, 40); at < kLength && starts.size() < 3; at += uniform(rng, 1, 40)) {
+      starts.push_back(at);
+      at = std::min(kLength, at + uniform(rng, 1, 120));
+      ends.push_back(at);
+    }
+    const VisualSpans spans{starts.data(), ends.data(), static_cast<int64_t>(starts.size())};
+    MaskRule rule;
+    rule.sink = uniform(rng, 0, 3) == 0 ? 0 : uniform(rng, 0, 60);
+    rule.local = uniform(rng, 0, 3) == 0 ? 0 : uniform(rng, 1, 80);
+    rule.min_distance = uniform(rng, 0, 2) == 0 ? uniform(rng, 0, 50) : 0;
+    rule.min_col = uniform(rng, 0, 2) == 0 ? uniform(rng, 0, 50) : 0;
+    rule.grid_stride = uniform(rng, 1, 70);
+    rule.grid_phase = uniform(rng, 0, rule.grid_stride - 1);
+    rule.grid_vline = true;
+    REQUIRE(is_range_and_line_rule(rule));
+    const int64_t len = uniform(rng, 1, 64), c0 = uniform(rng, 0, kLength - len);
+    const int64_t i = uniform(rng, -1, kLength - 1);
+    uint64_t want = 0;
+    for (int64_t c = 0; c < len; ++c) {
+      if (i >= 0 && rule_keeps(rule, nullptr, spans, i, c0 + c)) want |= uint64_t(1) << c;
+    }
+    INFO("row " << i << ", keys " << c0 << " + " << len << ", stride " << rule.grid_stride << ", phase "
+                << rule.grid_phase << ", spans " << starts.size());
+    const uint64_t line = grid_line_chunk_bits(spans, rule.grid_stride, rule.grid_phase, c0, len);
+    REQUIRE(range_rule_bits(rule, int32_t(i), int32_t(c0), int32_t(len), line) == want);
+  }
+}
+
 TEST_CASE("the closed forms serve exactly their rules", "[rule_bits]") {
   MaskRule ranges;
   ranges.sink = 4;
@@ -90,7 +124,11 @@ TEST_CASE("the closed forms serve exactly their rules", "[rule_bits]") {
   REQUIRE_FALSE(is_vertical_slash_rule(ranges));
   MaskRule grid = ranges;
   grid.grid_stride = 16;
+  grid.grid_vline = true;
   REQUIRE_FALSE(is_range_rule(grid));
+  REQUIRE(is_range_and_line_rule(grid));  // a vertical line has closed-form bits too
+  grid.grid_slash = true;
+  REQUIRE_FALSE(is_range_and_line_rule(grid));
   MaskRule vs;
   vs.slash_words = 0;
   REQUIRE(is_vertical_slash_rule(vs));
