@@ -355,7 +355,12 @@ __device__ __forceinline__ void mma_scores(const MmaShared<T>& s, const MmaStep<
   for (int a = 0; a < 4; ++a)
 #pragma unroll
     for (int n = 0; n < kKeyAtoms; ++n) sc[a][n][0] = sc[a][n][1] = sc[a][n][2] = sc[a][n][3] = 0.f;
-  for (int kk = 0; kk < st.p.head_dim / 16; ++kk) {
+  // Unrolled to the largest D with a bound check: fixed shared-memory offsets instead of a loop's
+  // address arithmetic in this short, issue-bound step.
+  const int steps = st.p.head_dim / 16;
+#pragma unroll
+  for (int kk = 0; kk < kPaddedRow / 16; ++kk) {
+    if (kk >= steps) break;
     uint32_t qa[4][4];
 #pragma unroll
     for (int a = 0; a < 4; ++a) {
@@ -406,25 +411,26 @@ __device__ __forceinline__ void for_each_team_step(const WindowProfileParams& pa
     copy_padded(static_cast<const T*>(st.p.q), st.p.q_row_stride, st.p.head_dim, st.first_row, st.rows, kProfileRows,
                 st.rows_s);
   };
-  {
-    const MmaStep<T> first = step_of(0);
-    const int64_t valid = min(static_cast<int64_t>(kProfileKeys), params.end - first.key0);
-    copy_padded(static_cast<const T*>(first.p.k), first.p.k_row_stride, params.head_dim, first.key0, valid, kProfileKeys,
-                s.keys);
-    copy_rows(first);
-    detail::cp_async_commit();
-  }
+  MmaStep<T> current = step_of(0);
+  const int64_t valid = min(static_cast<int64_t>(kProfileKeys), params.end - current.key0);
+  copy_padded(static_cast<const T*>(current.p.k), current.p.k_row_stride, params.head_dim, current.key0, valid,
+              kProfileKeys, s.keys);
+  copy_rows(current);
+  detail::cp_async_commit();
   for (int i = 0; i < items; ++i) {
+    MmaStep<T> next;
     if (i + 1 < items) {
-      copy_rows(step_of(i + 1));  // into the buffer step i - 1 used: the barrier below step i - 1 freed it
+      next = step_of(i + 1);
+      copy_rows(next);  // into the buffer step i - 1 used: the barrier below step i - 1 freed it
       detail::cp_async_commit();
       detail::cp_async_wait<1>();
     } else {
       detail::cp_async_wait<0>();
     }
     __syncthreads();
-    body(step_of(i));
+    body(current);
     __syncthreads();
+    current = next;
   }
 }
 
