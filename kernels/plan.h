@@ -152,7 +152,7 @@ struct SparsePlan {
 // A compact Vertical-Slash pass's runs come in descending order with ChunkMask::kRule, and its columns
 // keep their chunk positions: a vertical that one of the tile's runs covers is -1 (skipped, so counted
 // once). Compact range and grid line passes' runs ascend, split where the chunk mask changes, as a listed
-// pass's do.
+// pass's do; a compact range pass's columns are its line's keys in the runs' gap (Pass::lines).
 void tile_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<KeyRun>& runs,
                std::vector<int64_t>& columns);
 
