@@ -315,9 +315,13 @@ struct MmaShared {
 template <typename T>
 __device__ __forceinline__ void copy_padded(const T* base, int64_t row_stride, int head_dim, int64_t first,
                                             int64_t valid, int count, T* out) {
-  const int pieces = head_dim / 8;  // 16-byte pieces
-  for (int idx = threadIdx.x; idx < count * pieces; idx += kMmaThreads) {
-    const int row = idx / pieces, piece = idx % pieces;
+  // Slots of the largest row (16 pieces of 16 bytes), so that no division by a runtime D is needed;
+  // pieces past D are skipped.
+  constexpr int kPieces = kPaddedRow / 8 - 1;
+  const int pieces = head_dim / 8;
+  for (int idx = threadIdx.x; idx < count * kPieces; idx += kMmaThreads) {
+    const int row = idx / kPieces, piece = idx % kPieces;
+    if (piece >= pieces) continue;
     const bool ok = row < valid;
     detail::cp_async_16(out + row * kPaddedRow + piece * 8, base + (first + (ok ? row : 0)) * row_stride + piece * 8,
                         ok);
@@ -394,12 +398,14 @@ template <typename T, typename Body>
 __device__ __forceinline__ void for_each_team_step(const WindowProfileParams& params, MmaShared<T>& s, Body&& body) {
   const Team team = team_of(params);
   const int steps = (params.count + kProfileRows - 1) / kProfileRows, items = team.count * steps;
-  auto step_of = [&](int i) {
+  // Item i is step `step` of head position `position`; both are counted along (no division by a
+  // runtime value).
+  auto step_of = [&](int position, int step, int i) {
     MmaStep<T> st;
-    st.p = head_view<T>(params, team.first + i / steps, team.block);
-    st.step = i % steps;
+    st.p = head_view<T>(params, position, team.block);
+    st.step = step;
     st.steps = steps;
-    st.r0 = st.step * kProfileRows;
+    st.r0 = step * kProfileRows;
     st.rows = min(kProfileRows, params.count - st.r0);
     st.first_row = static_cast<int64_t>(params.end) - params.count + st.r0;
     st.key0 = team.block * kProfileKeys;
@@ -407,22 +413,27 @@ __device__ __forceinline__ void for_each_team_step(const WindowProfileParams& pa
     st.rows_s = s.rows[i % 2];
     return st;
   };
-  auto copy_rows = [&](const MmaStep<T>& st) {
-    copy_padded(static_cast<const T*>(st.p.q), st.p.q_row_stride, st.p.head_dim, st.first_row, st.rows, kProfileRows,
-                st.rows_s);
+  // Starts loading item i's rows (only the row pointer and range are needed for that).
+  auto copy_rows = [&](int position, int step, int i) {
+    const T* q = static_cast<const T*>(params.q) + params.heads[position] * params.q_head_stride;
+    const int r0 = step * kProfileRows;
+    copy_padded(q, params.q_row_stride, params.head_dim, static_cast<int64_t>(params.end) - params.count + r0,
+                min(kProfileRows, params.count - r0), kProfileRows, s.rows[i % 2]);
+    detail::cp_async_commit();
   };
-  MmaStep<T> current = step_of(0);
+  auto advance = [&](int& position, int& step) {
+    if (++step == steps) step = 0, ++position;
+  };
+  int position = team.first, step = 0;  // of item i + 1 in the loop
+  MmaStep<T> current = step_of(position, step, 0);
   const int64_t valid = min(static_cast<int64_t>(kProfileKeys), params.end - current.key0);
   copy_padded(static_cast<const T*>(current.p.k), current.p.k_row_stride, params.head_dim, current.key0, valid,
               kProfileKeys, s.keys);
-  copy_rows(current);
-  detail::cp_async_commit();
+  copy_rows(position, step, 0);
+  advance(position, step);
   for (int i = 0; i < items; ++i) {
-    MmaStep<T> next;
     if (i + 1 < items) {
-      next = step_of(i + 1);
-      copy_rows(next);  // into the buffer step i - 1 used: the barrier below step i - 1 freed it
-      detail::cp_async_commit();
+      copy_rows(position, step, i + 1);  // into the buffer item i - 1 used: the barrier below it freed it
       detail::cp_async_wait<1>();
     } else {
       detail::cp_async_wait<0>();
@@ -430,7 +441,10 @@ __device__ __forceinline__ void for_each_team_step(const WindowProfileParams& pa
     __syncthreads();
     body(current);
     __syncthreads();
-    current = next;
+    if (i + 1 < items) {
+      current = step_of(position, step, i + 1);
+      advance(position, step);
+    }
   }
 }
 
