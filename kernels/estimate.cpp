@@ -174,14 +174,16 @@ void fold_grid(const SequenceLayout& layout, const at::Tensor& column_mass, cons
   for (int64_t candidate : candidates) {
     const int64_t s = candidate > 0 ? candidate : layout.frame_stride();
     if (s <= 0) continue;
-    at::Tensor mass = at::zeros({rows, s}, column_mass.options().dtype(at::kDouble));
+    at::Tensor mass;  // the first span's fold, then the sum (one video costs one reduction)
     for (const Span& span : layout.spans()) {
       if (!is_visual(span.modality)) continue;
       const int64_t whole = std::min(span.length, std::max<int64_t>(0, available - span.start)) / s * s;
-      if (whole > 0) mass += column_mass.narrow(1, span.start, whole).view({rows, whole / s, s}).sum(1);
+      if (whole <= 0) continue;
+      const at::Tensor fold = column_mass.narrow(1, span.start, whole).view({rows, whole / s, s}).sum(1, false, at::kDouble);
+      mass = mass.defined() ? mass + fold : fold;
     }
     strides.push_back(s);
-    folds.push_back(mass);
+    folds.push_back(mass.defined() ? mass : at::zeros({rows, s}, column_mass.options().dtype(at::kDouble)));
   }
 }
 
@@ -219,7 +221,8 @@ at::Tensor folds_on_host(const std::vector<at::Tensor>& folds, std::vector<int64
   int64_t total = 0;
   std::vector<at::Tensor> flat;
   for (const at::Tensor& f : folds) offsets.push_back(total), total += f.numel(), flat.push_back(f.reshape({-1}));
-  return folds.empty() ? at::empty({0}, at::kDouble) : at::cat(flat).cpu().contiguous();
+  if (folds.empty()) return at::empty({0}, at::kDouble);
+  return (flat.size() == 1 ? flat[0] : at::cat(flat)).cpu().contiguous();
 }
 
 }  // namespace
