@@ -30,14 +30,6 @@ int64_t resolve_block(const SequenceLayout& layout, const PatternParams& p) {
   return stride;
 }
 
-// The window a pattern for rows of modality `rows` estimates from.
-QueryWindow window_for(const SequenceLayout& layout, BoundaryKind boundary, Modality rows, int64_t last_q) {
-  if (boundary == BoundaryKind::kQ || boundary == BoundaryKind::k2D) {
-    const Span& last = layout.span(layout.spans_of(rows).back());
-    return QueryWindow{last.end(), std::min(last_q, last.length)};
-  }
-  return QueryWindow{layout.length(), std::min(last_q, layout.length())};
-}
 
 void check_window(const at::Tensor& q, const QueryWindow& window) {
   if (window.count <= 0 || window.count > window.end || window.end > q.size(0)) {
@@ -47,6 +39,22 @@ void check_window(const at::Tensor& q, const QueryWindow& window) {
 }
 
 }  // namespace
+
+QueryWindow window_for(const SequenceLayout& layout, BoundaryKind boundary, Modality rows, int64_t last_q) {
+  if (boundary == BoundaryKind::kQ || boundary == BoundaryKind::k2D) {
+    const Span& last = layout.span(layout.spans_of(rows).back());
+    return QueryWindow{last.end(), std::min(last_q, last.length)};
+  }
+  return QueryWindow{layout.length(), std::min(last_q, layout.length())};
+}
+
+std::vector<uint8_t> modality_filter(const SequenceLayout& layout, int key_modality) {
+  std::vector<uint8_t> filter(layout.length(), 0);
+  for (int s : layout.spans_of(static_cast<Modality>(key_modality))) {
+    std::fill(filter.begin() + layout.span(s).start, filter.begin() + layout.span(s).end(), 1);
+  }
+  return filter;
+}
 
 AttentionProfile last_query_profile(const at::Tensor& q, const at::Tensor& k, int64_t head,
                                     const QueryWindow& window, const std::vector<uint8_t>* key_filter,
@@ -179,7 +187,8 @@ void fold_grid(const SequenceLayout& layout, const at::Tensor& column_mass, cons
       if (!is_visual(span.modality)) continue;
       const int64_t whole = std::min(span.length, std::max<int64_t>(0, available - span.start)) / s * s;
       if (whole <= 0) continue;
-      const at::Tensor fold = column_mass.narrow(1, span.start, whole).view({rows, whole / s, s}).sum(1, false, at::kDouble);
+      const at::Tensor periods = column_mass.narrow(1, span.start, whole).view({rows, whole / s, s});
+      const at::Tensor fold = periods.sum(1, false, at::kDouble);
       mass = mass.defined() ? mass + fold : fold;
     }
     strides.push_back(s);
@@ -187,14 +196,6 @@ void fold_grid(const SequenceLayout& layout, const at::Tensor& column_mass, cons
   }
 }
 
-// A profile's key filter for the keys of one modality: 1 at its positions, 0 elsewhere.
-std::vector<uint8_t> modality_filter(const SequenceLayout& layout, int key_modality) {
-  std::vector<uint8_t> filter(layout.length(), 0);
-  for (int s : layout.spans_of(static_cast<Modality>(key_modality))) {
-    std::fill(filter.begin() + layout.span(s).start, filter.begin() + layout.span(s).end(), 1);
-  }
-  return filter;
-}
 
 // The best (stride, phase) from the host copies of the folds: fold x holds strides[x] values from
 // masses + offsets[x].

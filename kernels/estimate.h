@@ -19,6 +19,12 @@ struct QueryWindow {
   int64_t count = 0;
 };
 
+// The window a pattern for rows of modality `rows` estimates from: the last `last_q` rows of the
+// sequence, or with Q- and 2D-boundaries, of the modality's last span.
+QueryWindow window_for(const SequenceLayout& layout, BoundaryKind boundary, Modality rows, int64_t last_q);
+// A profile's key filter for the keys of one modality: 1 at its positions, 0 elsewhere ([N]).
+std::vector<uint8_t> modality_filter(const SequenceLayout& layout, int key_modality);
+
 // Softmax attention of the window's queries, summed per key column and per distance i - j. fp64, on
 // the device of the inputs (estimation never leaves the GPU until the chosen indices are known).
 struct AttentionProfile {

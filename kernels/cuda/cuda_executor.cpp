@@ -271,7 +271,9 @@ struct DevicePlan {
         slash_groups[dp.slash_group_begin + g] = {static_cast<int32_t>(index.slash_groups[g].lo),
                                                   static_cast<int32_t>(index.slash_groups[g].hi)};
       }
-      for (size_t v = 0; v < index.verticals.size(); ++v) verticals[dp.vertical_begin + v] = static_cast<int32_t>(index.verticals[v]);
+      for (size_t v = 0; v < index.verticals.size(); ++v) {
+        verticals[dp.vertical_begin + v] = static_cast<int32_t>(index.verticals[v]);
+      }
     }
   }
 

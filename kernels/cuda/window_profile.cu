@@ -409,7 +409,8 @@ __device__ __forceinline__ void for_each_team_step(const WindowProfileParams& pa
     st.rows = min(kProfileRows, params.count - st.r0);
     st.first_row = static_cast<int64_t>(params.end) - params.count + st.r0;
     st.key0 = team.block * kProfileKeys;
-    st.whole = st.rows == kProfileRows && st.key0 + kProfileKeys <= min(static_cast<int64_t>(params.end), st.first_row + 1);
+    st.whole = st.rows == kProfileRows &&
+               st.key0 + kProfileKeys <= min(static_cast<int64_t>(params.end), st.first_row + 1);
     st.rows_s = s.rows[i % 2];
     return st;
   };

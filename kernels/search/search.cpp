@@ -246,14 +246,6 @@ class HeadSearch {
 
   // ---- the online index, exactly as resolve_head() computes it, with the profiles cached -------
 
-  QueryWindow window(BoundaryKind boundary, Modality rows, int64_t last_q) const {
-    if (boundary == BoundaryKind::kQ || boundary == BoundaryKind::k2D) {
-      const Span& last = layout_.span(layout_.spans_of(rows).back());
-      return QueryWindow{last.end(), std::min(last_q, last.length)};
-    }
-    return QueryWindow{layout_.length(), std::min(last_q, layout_.length())};
-  }
-
   // The column and distance profile of a window (keys of one modality, or all), computed where q
   // and k live and kept on the host. Thread-safe: candidates are scaled in parallel.
   const AttentionProfile& profile(const QueryWindow& w, int keys) {
@@ -261,14 +253,7 @@ class HeadSearch {
     const auto key = std::make_tuple(w.end, w.count, keys);
     auto it = profiles_.find(key);
     if (it != profiles_.end()) return it->second;
-    std::vector<uint8_t> filter;
-    if (keys != kAll) {
-      filter.assign(layout_.length(), 0);
-      for (int s : layout_.spans_of(static_cast<Modality>(keys))) {
-        std::fill(filter.begin() + layout_.span(s).start, filter.begin() + layout_.span(s).end(),
-                  1);
-      }
-    }
+    const std::vector<uint8_t> filter = keys == kAll ? std::vector<uint8_t>() : modality_filter(layout_, keys);
     AttentionProfile a = last_query_profile(q_, k_, 0, w, keys == kAll ? nullptr : &filter);
     // On the host, the many top-k and fold calls of the scaling run in parallel without GPU syncs;
     // they select exactly what they would on the device (deterministic ties, the same values).
@@ -280,12 +265,12 @@ class HeadSearch {
   ResolvedPattern resolve(const PatternParams& p, BoundaryKind boundary, Modality rows, int keys) {
     ResolvedPattern r{p, {}};
     if (p.kind == PatternKind::kVerticalSlash) {
-      const AttentionProfile& a = profile(window(boundary, rows, p.last_q), keys);
+      const AttentionProfile& a = profile(window_for(layout_, boundary, rows, p.last_q), keys);
       r.index.verticals = top_k_forced(a.column, p.n_vertical, kForcedColumns);
       r.index.slashes = top_k_forced(a.distance, p.n_slash, kForcedDistances);
     } else if (p.kind == PatternKind::kGrid && layout_.has_visual()) {
       const GridEstimate g =
-          estimate_grid(layout_, profile(window(boundary, rows, p.last_q), keys).column, p.strides);
+          estimate_grid(layout_, profile(window_for(layout_, boundary, rows, p.last_q), keys).column, p.strides);
       r.index.stride = g.stride;
       r.index.phase = g.phase;
     }
@@ -561,8 +546,8 @@ class HeadSearch {
 
   int64_t searched_stride(Region r) {
     if (!layout_.has_visual() || options_.max_stride < 2) return 0;
-    const QueryWindow w = r.whole() ? window(BoundaryKind::kNone, Modality::kText, options_.last_q)
-                                    : window(BoundaryKind::k2D, Modality(r.rows), options_.last_q);
+    const QueryWindow w = r.whole() ? window_for(layout_, BoundaryKind::kNone, Modality::kText, options_.last_q)
+                                    : window_for(layout_, BoundaryKind::k2D, Modality(r.rows), options_.last_q);
     const at::Tensor mass = profile(w, r.keys).column.to(at::kDouble).cpu().contiguous();
     const double* data = mass.data_ptr<double>();
     return periodic_stride(layout_, std::vector<double>(data, data + mass.numel()),

@@ -71,7 +71,10 @@ int64_t compact_chunks(const SparsePlan& plan, const Pass& pass) {
     // The line keys that some row keeps and no row reaches by the ranges.
     const int64_t lines = std::count_if(line_keys.begin(), line_keys.end(), [&](int64_t j) {
       bool kept = false, by_ranges = false;
-      for (int64_t i = std::max(first, j); i <= last; ++i) kept = kept || plan.keeps(pass.rule, i, j), by_ranges = by_ranges || reaches(i, j);
+      for (int64_t i = std::max(first, j); i <= last; ++i) {
+        kept = kept || plan.keeps(pass.rule, i, j);
+        by_ranges = by_ranges || reaches(i, j);
+      }
       return kept && !by_ranges;
     });
     chunks += chunks_of(lines, plan.block_n);
