@@ -10,7 +10,7 @@
 
 namespace mmi::cuda {
 
-constexpr int kProfileKeys = 128;  // keys per CTA (one per thread)
+constexpr int kProfileKeys = 128;  // keys per CTA
 constexpr int kProfileRows = 64;   // window rows per step
 
 enum class ProfileDType { kBFloat16, kFloat16, kFloat32 };
