@@ -44,12 +44,12 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
   const DeviceTile tile = tile_of(p);
   const DevicePass& pass = p.passes[tile.pass];
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  ChunkCursor cursor;
-  bool have_chunk = start_tile<kThreads, D, PaddedRows<D>, PaddedRows<D>>(p, tile, pass, s, s.q, s.k[0], s.v[0], cursor);
+  bool have_chunk = start_tile<kThreads, D, PaddedRows<D>, PaddedRows<D>>(p, tile, pass, s, s.q, s.k[0], s.v[0]);
   if (!have_chunk) return;  // nothing to add to these rows
   const T* k_base = static_cast<const T*>(p.k);
   const T* v_base = static_cast<const T*>(p.v);
   const bool rows_valid = (tile.tile + 1) * kBlockM <= pass.num_rows;
+  const int rule_kind = pass.rule_kind, form = pass.form;
 
   // This thread's rows: m-atom a, half h -> warp * 32 + a * 16 + h * 8 + lane / 4.
   auto row_of = [&](int a, int h) { return warp * kRowsPerWarp + a * 16 + h * 8 + lane / 4; };
@@ -64,14 +64,14 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
   for (int a = 0; a < kMAtoms; ++a) m[a][0] = m[a][1] = -INFINITY, l[a][0] = l[a][1] = 0.f;
 
   for (int buf = 0; have_chunk; buf ^= 1) {
-    const bool more = !cursor.done();
-    if (more) cursor.fetch<kThreads, D, PaddedRows<D>>(p, pass, s, s.k[buf ^ 1], s.v[buf ^ 1], buf ^ 1, k_base, v_base);
+    const bool more = !s.cursor[buf ^ 1].done();
+    if (more) fetch_chunk<kThreads, D, PaddedRows<D>>(p, pass, s, s.k[buf ^ 1], s.v[buf ^ 1], buf ^ 1, k_base, v_base);
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
     const int mask = s.mask[buf];
     if (mask == 2) {  // rule bits for this chunk, once per element, outside the MMA loop
-      evaluate_rule(p, s, buf, pass.rule_kind, pass.form);
+      evaluate_rule(p, s, buf, rule_kind, form);
       __syncthreads();
     }
 
@@ -100,15 +100,15 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
       }
     }
 
-    // Mask, scale, online softmax, per 16-row block.
+    // Mask and online softmax (which applies the scale), per 16-row block.
     const bool plain = mask == 0 && rows_valid && s.len[buf] == kBlockN;
 #pragma unroll
     for (int a = 0; a < kMAtoms; ++a) {
       const int rows[2] = {row_of(a, 0), row_of(a, 1)};
       const uint64_t bits[2] = {mask == 2 ? stored_keep_bits(s, buf, rows[0]) : 0,
                                 mask == 2 ? stored_keep_bits(s, buf, rows[1]) : 0};
-      mask_scores(sc[a], s, buf, mask, plain, rows, bits, scale_log2, lane);
-      online_softmax(sc[a], o[a], m[a], l[a]);
+      mask_scores(sc[a], s, buf, mask, plain, rows, bits, lane);
+      online_softmax(sc[a], o[a], m[a], l[a], scale_log2);
     }
 
     // O += P V: P is reused from the accumulators as A fragments (16 keys per k-step).

@@ -25,27 +25,13 @@ __device__ __forceinline__ int32_t band_orig(const DeviceBand* bands, int32_t co
   return b.orig + b.step * (x - b.logical);
 }
 
-// What a CTA's threads share about its tile besides the Q, K and V tiles: rows, the chunks in flight
-// (double-buffered: columns, phases, mask, length) and the keep bits of rule-tested chunks.
-struct TileMeta {
-  int32_t rows[kBlockM];
-  int32_t row_phase[kBlockM];
-  int32_t cols[2][kBlockN];
-  int32_t col_phase[2][kBlockN];
-  int32_t mask[2];
-  int32_t len[2];
-  int32_t step[2];  // the chunk's keys are cols[0] + step * c, inside one band (0: they are not)
-  uint64_t line[2];  // rule kind 2 with a vertical line, consecutive keys: the chunk's keys on the line
-  uint32_t keep[2][kBlockM][kBlockN / 32];  // rule-tested chunks: bit c of row r = element kept
-  MaskRule rule;
-};
-
 static_assert(kBlockN == 64, "one 64-bit word of keep bits per row (kernels/rule_bits.h)");
 
 // Whether a rule-tested chunk's keep bits have a closed form: consecutive keys under a rule of vertical
 // and slash bitmaps (rule kind 1) or of ranges (2), or the keys of one band of a grid line pass (form 3).
-__device__ __forceinline__ bool closed_form_rule(const TileMeta& s, int buf, int rule_kind, int form) {
-  return (s.step[buf] == 1 && (rule_kind == 1 || rule_kind == 2)) || (form == 3 && s.step[buf] > 0);
+// `step`: TileMeta::step of the chunk.
+__device__ __forceinline__ bool closed_form_rule(int rule_kind, int form, int32_t step) {
+  return (step == 1 && (rule_kind == 1 || rule_kind == 2)) || (form == 3 && step > 0);
 }
 
 // Keep bits of row i over such a chunk (kernels/rule_bits.h, kernels/grid_line_walk.h); `line` is
@@ -57,35 +43,9 @@ __device__ __forceinline__ uint64_t closed_form_bits(const uint64_t* words, cons
   return rule_kind == 1 ? vertical_slash_bits(words, rule, i, c0, len) : range_rule_bits(rule, i, c0, len, line);
 }
 
-// For a rule-tested chunk, evaluates the rule once per element into keep bits (one row per thread),
-// outside the register-heavy MMA loop. Called by the first kBlockM threads (thread r evaluates row r).
-__device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, TileMeta& s, int buf, int rule_kind,
-                                              int form) {
-  const int r = threadIdx.x;
-  const int32_t i = s.rows[r], len = s.len[buf];
-  const MaskRule& rule = s.rule;
-  uint64_t bits = 0;
-  if (closed_form_rule(s, buf, rule_kind, form)) {
-    bits = closed_form_bits(p.words, rule, rule_kind, form, i, s.cols[buf][0], s.step[buf], len, s.line[buf]);
-  } else if (i >= 0) {
-    const int32_t phase_i = s.row_phase[r];
-    for (int c = 0; c < len; ++c) {
-      const int32_t j = s.cols[buf][c];
-      if (j < 0) continue;  // a compact pass's covered vertical
-      const bool keep = rule_kind == 1
-                            ? j <= i && ((rule.vertical_words >= 0 && test_bit(p.words + rule.vertical_words, j)) ||
-                                         (rule.slash_words >= 0 && test_bit(p.words + rule.slash_words, i - j)))
-                            : rule_keeps_at(rule, p.words, i, j, phase_i, s.col_phase[buf][c]);
-      if (keep) bits |= uint64_t(1) << c;
-    }
-  }
-  s.keep[buf][r][0] = static_cast<uint32_t>(bits);
-  s.keep[buf][r][1] = static_cast<uint32_t>(bits >> 32);
-}
-
 // Walks a tile's chunks in order: runs first (in chunks of kBlockN logical keys), then gathered columns.
-// Every thread keeps the same cursor in registers, including the current run and the band holding the
-// chunk start, so a chunk inside one band costs no global loads to locate. Compact passes derive their
+// The cursor holds the current run and the band holding the chunk start, so a chunk inside one band
+// costs no global loads to locate. Compact passes derive their
 // runs instead of reading them: a Vertical-Slash pass from the slash walk (its columns are the pass's
 // vertical list), a range pass from its rule (at most two runs, no columns), a grid line pass from its
 // line's bands (one run, no columns).
@@ -94,7 +54,7 @@ struct ChunkCursor {
   DeviceRun current;
   int32_t band_index;
   DeviceBand band;
-  int32_t form;                // DevicePass::form
+  int32_t form, rule_kind, kv_head;  // the pass's
   SlashRunWalk<int32_t> walk;  // compact passes: the tile's row range; Vertical-Slash: yields its runs
   int32_t next_begin, next_end;  // compact range passes: the second run (logical keys), if there are two
   int32_t line_run, line_begin, line_end;  // compact range passes: the line's run index (-1: none) and keys
@@ -168,6 +128,8 @@ struct ChunkCursor {
   }
   __device__ void start(const SparseAttentionParams& p, const DeviceTile& t, const DevicePass& pass) {
     form = pass.form;
+    rule_kind = pass.rule_kind;
+    kv_head = pass.kv_head;
     on_line = false;
     if (form == 0) {
       run = t.run_begin;
@@ -206,57 +168,9 @@ struct ChunkCursor {
     return b.orig + b.step * (x - b.logical);
   }
 
-  // Issues the K and V loads of the next chunk into buffer `buf`, records its columns, phases, mask and
-  // length for the masking step, and advances.
-  // K and V rows land in k_chunk and v_chunk, piece c of row r at KvLayout::offset(r, c) elements.
-  template <int kThreads, int D, typename KvLayout, typename T>
-  __device__ void fetch(const SparseAttentionParams& p, const DevicePass& pass, TileMeta& s, T* k_chunk,
-                        T* v_chunk, int buf, const T* k_base, const T* v_base) {
-    constexpr int kPieces = D / 8;  // 16-byte pieces per row
-    const int tid = threadIdx.x;
-    const bool from_run = run < run_end;
-    const int32_t* column_list = form == 1 ? p.verticals : p.columns;
-    const int32_t len = from_run ? min(kBlockN, current.end - pos) : min(kBlockN, column_end - column);
-    auto col_of = [&](int r) -> int32_t {
-      if (r >= len) return -1;
-      return from_run ? col_at(p, pos + r) : column_list[column + r];
-    };
-#pragma unroll
-    for (int idx = tid; idx < kBlockN * kPieces; idx += kThreads) {
-      const int r = idx / kPieces, c = idx % kPieces;
-      const int32_t j = col_of(r);
-      const int64_t offset = (static_cast<int64_t>(j < 0 ? 0 : j) * p.kv_heads + pass.kv_head) * D + c * 8;
-      cp_async_16(k_chunk + KvLayout::offset(r, c), k_base + offset, j >= 0);
-      cp_async_16(v_chunk + KvLayout::offset(r, c), v_base + offset, j >= 0);
-    }
-    if (tid < kBlockN) {
-      int32_t j = col_of(tid);
-      if (form == 1 && !from_run && j >= 0 &&
-          vertical_covered(p.words + pass.rule.slash_words, walk.row_min, walk.row_max, j)) {
-        j = -1;  // one of the tile's runs counts this column already
-      }
-      s.cols[buf][tid] = j;
-      const VisualSpans spans{p.visual_starts, p.visual_ends, p.num_visual_spans};
-      s.col_phase[buf][tid] = j >= 0 ? static_cast<int32_t>(rule_phase(pass.rule, spans, j)) : -1;
-    }
-    if (tid == 0) {
-      // Gathered columns are tested by the rule, except a compact pass's verticals: the rule keeps every
-      // causal element of those, and the covered ones are -1. A compact range pass classifies each chunk.
-      const bool one_band = pos + len <= band.logical + band.count;
-      const int32_t c0 = band.orig + band.step * (pos - band.logical), c_last = c0 + band.step * (len - 1);
-      s.mask[buf] = !from_run               ? (form == 1 ? 1 : 2)
-                    : form == 3 || on_line  ? grid_line_chunk_mask<int32_t>(s.rule, one_band, walk.row_min, c0, c_last)
-                    : form == 2             ? range_chunk_mask<int32_t>(s.rule, walk.row_min, walk.row_max, c0, c_last)
-                                            : current.mask;
-      s.len[buf] = len;
-      s.step[buf] = from_run && one_band ? band.step : 0;
-      const bool line = s.mask[buf] == 2 && s.step[buf] == 1 && pass.rule_kind == 2 && pass.rule.grid_vline &&
-                        pass.rule.grid_stride > 0;
-      s.line[buf] = line ? grid_line_chunk_bits(VisualSpans{p.visual_starts, p.visual_ends, p.num_visual_spans},
-                                                pass.rule.grid_stride, pass.rule.grid_phase, c0, len)
-                         : 0;
-    }
-    if (!from_run) {
+  // Moves past the chunk of up to kBlockN keys the cursor points at.
+  __device__ void advance(const SparseAttentionParams& p, const DevicePass& pass) {
+    if (run >= run_end) {
       column += kBlockN;
       return;
     }
@@ -278,27 +192,133 @@ struct ChunkCursor {
   }
 };
 
+// What a CTA's threads share about its tile besides the Q, K and V tiles: rows, the chunks in flight
+// (double-buffered: columns, phases, mask, length) and the keep bits of rule-tested chunks.
+struct TileMeta {
+  int32_t rows[kBlockM];
+  int32_t row_phase[kBlockM];
+  int32_t cols[2][kBlockN];
+  int32_t col_phase[2][kBlockN];
+  int32_t mask[2];
+  int32_t len[2];
+  int32_t step[2];  // the chunk's keys are cols[0] + step * c, inside one band (0: they are not)
+  uint64_t line[2];  // rule kind 2 with a vertical line, consecutive keys: the chunk's keys on the line
+  uint32_t keep[2][kBlockM][kBlockN / 32];  // rule-tested chunks: bit c of row r = element kept
+  MaskRule rule;
+  // The chunk walk, double-buffered like the chunks: the fetch into buffer b reads cursor[b], and
+  // thread 0 writes the advanced cursor to cursor[b ^ 1] (the barriers between fetches publish it).
+  // Keeping it in shared memory rather than in every thread's registers leaves those to the MMA loop.
+  ChunkCursor cursor[2];
+};
+
+// For a rule-tested chunk, evaluates the rule once per element into keep bits (one row per thread),
+// outside the register-heavy MMA loop. Called by the first kBlockM threads (thread r evaluates row r).
+__device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, TileMeta& s, int buf, int rule_kind,
+                                              int form) {
+  const int r = threadIdx.x;
+  const int32_t i = s.rows[r], len = s.len[buf];
+  const MaskRule& rule = s.rule;
+  uint64_t bits = 0;
+  if (closed_form_rule(rule_kind, form, s.step[buf])) {
+    bits = closed_form_bits(p.words, rule, rule_kind, form, i, s.cols[buf][0], s.step[buf], len, s.line[buf]);
+  } else if (i >= 0) {
+    const int32_t phase_i = s.row_phase[r];
+    for (int c = 0; c < len; ++c) {
+      const int32_t j = s.cols[buf][c];
+      if (j < 0) continue;  // a compact pass's covered vertical
+      const bool keep = rule_kind == 1
+                            ? j <= i && ((rule.vertical_words >= 0 && test_bit(p.words + rule.vertical_words, j)) ||
+                                         (rule.slash_words >= 0 && test_bit(p.words + rule.slash_words, i - j)))
+                            : rule_keeps_at(rule, p.words, i, j, phase_i, s.col_phase[buf][c]);
+      if (keep) bits |= uint64_t(1) << c;
+    }
+  }
+  s.keep[buf][r][0] = static_cast<uint32_t>(bits);
+  s.keep[buf][r][1] = static_cast<uint32_t>(bits >> 32);
+}
+
+// Issues the K and V loads of the chunk that cursor[buf] points at into buffer `buf`, records its
+// columns, phases, mask and length for the masking step, and (thread 0) writes the advanced cursor.
+// K and V rows land in k_chunk and v_chunk, piece c of row r at KvLayout::offset(r, c) elements. Each key
+// row is loaded by kRowThreads consecutive threads, which locate its column once and then issue
+// interleaved 16-byte pieces (a warp covers whole 32-byte sectors of 32 / kRowThreads rows at a time);
+// this runs once per chunk on every thread, so it is kept to a few instructions per piece.
+template <int kThreads, int D, typename KvLayout, typename T>
+__device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pass, TileMeta& s, T* k_chunk,
+                            T* v_chunk, int buf, const T* k_base, const T* v_base) {
+  constexpr int kPieces = D / 8;  // 16-byte pieces per row
+  constexpr int kRowThreads = kThreads / kBlockN;
+  constexpr int kRowPieces = kPieces / kRowThreads;
+  static_assert(kThreads % kBlockN == 0 && kPieces % kRowThreads == 0, "whole rows per group of threads");
+  const ChunkCursor& cursor = s.cursor[buf];
+  const int tid = threadIdx.x, r = tid / kRowThreads, first_piece = tid % kRowThreads;
+  const int32_t form = cursor.form, rule_kind = cursor.rule_kind, pos = cursor.pos;
+  const bool from_run = cursor.run < cursor.run_end;
+  const int32_t len = min(kBlockN, from_run ? cursor.current.end - pos : cursor.column_end - cursor.column);
+  int32_t j = -1;
+  if (r < len) j = from_run ? cursor.col_at(p, pos + r) : (form == 1 ? p.verticals : p.columns)[cursor.column + r];
+  // The thread's first piece of the row; the others follow at fixed offsets.
+  const int64_t first = (static_cast<int64_t>(j < 0 ? 0 : j) * p.kv_heads + cursor.kv_head) * D + first_piece * 8;
+  const T* k_row = k_base + first;
+  const T* v_row = v_base + first;
+#pragma unroll
+  for (int k = 0; k < kRowPieces; ++k) {
+    const int c = first_piece + k * kRowThreads;
+    cp_async_16(k_chunk + KvLayout::offset(r, c), k_row + k * kRowThreads * 8, j >= 0);
+    cp_async_16(v_chunk + KvLayout::offset(r, c), v_row + k * kRowThreads * 8, j >= 0);
+  }
+  const DeviceBand band = cursor.band;
+  const bool one_band = from_run && pos + len <= band.logical + band.count;
+  const int32_t step = one_band ? band.step : 0;
+  if (first_piece == 0) {
+    if (form == 1 && !from_run && j >= 0 &&
+        vertical_covered(p.words + pass.rule.slash_words, cursor.walk.row_min, cursor.walk.row_max, j)) {
+      j = -1;  // one of the tile's runs counts this column already
+    }
+    s.cols[buf][r] = j;
+    // Key phases are read only where evaluate_rule tests the general rule element by element.
+    if (rule_kind != 1 && !closed_form_rule(rule_kind, form, step)) {
+      const VisualSpans spans{p.visual_starts, p.visual_ends, p.num_visual_spans};
+      s.col_phase[buf][r] = j >= 0 ? static_cast<int32_t>(rule_phase(pass.rule, spans, j)) : -1;
+    }
+  }
+  if (tid == 0) {
+    // Gathered columns are tested by the rule, except a compact pass's verticals: the rule keeps every
+    // causal element of those, and the covered ones are -1. A compact range pass classifies each chunk.
+    const int32_t c0 = band.orig + band.step * (pos - band.logical), c_last = c0 + band.step * (len - 1);
+    const SlashRunWalk<int32_t>& walk = cursor.walk;
+    const int mask = !from_run                      ? (form == 1 ? 1 : 2)
+                     : form == 3 || cursor.on_line  ? grid_line_chunk_mask<int32_t>(s.rule, one_band, walk.row_min, c0, c_last)
+                     : form == 2                    ? range_chunk_mask<int32_t>(s.rule, walk.row_min, walk.row_max, c0, c_last)
+                                                    : cursor.current.mask;
+    s.mask[buf] = mask;
+    s.len[buf] = len;
+    s.step[buf] = step;
+    const bool line = mask == 2 && step == 1 && rule_kind == 2 && pass.rule.grid_vline && pass.rule.grid_stride > 0;
+    s.line[buf] = line ? grid_line_chunk_bits(VisualSpans{p.visual_starts, p.visual_ends, p.num_visual_spans},
+                                              pass.rule.grid_stride, pass.rule.grid_phase, c0, len)
+                       : 0;
+    ChunkCursor next = cursor;
+    next.advance(p, pass);
+    s.cursor[buf ^ 1] = next;
+  }
+}
+
 // The keep bits of `row` for a rule-tested chunk, as evaluate_rule stored them.
 __device__ __forceinline__ uint64_t stored_keep_bits(const TileMeta& s, int buf, int row) {
   return static_cast<uint64_t>(s.keep[buf][row][1]) << 32 | s.keep[buf][row][0];
 }
 
 // Both kernels hold a 64-key score chunk the same way: per 16-row block, sc[n][2h + e] is row rows[h]
-// (h = 0: lane / 4, h = 1: 8 rows below), key n * 8 + (lane % 4) * 2 + e. This masks such a block on
-// original positions and scales it into the log2 domain. `plain`: a fully kept, full chunk of valid
-// rows, which needs no test; bits[h]: row h's keep bits when mask is 2 (rule-tested). The mask is the
-// same for the whole chunk, so each kind gets its own loop; the per-element work is a few integer
-// operations, which these kernels otherwise spend a large share of their issue slots on.
+// (h = 0: lane / 4, h = 1: 8 rows below), key n * 8 + (lane % 4) * 2 + e. This sets the elements its
+// mask drops to -inf, on original positions; the scores stay unscaled (online_softmax applies the scale).
+// `plain`: a fully kept, full chunk of valid rows, which needs nothing; bits[h]: row h's keep bits when
+// mask is 2 (rule-tested). The mask is the same for the whole chunk, so each kind gets its own loop; the
+// per-element work is a few integer operations, which these kernels otherwise spend a large share of
+// their issue slots on.
 __device__ __forceinline__ void mask_scores(float (&sc)[8][4], const TileMeta& s, int buf, int mask, bool plain,
-                                            const int (&rows)[2], const uint64_t (&bits)[2], float scale_log2,
-                                            int lane) {
-  if (plain) {
-#pragma unroll
-    for (int n = 0; n < 8; ++n)
-#pragma unroll
-      for (int x = 0; x < 4; ++x) sc[n][x] *= scale_log2;
-    return;
-  }
+                                            const int (&rows)[2], const uint64_t (&bits)[2], int lane) {
+  if (plain) return;
   if (mask == 2) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -311,7 +331,7 @@ __device__ __forceinline__ void mask_scores(float (&sc)[8][4], const TileMeta& s
         for (int e = 0; e < 2; ++e) {
           const uint32_t word = n < 4 ? low : high;
           float& x = sc[n][2 * h + e];
-          x = (word >> ((n % 4) * 8 + e)) & 1u ? x * scale_log2 : -INFINITY;
+          if (!((word >> ((n % 4) * 8 + e)) & 1u)) x = -INFINITY;
         }
     }
     return;
@@ -327,17 +347,20 @@ __device__ __forceinline__ void mask_scores(float (&sc)[8][4], const TileMeta& s
       for (int e = 0; e < 2; ++e) {
         const int32_t j = s.cols[buf][n * 8 + (lane % 4) * 2 + e];
         const bool keep = j >= 0 && i >= 0 && (mask == 0 || j <= i);
-        float& x = sc[n][2 * h + e];
-        x = keep ? x * scale_log2 : -INFINITY;
+        if (!keep) sc[n][2 * h + e] = -INFINITY;
       }
   }
 }
 
-// The online-softmax step for the same block: each row's state (max m in log2 units, sum l) lives in
-// the 4 threads of its quad. Exponentiates sc in place and rescales this thread's output o.
+// The online-softmax step for the same block of unscaled scores: each row's state (max m of the scaled
+// scores in log2 units, sum l) lives in the 4 threads of its quad. Exponentiates sc in place, with the
+// scale folded into one FFMA per score (scale_log2 = softmax scale * log2 e > 0, so the raw maximum
+// scales to the scaled one), and rescales this thread's output o unless no row of the warp has a new
+// maximum (the common case once a row has seen its largest scores; the correction is then exactly 1).
 template <int kAtomsD>
 __device__ __forceinline__ void online_softmax(float (&sc)[8][4], float (&o)[kAtomsD][4], float (&m)[2],
-                                               float (&l)[2]) {
+                                               float (&l)[2], float scale_log2) {
+  float correction[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     float mx = -INFINITY;
@@ -345,24 +368,27 @@ __device__ __forceinline__ void online_softmax(float (&sc)[8][4], float (&o)[kAt
     for (int n = 0; n < 8; ++n) mx = fmaxf(mx, fmaxf(sc[n][2 * h], sc[n][2 * h + 1]));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-    const float m_new = fmaxf(m[h], mx);
+    const float m_new = fmaxf(m[h], mx * scale_log2);
     const float base = m_new == -INFINITY ? 0.f : m_new;  // a row with nothing kept yet stays empty
-    const float correction = exp2f(m[h] - base);
+    correction[h] = exp2f(m[h] - base);
     m[h] = m_new;
     float sum = 0.f;
 #pragma unroll
     for (int n = 0; n < 8; ++n) {
-      sc[n][2 * h] = exp2f(sc[n][2 * h] - base);
-      sc[n][2 * h + 1] = exp2f(sc[n][2 * h + 1] - base);
+      sc[n][2 * h] = exp2f(fmaf(sc[n][2 * h], scale_log2, -base));
+      sc[n][2 * h + 1] = exp2f(fmaf(sc[n][2 * h + 1], scale_log2, -base));
       sum += sc[n][2 * h] + sc[n][2 * h + 1];
     }
-    l[h] = l[h] * correction + sum;
+    l[h] = l[h] * correction[h] + sum;
+  }
+  if (!__any_sync(0xffffffff, correction[0] != 1.f || correction[1] != 1.f)) return;
+#pragma unroll
+  for (int h = 0; h < 2; ++h)
 #pragma unroll
     for (int n = 0; n < kAtomsD; ++n) {
-      o[n][2 * h] *= correction;
-      o[n][2 * h + 1] *= correction;
+      o[n][2 * h] *= correction[h];
+      o[n][2 * h + 1] *= correction[h];
     }
-  }
 }
 
 // P's A fragment for keys 16kk .. 16kk + 15 of the block: the accumulators of n-atoms 2kk and 2kk + 1.
@@ -461,22 +487,27 @@ __device__ __forceinline__ DeviceTile tile_of(const SparseAttentionParams& p) {
   return DeviceTile{p.level_pass_begin + x % p.level_passes, p.level_tiles - 1 - x / p.level_passes, 0, 0, 0, 0};
 }
 
-// A tile's start, the same in both kernels: the cursor, and unless the tile has nothing to visit (then
-// it returns false before loading anything), its rows, its Q rows (into q_smem, laid out by QLayout)
-// and the first chunk's K/V loads into buffer 0 (KvLayout).
+// A tile's start, the same in both kernels: the cursor (thread 0, into meta.cursor[0]), and unless the
+// tile has nothing to visit (then it returns false before loading anything), its rows, its Q rows (into
+// q_smem, laid out by QLayout) and the first chunk's K/V loads into buffer 0 (KvLayout).
 template <int kThreads, int D, typename QLayout, typename KvLayout, typename T>
 __device__ __forceinline__ bool start_tile(const SparseAttentionParams& p, const DeviceTile& tile,
                                            const DevicePass& pass, TileMeta& meta, T* q_smem, T* k_chunk,
-                                           T* v_chunk, ChunkCursor& cursor) {
-  cursor.start(p, tile, pass);
-  if (cursor.done()) return false;
+                                           T* v_chunk) {
+  if (threadIdx.x == 0) {
+    ChunkCursor cursor;
+    cursor.start(p, tile, pass);
+    meta.cursor[0] = cursor;
+  }
   load_tile_rows(p, tile, pass, meta);
   __syncthreads();
+  if (meta.cursor[0].done()) return false;
   load_rows<kThreads, D, kBlockM, QLayout>(q_smem, static_cast<const T*>(p.q), meta.rows, p.q_heads, pass.head);
   cp_async_commit();
-  cursor.fetch<kThreads, D, KvLayout>(p, pass, meta, k_chunk, v_chunk, 0, static_cast<const T*>(p.k),
-                                      static_cast<const T*>(p.v));
+  fetch_chunk<kThreads, D, KvLayout>(p, pass, meta, k_chunk, v_chunk, 0, static_cast<const T*>(p.k),
+                                     static_cast<const T*>(p.v));
   cp_async_commit();
+  __syncthreads();  // publishes meta.cursor[1], which every thread reads to fetch the next chunk
   return true;
 }
 

@@ -128,13 +128,13 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
   const DevicePass& pass = p.passes[tile.pass];
   const int tid = threadIdx.x, group = tid / 128, warp = (tid % 128) / 32, lane = tid % 32;
 
-  ChunkCursor cursor;
   bool have_chunk = start_tile<kThreads, kD, Swizzled<kBlockM>, Swizzled<kBlockN>>(p, tile, pass, meta, s.q, s.k[0],
-                                                                                  s.v[0], cursor);
+                                                                                  s.v[0]);
   if (!have_chunk) return;  // nothing to add to these rows
   const T* k_base = static_cast<const T*>(p.k);
   const T* v_base = static_cast<const T*>(p.v);
   const bool rows_valid = (tile.tile + 1) * kBlockM <= pass.num_rows;
+  const int rule_kind = pass.rule_kind, form = pass.form;
 
   // This thread's rows (h = 0, 1) within the tile, as in every m64 wgmma accumulator.
   auto row_of = [&](int h) { return group * kGroupRows + warp * 16 + h * 8 + lane / 4; };
@@ -147,8 +147,10 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 
   for (int buf = 0; have_chunk; buf ^= 1) {
-    const bool more = !cursor.done();
-    if (more) cursor.fetch<kThreads, kD, Swizzled<kBlockN>>(p, pass, meta, s.k[buf ^ 1], s.v[buf ^ 1], buf ^ 1, k_base, v_base);
+    const bool more = !meta.cursor[buf ^ 1].done();
+    if (more) {
+      fetch_chunk<kThreads, kD, Swizzled<kBlockN>>(p, pass, meta, s.k[buf ^ 1], s.v[buf ^ 1], buf ^ 1, k_base, v_base);
+    }
     cp_async_commit();
     cp_async_wait<1>();
     fence_async_proxy();
@@ -156,9 +158,9 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
     const int mask = meta.mask[buf];
     // Keep bits with a closed form are cheap enough for each thread to take its own rows' (no barrier);
     // other rule-tested chunks are evaluated once per element into shared keep bits.
-    const bool own_bits = mask == 2 && closed_form_rule(meta, buf, pass.rule_kind, pass.form);
+    const bool own_bits = mask == 2 && closed_form_rule(rule_kind, form, meta.step[buf]);
     if (mask == 2 && !own_bits) {
-      if (tid < kBlockM) evaluate_rule(p, meta, buf, pass.rule_kind, pass.form);
+      if (tid < kBlockM) evaluate_rule(p, meta, buf, rule_kind, form);
       __syncthreads();
     }
 
@@ -181,12 +183,12 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
     uint64_t bits[2] = {0, 0};
 #pragma unroll
     for (int h = 0; h < 2 && mask == 2; ++h) {
-      bits[h] = own_bits ? closed_form_bits(p.words, meta.rule, pass.rule_kind, pass.form, meta.rows[rows[h]],
+      bits[h] = own_bits ? closed_form_bits(p.words, meta.rule, rule_kind, form, meta.rows[rows[h]],
                                             meta.cols[buf][0], meta.step[buf], meta.len[buf], meta.line[buf])
                          : stored_keep_bits(meta, buf, rows[h]);
     }
-    mask_scores(sc, meta, buf, mask, plain, rows, bits, scale_log2, lane);
-    online_softmax(sc, o, m, l);
+    mask_scores(sc, meta, buf, mask, plain, rows, bits, lane);
+    online_softmax(sc, o, m, l, scale_log2);
 
     // O += P V, 16 keys per step.
     uint32_t pa[4][4];
