@@ -68,30 +68,52 @@ MMI_HD uint64_t reverse_bits(uint64_t x) {
 }
 
 // Bits [start, start + 64) of a bitmap as one word (bit t = bitmap bit start + t); bits below 0 read 0.
-// Bitmaps carry one spare word at the end, so reading the word after the last is safe.
-MMI_HD uint64_t bit_window(const uint64_t* words, int64_t start) {
+// Bitmaps carry one spare word at the end, so reading the word after the last is safe. Int: int32_t in
+// the CUDA kernels (positions fit, and 64-bit index arithmetic costs twice the instructions), int64_t
+// elsewhere.
+template <typename Int>
+MMI_HD uint64_t bit_window(const uint64_t* words, Int start) {
   if (start <= -64) return 0;
   const int shift = start < 0 ? static_cast<int>(-start) : 0;  // bits below 0
-  const int64_t from = start < 0 ? 0 : start;
-  const int64_t q = from >> 6;
+  const Int from = start < 0 ? 0 : start;
+  const Int q = from >> 6;
   const int r = static_cast<int>(from & 63);
   const uint64_t window = r == 0 ? words[q] : (words[q] >> r) | (words[q + 1] << (64 - r));
   return window << shift;
 }
 
 // Keep bits of row i (-1: none) over `len` consecutive keys from c0 under a rule with only vertical and
-// slash bitmaps, 64 elements at a time: the verticals are a window of their bitmap, the slashes a
-// reversed window of theirs. Bit c is key c0 + c.
-MMI_HD uint64_t vertical_slash_bits(const uint64_t* words, const MaskRule& rule, int32_t i, int32_t c0,
-                                   int32_t len) {
-  const int64_t reach = int64_t(i) - c0;  // key c0 + c is causal iff c <= reach
+// slash bitmaps, given the chunk's vertical keys (`verticals`, bit c = key c0 + c: a window of the
+// vertical bitmap, the same for every row) and the slash bitmap over distances i - j (nullptr: none),
+// whose reversed window gives the row's slash keys. Bit c is key c0 + c.
+template <typename Int>
+MMI_HD uint64_t vertical_slash_row_bits(const uint64_t* slashes, uint64_t verticals, Int i, Int c0, Int len) {
+  const Int reach = i - c0;  // key c0 + c is causal iff c <= reach
   if (i < 0 || reach < 0) return 0;
-  uint64_t bits = 0;
-  if (rule.vertical_words >= 0) bits |= bit_window(words + rule.vertical_words, c0);
-  if (rule.slash_words >= 0) bits |= reverse_bits(bit_window(words + rule.slash_words, reach - 63));
+  uint64_t bits = verticals;
+  if (slashes != nullptr) bits |= reverse_bits(bit_window<Int>(slashes, reach - 63));
   if (reach < 63) bits &= (uint64_t(2) << reach) - 1;
   if (len < 64) bits &= (uint64_t(1) << len) - 1;
   return bits;
+}
+
+// The keys from c0 on the vertical bitmap of a Vertical-Slash rule (0 without one).
+template <typename Int>
+MMI_HD uint64_t vertical_window(const uint64_t* words, const MaskRule& rule, Int c0) {
+  return rule.vertical_words >= 0 ? bit_window<Int>(words + rule.vertical_words, c0) : 0;
+}
+
+// The Vertical-Slash rule's slash bitmap, or nullptr.
+MMI_HD const uint64_t* slash_bitmap(const uint64_t* words, const MaskRule& rule) {
+  return rule.slash_words >= 0 ? words + rule.slash_words : nullptr;
+}
+
+// Keep bits of row i (-1: none) over `len` consecutive keys from c0 under a rule with only vertical and
+// slash bitmaps, 64 elements at a time. Bit c is key c0 + c.
+MMI_HD uint64_t vertical_slash_bits(const uint64_t* words, const MaskRule& rule, int32_t i, int32_t c0,
+                                   int32_t len) {
+  return vertical_slash_row_bits<int32_t>(slash_bitmap(words, rule), vertical_window<int32_t>(words, rule, c0), i,
+                                          c0, len);
 }
 
 // Bits c < n (n clamped to [0, 64]).

@@ -382,7 +382,7 @@ std::pair<at::Tensor, at::Tensor> window_profile_cuda(const at::Tensor& q, const
                                    : q.scalar_type() == at::kHalf   ? cuda::ProfileDType::kFloat16
                                                                     : cuda::ProfileDType::kFloat32;
   const int64_t num = static_cast<int64_t>(heads.size());
-  const int32_t blocks = cuda::profile_blocks(narrow32(end, "window end"));
+  const int32_t blocks = cuda::profile_blocks(narrow32(end, "window end"), dtype, static_cast<int>(q.size(2)));
   narrow32(static_cast<int64_t>(blocks) * std::min<int64_t>(num, cuda::kMaxProfileHeads), "CTAs of a profile launch");
   const auto f32 = q.options().dtype(at::kFloat), f64 = q.options().dtype(at::kDouble);
   at::Tensor block_max = at::empty({num, blocks, count}, f32), block_sum = at::empty({num, blocks, count}, f32);

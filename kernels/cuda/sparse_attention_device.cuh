@@ -40,7 +40,8 @@ __device__ __forceinline__ uint64_t closed_form_bits(const uint64_t* words, cons
                                                      int form, int32_t i, int32_t c0, int32_t step, int32_t len,
                                                      uint64_t line) {
   if (form == 3) return grid_line_bits<int32_t>(rule, i, c0, step, len);
-  return rule_kind == 1 ? vertical_slash_bits(words, rule, i, c0, len) : range_rule_bits(rule, i, c0, len, line);
+  return rule_kind == 1 ? vertical_slash_row_bits<int32_t>(slash_bitmap(words, rule), line, i, c0, len)
+                        : range_rule_bits(rule, i, c0, len, line);
 }
 
 // Walks a tile's chunks in order: runs first (in chunks of kBlockN logical keys), then gathered columns.
@@ -202,7 +203,9 @@ struct TileMeta {
   int32_t mask[2];
   int32_t len[2];
   int32_t step[2];  // the chunk's keys are cols[0] + step * c, inside one band (0: they are not)
-  uint64_t line[2];  // rule kind 2 with a vertical line, consecutive keys: the chunk's keys on the line
+  // Rule-tested chunks of consecutive keys: the keys every row keeps up to causality and the row's other
+  // components, the chunk's keys on a grid's vertical line (rule kind 2) or on the verticals (kind 1).
+  uint64_t line[2];
   uint32_t keep[2][kBlockM][kBlockN / 32];  // rule-tested chunks: bit c of row r = element kept
   MaskRule rule;
   // The chunk walk, double-buffered like the chunks: the fetch into buffer b reads cursor[b], and
@@ -294,10 +297,11 @@ __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pa
     s.mask[buf] = mask;
     s.len[buf] = len;
     s.step[buf] = step;
-    const bool line = mask == 2 && step == 1 && rule_kind == 2 && pass.rule.grid_vline && pass.rule.grid_stride > 0;
-    s.line[buf] = line ? grid_line_chunk_bits(VisualSpans{p.visual_starts, p.visual_ends, p.num_visual_spans},
-                                              pass.rule.grid_stride, pass.rule.grid_phase, c0, len)
-                       : 0;
+    const bool grid_line = mask == 2 && step == 1 && rule_kind == 2 && pass.rule.grid_vline && pass.rule.grid_stride > 0;
+    s.line[buf] = mask == 2 && step == 1 && rule_kind == 1 ? vertical_window<int32_t>(p.words, s.rule, c0)
+                  : grid_line ? grid_line_chunk_bits(VisualSpans{p.visual_starts, p.visual_ends, p.num_visual_spans},
+                                                     pass.rule.grid_stride, pass.rule.grid_phase, c0, len)
+                              : 0;
     ChunkCursor next = cursor;
     next.advance(p, pass);
     s.cursor[buf ^ 1] = next;

@@ -1,13 +1,13 @@
-// Fused last-query profile (see window_profile.cuh). One CTA per block of 128 keys and team of query
-// heads (those of one KV head), the window's rows 64 at a time; fp32 scores (as the ATen path computes
-// them), fp64 sums across CTAs.
-// - bf16 and fp16 with D a multiple of 16: tensor cores (mma.sync m16n8k16, fp32 accumulation), 256
-//   threads. Rows and keys sit in padded shared memory as they are; each warp computes all 64 rows
-//   against its 16 keys.
-// - otherwise (fp32 inputs, other D): CUDA cores. Each warp owns 16 rows and each lane 4 keys (lane +
-//   32c), so one shared-memory load of a query value feeds four FMAs and one of a key value sixteen
-//   (scalar FMAs are bound by shared-memory traffic otherwise), 128 threads. Rows go through shared memory
-//   transposed ([D][64]) and keys as [D][128].
+// Fused last-query profile (see window_profile.cuh). One CTA per block of keys and team of query heads
+// (those of one KV head), the window's rows 64 at a time; fp32 scores (as the ATen path computes them),
+// fp64 sums across CTAs.
+// - bf16 and fp16 with D a multiple of 16: tensor cores (mma.sync m16n8k16, fp32 accumulation), blocks
+//   of 256 keys, 256 threads. Rows and keys sit in padded shared memory as they are; each warp computes
+//   all 64 rows against its 32 keys.
+// - otherwise (fp32 inputs, other D): CUDA cores, blocks of 128 keys. Each warp owns 16 rows and each
+//   lane 4 keys (lane + 32c), so one shared-memory load of a query value feeds four FMAs and one of a key
+//   value sixteen (scalar FMAs are bound by shared-memory traffic otherwise), 128 threads. Rows go through
+//   shared memory transposed ([D][64]) and keys as [D][128].
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -20,6 +20,7 @@
 namespace mmi::cuda {
 namespace {
 
+constexpr int kProfileKeys = 128;  // keys per CTA of the CUDA-core kernels
 constexpr int kThreads = kProfileKeys;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kWarps = kThreads / 32;
@@ -35,7 +36,7 @@ __device__ __forceinline__ float to_float(float x) { return x; }
 // over it.
 struct Team {
   int first, count;
-  int64_t block;  // keys [block * kProfileKeys, +kProfileKeys)
+  int64_t block;  // keys [block * keys per CTA, + keys per CTA)
 };
 
 __device__ __forceinline__ Team team_of(const WindowProfileParams& p) {
@@ -60,11 +61,12 @@ struct HeadView {
   int64_t block;     // the CTA's key block
 };
 
-template <typename T>
+// kKeys: keys per CTA of the kernel.
+template <typename T, int kKeys>
 __device__ __forceinline__ HeadView head_view(const WindowProfileParams& p, int position, int64_t block) {
   const int32_t head = p.heads[position];
   const int64_t slot = p.slots[position];
-  const int64_t blocks = (p.end + kProfileKeys - 1) / kProfileKeys;
+  const int64_t blocks = (p.end + kKeys - 1) / kKeys;
   HeadView v;
   v.q = static_cast<const T*>(p.q) + head * p.q_head_stride;
   v.k = static_cast<const T*>(p.k) + (head / p.group) * p.k_head_stride;
@@ -209,17 +211,20 @@ __global__ void __launch_bounds__(kThreads) row_stats_kernel(const WindowProfile
   extern __shared__ float shared[];
   float* q_s = shared;
   float* k_s = shared + params.head_dim * kProfileRows;
-  load_keys<T>(head_view<T>(params, team.first, team.block), k_s, team.block * kProfileKeys);
-  for (int x = team.first; x < team.first + team.count; ++x) row_stats_head<T>(head_view<T>(params, x, team.block), q_s, k_s);
+  load_keys<T>(head_view<T, kProfileKeys>(params, team.first, team.block), k_s, team.block * kProfileKeys);
+  for (int x = team.first; x < team.first + team.count; ++x) {
+    row_stats_head<T>(head_view<T, kProfileKeys>(params, x, team.block), q_s, k_s);
+  }
 }
 
-// Adds one step's per-distance sums of this CTA (by_distance[r + kProfileKeys - 1 - x]: row r of the
-// step, key key0 + x) to the global ones.
+// Adds one step's per-distance sums of this CTA of kKeys keys (by_distance[r + kKeys - 1 - x]: row r of
+// the step, key key0 + x) to the global ones.
+template <int kKeys>
 __device__ __forceinline__ void flush_distances(const HeadView& p, const float* by_distance,
                                                 int64_t first_row, int64_t key0) {
   if (!p.distance) return;
-  const int64_t lowest = first_row - key0 - (kProfileKeys - 1);
-  for (int i = threadIdx.x; i < kProfileKeys + kProfileRows - 1; i += blockDim.x) {
+  const int64_t lowest = first_row - key0 - (kKeys - 1);
+  for (int i = threadIdx.x; i < kKeys + kProfileRows - 1; i += blockDim.x) {
     const int64_t d = lowest + i;
     if (d >= 0 && d < p.end && by_distance[i] != 0.f) atomicAdd(&p.distance[d], static_cast<double>(by_distance[i]));
   }
@@ -258,7 +263,7 @@ __device__ void profile_head(const HeadView& p, float* q_s, const float* k_s, co
       }
     }
     __syncthreads();
-    flush_distances(p, by_distance, first_row, key0);
+    flush_distances<kProfileKeys>(p, by_distance, first_row, key0);
   }
 #pragma unroll
   for (int c = 0; c < kKeysPerLane; ++c) column_part[warp][lane + 32 * c] = column[c];
@@ -284,30 +289,32 @@ __global__ void __launch_bounds__(kThreads) profile_kernel(const WindowProfilePa
     const int64_t key = key0 + threadIdx.x % 32 + 32 * c;
     filter[c] = params.key_filter && key < params.end ? static_cast<float>(params.key_filter[key]) : 1.f;
   }
-  load_keys<T>(head_view<T>(params, team.first, team.block), k_s, key0);
+  load_keys<T>(head_view<T, kProfileKeys>(params, team.first, team.block), k_s, key0);
   for (int x = team.first; x < team.first + team.count; ++x) {
-    profile_head<T>(head_view<T>(params, x, team.block), q_s, k_s, filter);
+    profile_head<T>(head_view<T, kProfileKeys>(params, x, team.block), q_s, k_s, filter);
   }
 }
 
 // ---- tensor cores ----------------------------------------------------------------------------------
 
 constexpr int kPaddedRow = 128 + 8;  // elements per shared row: D <= 128, padded so ldmatrix has no conflicts
-// Eight warps of 16 keys each: twice the warps of one thread per key, for the latency of these short
-// steps, and half the score registers per thread.
+// Eight warps of 32 keys each, two CTAs per SM. A step's fixed costs (its rows' load, the barriers, the
+// row reductions' shuffles and the cross-warp combination) are spread over 256 keys: with 16 keys per
+// warp these issue-bound steps took 1.3 times as long per key.
+constexpr int kMmaKeys = 256;  // keys per CTA
 constexpr int kMmaWarps = 8;
 constexpr int kMmaThreads = kMmaWarps * 32;
-constexpr int kWarpKeys = kProfileKeys / kMmaWarps;  // 16
-constexpr int kKeyAtoms = kWarpKeys / 8;             // n-atoms of a warp's scores
-static_assert(kKeyAtoms == 2, "one ldmatrix_x4 of keys per 16 values of d");
+constexpr int kWarpKeys = kMmaKeys / kMmaWarps;  // 32
+constexpr int kKeyAtoms = kWarpKeys / 8;         // n-atoms of a warp's scores
+static_assert(kKeyAtoms % 2 == 0, "one ldmatrix_x4 of keys per two n-atoms and 16 values of d");
 
 template <typename T>
 struct MmaShared {
-  T keys[kProfileKeys * kPaddedRow];
+  T keys[kMmaKeys * kPaddedRow];
   T rows[2][kProfileRows * kPaddedRow];  // one step's rows computing, the next one's loading
   float warp_max[kMmaWarps][kProfileRows];  // pass 1: each warp's row maxima and sums over its keys
   float warp_sum[kMmaWarps][kProfileRows];
-  float by_distance[kProfileKeys + kProfileRows - 1];  // pass 2, as in profile_kernel
+  float by_distance[kMmaKeys + kProfileRows - 1];  // pass 2, as in profile_kernel
 };
 
 // Starts copying `count` rows of D values from `first` (rows past `valid` zero-filled) into padded
@@ -370,14 +377,20 @@ __device__ __forceinline__ void mma_scores(const MmaShared<T>& s, const MmaStep<
     for (int a = 0; a < 4; ++a) {
       detail::ldmatrix_x4(qa[a], &st.rows_s[(a * 16 + lane % 16) * kPaddedRow + kk * 16 + (lane / 16) * 8]);
     }
-    uint32_t b[4];
-    detail::ldmatrix_x4(b, &s.keys[(warp * kWarpKeys + lane % 8 + (lane / 16) * 8) * kPaddedRow + kk * 16 +
-                                   ((lane / 8) % 2) * 8]);
+    // Keys 16nb .. 16nb + 15 of the warp: n-atoms 2nb (b[nb][0..1]) and 2nb + 1 (b[nb][2..3]).
+    uint32_t b[kKeyAtoms / 2][4];
 #pragma unroll
-    for (int a = 0; a < 4; ++a) {
-      detail::Mma<T>::run(sc[a][0], qa[a], b[0], b[1]);
-      detail::Mma<T>::run(sc[a][1], qa[a], b[2], b[3]);
+    for (int nb = 0; nb < kKeyAtoms / 2; ++nb) {
+      detail::ldmatrix_x4(b[nb], &s.keys[(warp * kWarpKeys + nb * 16 + lane % 8 + (lane / 16) * 8) * kPaddedRow +
+                                         kk * 16 + ((lane / 8) % 2) * 8]);
     }
+#pragma unroll
+    for (int a = 0; a < 4; ++a)
+#pragma unroll
+      for (int nb = 0; nb < kKeyAtoms / 2; ++nb) {
+        detail::Mma<T>::run(sc[a][2 * nb], qa[a], b[nb][0], b[nb][1]);
+        detail::Mma<T>::run(sc[a][2 * nb + 1], qa[a], b[nb][2], b[nb][3]);
+      }
   }
   if (st.whole) return;
 #pragma unroll
@@ -402,15 +415,15 @@ __device__ __forceinline__ void for_each_team_step(const WindowProfileParams& pa
   // runtime value).
   auto step_of = [&](int position, int step, int i) {
     MmaStep<T> st;
-    st.p = head_view<T>(params, position, team.block);
+    st.p = head_view<T, kMmaKeys>(params, position, team.block);
     st.step = step;
     st.steps = steps;
     st.r0 = step * kProfileRows;
     st.rows = min(kProfileRows, params.count - st.r0);
     st.first_row = static_cast<int64_t>(params.end) - params.count + st.r0;
-    st.key0 = team.block * kProfileKeys;
+    st.key0 = team.block * kMmaKeys;
     st.whole = st.rows == kProfileRows &&
-               st.key0 + kProfileKeys <= min(static_cast<int64_t>(params.end), st.first_row + 1);
+               st.key0 + kMmaKeys <= min(static_cast<int64_t>(params.end), st.first_row + 1);
     st.rows_s = s.rows[i % 2];
     return st;
   };
@@ -427,9 +440,9 @@ __device__ __forceinline__ void for_each_team_step(const WindowProfileParams& pa
   };
   int position = team.first, step = 0;  // of item i + 1 in the loop
   MmaStep<T> current = step_of(position, step, 0);
-  const int64_t valid = min(static_cast<int64_t>(kProfileKeys), params.end - current.key0);
+  const int64_t valid = min(static_cast<int64_t>(kMmaKeys), params.end - current.key0);
   copy_padded(static_cast<const T*>(current.p.k), current.p.k_row_stride, params.head_dim, current.key0, valid,
-              kProfileKeys, s.keys);
+              kMmaKeys, s.keys);
   copy_rows(position, step, 0);
   advance(position, step);
   for (int i = 0; i < items; ++i) {
@@ -450,7 +463,7 @@ __device__ __forceinline__ void for_each_team_step(const WindowProfileParams& pa
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kMmaThreads, 3) row_stats_mma_kernel(const WindowProfileParams params) {
+__global__ void __launch_bounds__(kMmaThreads, 2) row_stats_mma_kernel(const WindowProfileParams params) {
   extern __shared__ __align__(16) unsigned char shared_raw[];
   MmaShared<T>& s = *reinterpret_cast<MmaShared<T>*>(shared_raw);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -498,11 +511,11 @@ __global__ void __launch_bounds__(kMmaThreads, 3) row_stats_mma_kernel(const Win
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kMmaThreads, 3) profile_mma_kernel(const WindowProfileParams params) {
+__global__ void __launch_bounds__(kMmaThreads, 2) profile_mma_kernel(const WindowProfileParams params) {
   extern __shared__ __align__(16) unsigned char shared_raw[];
   MmaShared<T>& s = *reinterpret_cast<MmaShared<T>*>(shared_raw);
   const int lane = threadIdx.x % 32;
-  const int64_t key0 = (blockIdx.x / params.num_teams) * static_cast<int64_t>(kProfileKeys);
+  const int64_t key0 = (blockIdx.x / params.num_teams) * static_cast<int64_t>(kMmaKeys);
   float filter[kKeyAtoms][2];  // this thread's keys: n, e % 2 as in mma_key
 #pragma unroll
   for (int n = 0; n < kKeyAtoms; ++n)
@@ -519,7 +532,7 @@ __global__ void __launch_bounds__(kMmaThreads, 3) profile_mma_kernel(const Windo
       for (int n = 0; n < kKeyAtoms; ++n) column[n][0] = column[n][1] = 0.0;
     }
     if (p.distance) {
-      for (int i = threadIdx.x; i < kProfileKeys + kProfileRows - 1; i += kMmaThreads) s.by_distance[i] = 0.f;
+      for (int i = threadIdx.x; i < kMmaKeys + kProfileRows - 1; i += kMmaThreads) s.by_distance[i] = 0.f;
       __syncthreads();
     }
     MmaScores sc;
@@ -542,7 +555,7 @@ __global__ void __launch_bounds__(kMmaThreads, 3) profile_mma_kernel(const Windo
             const float prob = exp2f(fmaf(x, c, -base));  // 0 where x is -inf
             step_column[n][e] += prob;
             if (p.distance && x != -INFINITY) {
-              atomicAdd(&s.by_distance[row + kProfileKeys - 1 - mma_key(n, e)], prob * filter[n][e]);
+              atomicAdd(&s.by_distance[row + kMmaKeys - 1 - mma_key(n, e)], prob * filter[n][e]);
             }
           }
       }
@@ -559,7 +572,7 @@ __global__ void __launch_bounds__(kMmaThreads, 3) profile_mma_kernel(const Windo
       }
     if (p.distance) {
       __syncthreads();
-      flush_distances(p, s.by_distance, st.first_row, st.key0);
+      flush_distances<kMmaKeys>(p, s.by_distance, st.first_row, st.key0);
     }
     if (st.step + 1 == st.steps && lane < 4) {  // the first quad holds the warp's column sums
 #pragma unroll
@@ -573,11 +586,15 @@ __global__ void __launch_bounds__(kMmaThreads, 3) profile_mma_kernel(const Windo
   });
 }
 
+// Whether inputs of this type and D run on the tensor-core kernels.
+bool uses_mma(ProfileDType dtype, int head_dim) { return dtype != ProfileDType::kFloat32 && head_dim % 16 == 0; }
+
 template <typename Kernel>
-cudaError_t launch_kernel(Kernel kernel, const WindowProfileParams& p, int threads, size_t bytes, cudaStream_t stream) {
+cudaError_t launch_kernel(Kernel kernel, const WindowProfileParams& p, int keys, int threads, size_t bytes,
+                          cudaStream_t stream) {
   const cudaError_t set = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   if (set != cudaSuccess) return set;
-  kernel<<<profile_blocks(p.end) * p.num_teams, threads, bytes, stream>>>(p);
+  kernel<<<(p.end + keys - 1) / keys * p.num_teams, threads, bytes, stream>>>(p);
   return cudaGetLastError();
 }
 
@@ -585,11 +602,12 @@ template <typename T>
 cudaError_t launch(const WindowProfileParams& p, bool stats, cudaStream_t stream) {
   if constexpr (!std::is_same<T, float>::value) {
     if (p.head_dim % 16 == 0) {
-      return launch_kernel(stats ? row_stats_mma_kernel<T> : profile_mma_kernel<T>, p, kMmaThreads, sizeof(MmaShared<T>),
-                           stream);
+      return launch_kernel(stats ? row_stats_mma_kernel<T> : profile_mma_kernel<T>, p, kMmaKeys, kMmaThreads,
+                           sizeof(MmaShared<T>), stream);
     }
   }
-  return launch_kernel(stats ? row_stats_kernel<T> : profile_kernel<T>, p, kThreads, shared_bytes(p.head_dim), stream);
+  return launch_kernel(stats ? row_stats_kernel<T> : profile_kernel<T>, p, kProfileKeys, kThreads,
+                       shared_bytes(p.head_dim), stream);
 }
 
 cudaError_t dispatch(const WindowProfileParams& p, ProfileDType dtype, bool stats, cudaStream_t stream) {
@@ -612,7 +630,10 @@ bool window_profile_accepts(uintptr_t base, int64_t row_stride, int head_dim, in
          (head_dim * element_size) % 16 == 0;
 }
 
-int32_t profile_blocks(int32_t end) { return (end + kProfileKeys - 1) / kProfileKeys; }
+int32_t profile_blocks(int32_t end, ProfileDType dtype, int head_dim) {
+  const int keys = uses_mma(dtype, head_dim) ? kMmaKeys : kProfileKeys;
+  return (end + keys - 1) / keys;
+}
 
 cudaError_t launch_window_row_stats(const WindowProfileParams& p, ProfileDType dtype, cudaStream_t stream) {
   return dispatch(p, dtype, true, stream);

@@ -10,8 +10,7 @@
 
 namespace mmi::cuda {
 
-constexpr int kProfileKeys = 128;  // keys per CTA
-constexpr int kProfileRows = 64;   // window rows per step
+constexpr int kProfileRows = 64;  // window rows per step
 
 enum class ProfileDType { kBFloat16, kFloat16, kFloat32 };
 
@@ -48,7 +47,9 @@ struct WindowProfileParams {
 // Whether rows of `element_size`-byte values at `base` (bytes), `row_stride` elements apart, D values
 // long, suit the kernels' 16-byte loads.
 bool window_profile_accepts(uintptr_t base, int64_t row_stride, int head_dim, int element_size);
-int32_t profile_blocks(int32_t end);
+// Key blocks (CTAs per team) of the kernels that take inputs of this type and D: the sizes of the row
+// statistics' block dimension.
+int32_t profile_blocks(int32_t end, ProfileDType dtype, int head_dim);
 cudaError_t launch_window_row_stats(const WindowProfileParams& p, ProfileDType dtype, cudaStream_t stream);
 cudaError_t launch_window_profile(const WindowProfileParams& p, ProfileDType dtype, cudaStream_t stream);
 
