@@ -315,6 +315,8 @@ struct MmaShared {
   float warp_max[kMmaWarps][kProfileRows];  // pass 1: each warp's row maxima and sums over its keys
   float warp_sum[kMmaWarps][kProfileRows];
   float by_distance[kMmaKeys + kProfileRows - 1];  // pass 2, as in profile_kernel
+  // Pass 2: each step row's log2(e) * maximum + log2(normaliser), per row buffer (0 past the step's rows).
+  float row_base[2][kProfileRows];
 };
 
 // Starts copying `count` rows of D values from `first` (rows past `valid` zero-filled) into padded
@@ -353,7 +355,7 @@ __device__ __forceinline__ int mma_key(int n, int e) {
 template <typename T>
 struct MmaStep {
   HeadView p;
-  int step, steps, r0, rows;
+  int item, step, steps, r0, rows;  // item: the CTA's step count so far (selects the row buffers)
   int64_t first_row, key0;
   bool whole;
   T* rows_s;
@@ -406,7 +408,9 @@ __device__ __forceinline__ void mma_scores(const MmaShared<T>& s, const MmaStep<
 }
 
 // Runs body(step) for every step of every head of this CTA's team, head by head. The keys load once;
-// each step's rows load while the step before computes (two row buffers, one barrier per step).
+// each step's rows load while the step before computes (two row buffers, one barrier per step). In pass
+// 2 the step's row statistics come along the same way, as MmaShared::row_base: their loads are issued
+// before the step before computes and stored after it, so the body never waits on them.
 template <typename T, typename Body>
 __device__ __forceinline__ void for_each_team_step(const WindowProfileParams& params, MmaShared<T>& s, Body&& body) {
   const Team team = team_of(params);
@@ -416,6 +420,7 @@ __device__ __forceinline__ void for_each_team_step(const WindowProfileParams& pa
   auto step_of = [&](int position, int step, int i) {
     MmaStep<T> st;
     st.p = head_view<T, kMmaKeys>(params, position, team.block);
+    st.item = i;
     st.step = step;
     st.steps = steps;
     st.r0 = step * kProfileRows;
@@ -438,16 +443,36 @@ __device__ __forceinline__ void for_each_team_step(const WindowProfileParams& pa
   auto advance = [&](int& position, int& step) {
     if (++step == steps) step = 0, ++position;
   };
+  // Pass 2, thread r < 64: the statistics of row r of item (position, step), loaded into max and sum.
+  const bool with_stats = params.row_max != nullptr;
+  auto load_stats = [&](int position, int step, float& max, float& sum) {
+    const int r = static_cast<int>(threadIdx.x), row = step * kProfileRows + r;
+    max = -INFINITY;
+    sum = 1.f;
+    if (!with_stats || r >= kProfileRows || row >= params.count) return;
+    const int64_t at = static_cast<int64_t>(params.slots[position]) * params.count + row;
+    max = params.row_max[at];
+    sum = params.row_sum[at];
+  };
+  auto store_stats = [&](float max, float sum, int i) {
+    if (with_stats && threadIdx.x < kProfileRows) {
+      s.row_base[i % 2][threadIdx.x] = max == -INFINITY ? 0.f : max * kLog2e + __log2f(sum);
+    }
+  };
   int position = team.first, step = 0;  // of item i + 1 in the loop
   MmaStep<T> current = step_of(position, step, 0);
   const int64_t valid = min(static_cast<int64_t>(kMmaKeys), params.end - current.key0);
   copy_padded(static_cast<const T*>(current.p.k), current.p.k_row_stride, params.head_dim, current.key0, valid,
               kMmaKeys, s.keys);
   copy_rows(position, step, 0);
+  float max, sum;
+  load_stats(position, step, max, sum);
+  store_stats(max, sum, 0);
   advance(position, step);
   for (int i = 0; i < items; ++i) {
     if (i + 1 < items) {
       copy_rows(position, step, i + 1);  // into the buffer item i - 1 used: the barrier below it freed it
+      load_stats(position, step, max, sum);
       detail::cp_async_wait<1>();
     } else {
       detail::cp_async_wait<0>();
@@ -456,6 +481,7 @@ __device__ __forceinline__ void for_each_team_step(const WindowProfileParams& pa
     body(current);
     __syncthreads();
     if (i + 1 < items) {
+      store_stats(max, sum, i + 1);
       current = step_of(position, step, i + 1);
       advance(position, step);
     }
@@ -510,6 +536,35 @@ __global__ void __launch_bounds__(kMmaThreads, 2) row_stats_mma_kernel(const Win
   });
 }
 
+// Pass 2's sums of one step: this thread's probabilities per key into step_column and, kDistances, the
+// CTA's per-distance sums (by_distance). prob = exp(scale * x - row max) / row sum = exp2(c * x - base),
+// 0 where x is -inf (rows past the step's have base 0 and only -inf scores).
+template <bool kDistances, typename T>
+__device__ __forceinline__ void add_probabilities(MmaShared<T>& s, const MmaStep<T>& st, const MmaScores& sc,
+                                                  const float (&filter)[kKeyAtoms][2],
+                                                  float (&step_column)[kKeyAtoms][2]) {
+  const float c = st.p.scale * kLog2e;
+  const float* row_base = s.row_base[st.item % 2];
+#pragma unroll
+  for (int a = 0; a < 4; ++a)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int row = mma_row(a, 2 * h);
+      const float base = row_base[row];
+#pragma unroll
+      for (int n = 0; n < kKeyAtoms; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float x = sc[a][n][2 * h + e];
+          const float prob = exp2f(fmaf(x, c, -base));
+          step_column[n][e] += prob;
+          if (kDistances && x != -INFINITY) {
+            atomicAdd(&s.by_distance[row + kMmaKeys - 1 - mma_key(n, e)], prob * filter[n][e]);
+          }
+        }
+    }
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kMmaThreads, 2) profile_mma_kernel(const WindowProfileParams params) {
   extern __shared__ __align__(16) unsigned char shared_raw[];
@@ -537,28 +592,12 @@ __global__ void __launch_bounds__(kMmaThreads, 2) profile_mma_kernel(const Windo
     }
     MmaScores sc;
     mma_scores(s, st, sc);
-    // prob = exp(scale * x - row max) / row sum = exp2(c * x - base), base = log2(e) * row max + log2(row sum).
-    const float c = p.scale * kLog2e;
     float step_column[kKeyAtoms][2] = {};
-#pragma unroll
-    for (int a = 0; a < 4; ++a)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int row = mma_row(a, 2 * h);
-        if (row >= st.rows) continue;
-        const float base = p.row_max[st.r0 + row] * kLog2e + __log2f(p.row_sum[st.r0 + row]);
-#pragma unroll
-        for (int n = 0; n < kKeyAtoms; ++n)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const float x = sc[a][n][2 * h + e];
-            const float prob = exp2f(fmaf(x, c, -base));  // 0 where x is -inf
-            step_column[n][e] += prob;
-            if (p.distance && x != -INFINITY) {
-              atomicAdd(&s.by_distance[row + kMmaKeys - 1 - mma_key(n, e)], prob * filter[n][e]);
-            }
-          }
-      }
+    if (p.distance) {
+      add_probabilities<true>(s, st, sc, filter, step_column);
+    } else {
+      add_probabilities<false>(s, st, sc, filter, step_column);
+    }
     // A key's rows are spread over the 8 quads of the warp (lane / 4).
 #pragma unroll
     for (int n = 0; n < kKeyAtoms; ++n)
