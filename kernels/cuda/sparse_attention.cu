@@ -64,11 +64,12 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
   for (int a = 0; a < kMAtoms; ++a) m[a][0] = m[a][1] = -INFINITY, l[a][0] = l[a][1] = 0.f;
 
   for (int buf = 0; have_chunk; buf ^= 1) {
+    // One barrier per chunk, as in the wgmma kernel: the chunk in `buf` is visible, the other buffer free.
+    cp_async_wait<0>();
+    __syncthreads();
     const bool more = !s.cursor[buf ^ 1].done();
     if (more) fetch_chunk<kThreads, D, PaddedRows<D>>(p, pass, s, s.k[buf ^ 1], s.v[buf ^ 1], buf ^ 1, k_base, v_base);
     cp_async_commit();
-    cp_async_wait<1>();
-    __syncthreads();
     const int mask = s.mask[buf];
     if (mask == 2) {  // rule bits for this chunk, once per element, outside the MMA loop
       evaluate_rule(p, s, buf, rule_kind, form);
@@ -129,9 +130,7 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
       }
     }
     have_chunk = more;
-    __syncthreads();  // buffer `buf` is refilled by the next iteration's fetch
   }
-  cp_async_wait<0>();
 
   // Merge this pass's rows into the running state (or the output) by log-sum-exp.
 #pragma unroll

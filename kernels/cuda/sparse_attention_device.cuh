@@ -511,7 +511,6 @@ __device__ __forceinline__ bool start_tile(const SparseAttentionParams& p, const
   fetch_chunk<kThreads, D, KvLayout>(p, pass, meta, k_chunk, v_chunk, 0, static_cast<const T*>(p.k),
                                      static_cast<const T*>(p.v));
   cp_async_commit();
-  __syncthreads();  // publishes meta.cursor[1], which every thread reads to fetch the next chunk
   return true;
 }
 

@@ -147,14 +147,16 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 
   for (int buf = 0; have_chunk; buf ^= 1) {
+    // One barrier per chunk: it makes the chunk in `buf` visible, and it frees the other buffer (every
+    // warp is done with the chunk before), which the next chunk's loads then fill while this one computes.
+    cp_async_wait<0>();
+    fence_async_proxy();
+    __syncthreads();
     const bool more = !meta.cursor[buf ^ 1].done();
     if (more) {
       fetch_chunk<kThreads, kD, Swizzled<kBlockN>>(p, pass, meta, s.k[buf ^ 1], s.v[buf ^ 1], buf ^ 1, k_base, v_base);
     }
     cp_async_commit();
-    cp_async_wait<1>();
-    fence_async_proxy();
-    __syncthreads();
     const int mask = meta.mask[buf];
     // Keep bits with a closed form are cheap enough for each thread to take its own rows' (no barrier);
     // other rule-tested chunks are evaluated once per element into shared keep bits.
@@ -207,9 +209,7 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
     wgmma_wait_all();
     fence_registers(flat<64>(o));
     have_chunk = more;
-    __syncthreads();  // buffer `buf` is refilled by the next iteration's fetch
   }
-  cp_async_wait<0>();
 
   // Merge this pass's rows into the running state (or the output) by log-sum-exp.
   const int rows[2] = {row_of(0), row_of(1)};
