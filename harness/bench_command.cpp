@@ -112,7 +112,7 @@ int bench_command(int argc, char** argv) {
       .option("dtype", "T", "bf16 or fp16", "bf16")
       .option("inputs", "KIND", "structured (sinks, local, grid columns, as in synthetic.h) or random", "structured")
       .option("seed", "N", "random seed", "0")
-      .option("warmup", "N", "untimed runs before timing", "2")
+      .option("warmup", "N", "untimed runs before timing (and at least 0.2 s of them)", "2")
       .option("repeats", "N", "timed runs (median reported)", "10")
       .option("json", "FILE", "write the results as JSON", "")
       .option("baselines", "LIST", "dense SDPA baselines to time: cudnn, flash, efficient, or none", "cudnn,flash");
@@ -146,10 +146,16 @@ int bench_command(int argc, char** argv) {
   std::printf("%8s %-16s %9s %9s %8s %8s %9s %9s %8s %8s %7s\n", "tokens", "method", "plan ms", "run ms", "density",
               "FLOPs", "TF/s ach", "TF/s eff", "speedup", "w/ plan", "peak GB");
 
-  // Median of `repeats` timed runs; cases slower than a quarter second get one warm-up and 3 runs.
+  // Median of `repeats` timed runs; cases slower than a quarter second get one warm-up and 3 runs. The
+  // others warm up for at least `warmup` runs and kSettleMs: right after a long dense baseline the GPU's
+  // clocks take a while to recover, and a kernel of a few milliseconds timed then ran up to 25% slower
+  // than on its own.
+  constexpr double kSettleMs = 200.0;
   auto timed = [&](const std::function<void()>& fn) {
     const double first = time_cuda_ms(fn, 0, 1);
-    return first > 250.0 ? time_cuda_ms(fn, 0, std::min(repeats, 3)) : time_cuda_ms(fn, warmup, repeats);
+    if (first > 250.0) return time_cuda_ms(fn, 0, std::min(repeats, 3));
+    const int settle = static_cast<int>(std::min(1000.0, std::ceil(kSettleMs / std::max(first, 0.01))));
+    return time_cuda_ms(fn, std::max(warmup, settle), repeats);
   };
   std::vector<Case> cases;
   for (const std::string& length : split(args.get("lengths"), ',')) {
@@ -212,17 +218,19 @@ int bench_command(int argc, char** argv) {
       try {
         const AttentionContext ctx{&layout, 0};
         cuda_reset_peak_memory();
-        method->plan(ctx, q, k);  // warm-up: first-call library and allocator costs are not the method's
+        // The first build is a warm-up (first-call library and allocator costs are not the method's).
+        const SparsePlan plan = method->plan(ctx, q, k);
         cuda_synchronize();
-        // The index build, timed like the kernel: the median of `repeats` builds (at most 3), with that
-        // build's split into estimation, plan and upload.
-        SparsePlan plan;
+        const PlanStats stats = plan_stats(plan, /*exact=*/n <= 65536);
+        c.run_ms = timed([&] { method->run(plan, q, k, v); });
+        // The index build, timed like the kernel and after it (so after its settling warm-up too): the
+        // median of `repeats` builds (at most 3), with that build's split into estimation, plan and upload.
         std::vector<std::pair<double, std::array<double, 3>>> builds;
         for (int r = 0; r < std::max(1, std::min(repeats, 3)); ++r) {
           const double t0 = now_ms();
-          plan = method->plan(ctx, q, k);
+          const SparsePlan rebuilt = method->plan(ctx, q, k);
           cuda_synchronize();
-          builds.push_back({now_ms() - t0, {plan.estimate_ms, plan.build_ms, plan.upload_ms}});
+          builds.push_back({now_ms() - t0, {rebuilt.estimate_ms, rebuilt.build_ms, rebuilt.upload_ms}});
         }
         std::sort(builds.begin(), builds.end());
         const auto& median = builds[builds.size() / 2];
@@ -230,8 +238,6 @@ int bench_command(int argc, char** argv) {
         c.estimate_ms = median.second[0];
         c.build_ms = median.second[1];
         c.upload_ms = median.second[2];
-        const PlanStats stats = plan_stats(plan, /*exact=*/n <= 65536);
-        c.run_ms = timed([&] { method->run(plan, q, k, v); });
         if (n <= 65536) c.density = stats.density();
         c.flops_ratio = stats.flops_ratio(n);
         c.achieved_tflops = computed_flops(stats, dim) / (c.run_ms * 1e9);
