@@ -300,7 +300,7 @@ __global__ void __launch_bounds__(kThreads) profile_kernel(const WindowProfilePa
 constexpr int kPaddedRow = 128 + 8;  // elements per shared row: D <= 128, padded so ldmatrix has no conflicts
 // Eight warps of 32 keys each, two CTAs per SM. A step's fixed costs (its rows' load, the barriers, the
 // row reductions' shuffles and the cross-warp combination) are spread over 256 keys: with 16 keys per
-// warp these issue-bound steps took 1.3 times as long per key.
+// warp these issue-bound passes executed a third to a half more instructions.
 constexpr int kMmaKeys = 256;  // keys per CTA
 constexpr int kMmaWarps = 8;
 constexpr int kMmaThreads = kMmaWarps * 32;
@@ -496,7 +496,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) row_stats_mma_kernel(const Win
   for_each_team_step(params, s, [&](const MmaStep<T>& st) {
     MmaScores sc;
     mma_scores(s, st, sc);
-    // Each row's maximum and sum over the warp's 16 keys: 4 values per thread, then its quad. In
+    // Each row's maximum and sum over the warp's 32 keys: 8 values per thread, then its quad. In
     // log2 units: c = scale * log2(e), so exp(scale * x - m) = exp2(c * x - c * raw max).
     const float c = st.p.scale * kLog2e;
 #pragma unroll
@@ -523,7 +523,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) row_stats_mma_kernel(const Win
       }
     __syncthreads();
     const int row = threadIdx.x;
-    if (row < st.rows) {  // the four warps' partial results, combined by log-sum-exp
+    if (row < st.rows) {  // the warps' partial results, combined by log-sum-exp
       float m = -INFINITY, e = 0.f;
       for (int w = 0; w < kMmaWarps; ++w) m = fmaxf(m, s.warp_max[w][row]);
       for (int w = 0; w < kMmaWarps; ++w) {
