@@ -46,10 +46,9 @@ __device__ __forceinline__ uint64_t closed_form_bits(const uint64_t* words, cons
 
 // Walks a tile's chunks in order: runs first (in chunks of kBlockN logical keys), then gathered columns.
 // The cursor holds the current run and the band holding the chunk start, so a chunk inside one band
-// costs no global loads to locate. Compact passes derive their
-// runs instead of reading them: a Vertical-Slash pass from the slash walk (its columns are the pass's
-// vertical list), a range pass from its rule (at most two runs, no columns), a grid line pass from its
-// line's bands (one run, no columns).
+// costs no global loads to locate. Compact passes derive their runs instead of reading them: a
+// Vertical-Slash pass from the slash walk (its columns are the pass's vertical list), a range pass from
+// its rule (at most two runs, no columns), a grid line pass from its line's bands (one run, no columns).
 struct ChunkCursor {
   int32_t run, run_end, pos, column, column_end;
   DeviceRun current;
@@ -491,9 +490,9 @@ __device__ __forceinline__ DeviceTile tile_of(const SparseAttentionParams& p) {
   return DeviceTile{p.level_pass_begin + x % p.level_passes, p.level_tiles - 1 - x / p.level_passes, 0, 0, 0, 0};
 }
 
-// A tile's start, the same in both kernels: the cursor (thread 0, into meta.cursor[0]), and unless the
-// tile has nothing to visit (then it returns false before loading anything), its rows, its Q rows (into
-// q_smem, laid out by QLayout) and the first chunk's K/V loads into buffer 0 (KvLayout).
+// A tile's start, the same in both kernels: the cursor (thread 0, into meta.cursor[0]) and the tile's
+// rows; then, unless the tile has nothing to visit (it returns false before loading Q or any key), its
+// Q rows (into q_smem, laid out by QLayout) and the first chunk's K/V loads into buffer 0 (KvLayout).
 template <int kThreads, int D, typename QLayout, typename KvLayout, typename T>
 __device__ __forceinline__ bool start_tile(const SparseAttentionParams& p, const DeviceTile& tile,
                                            const DevicePass& pass, TileMeta& meta, T* q_smem, T* k_chunk,

@@ -637,10 +637,11 @@ cudaError_t launch_kernel(Kernel kernel, const WindowProfileParams& p, int keys,
   return cudaGetLastError();
 }
 
+// mma: uses_mma for these inputs (never for fp32, which has no tensor-core kernels).
 template <typename T>
-cudaError_t launch(const WindowProfileParams& p, bool stats, cudaStream_t stream) {
+cudaError_t launch(const WindowProfileParams& p, bool stats, bool mma, cudaStream_t stream) {
   if constexpr (!std::is_same<T, float>::value) {
-    if (p.head_dim % 16 == 0) {
+    if (mma) {
       return launch_kernel(stats ? row_stats_mma_kernel<T> : profile_mma_kernel<T>, p, kMmaKeys, kMmaThreads,
                            sizeof(MmaShared<T>), stream);
     }
@@ -654,10 +655,11 @@ cudaError_t dispatch(const WindowProfileParams& p, ProfileDType dtype, bool stat
       p.num_teams > kMaxProfileHeads || p.group < 1) {
     return cudaErrorInvalidValue;
   }
+  const bool mma = uses_mma(dtype, p.head_dim);
   switch (dtype) {
-    case ProfileDType::kBFloat16: return launch<__nv_bfloat16>(p, stats, stream);
-    case ProfileDType::kFloat16: return launch<__half>(p, stats, stream);
-    case ProfileDType::kFloat32: return launch<float>(p, stats, stream);
+    case ProfileDType::kBFloat16: return launch<__nv_bfloat16>(p, stats, mma, stream);
+    case ProfileDType::kFloat16: return launch<__half>(p, stats, mma, stream);
+    case ProfileDType::kFloat32: return launch<float>(p, stats, mma, stream);
   }
   return cudaErrorInvalidValue;
 }
