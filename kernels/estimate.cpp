@@ -30,7 +30,7 @@ int64_t resolve_block(const SequenceLayout& layout, const PatternParams& p) {
   return stride;
 }
 
-
+// Rejects a window that is empty or reaches past q's tokens.
 void check_window(const at::Tensor& q, const QueryWindow& window) {
   if (window.count <= 0 || window.count > window.end || window.end > q.size(0)) {
     throw std::invalid_argument("last_query_profile: bad window (end " + std::to_string(window.end) + ", count " +
@@ -195,7 +195,6 @@ void fold_grid(const SequenceLayout& layout, const at::Tensor& column_mass, cons
     folds.push_back(mass.defined() ? mass : at::zeros({rows, s}, column_mass.options().dtype(at::kDouble)));
   }
 }
-
 
 // The best (stride, phase) from the host copies of the folds: fold x holds strides[x] values from
 // masses + offsets[x].
