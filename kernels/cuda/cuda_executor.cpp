@@ -428,8 +428,11 @@ std::pair<at::Tensor, at::Tensor> window_profile_cuda(const at::Tensor& q, const
   p.block_sum = block_sum.data_ptr<float>();
   each_launch([&] { check_cuda(cuda::launch_window_row_stats(p, dtype, stream), "window row statistics kernel"); });
   // Every row sees key 0, so its maximum is finite; blocks it sees nothing of hold -inf and add 0.
-  const at::Tensor row_max = block_max.amax(1);                                               // [H, count]
-  const at::Tensor row_sum = (block_sum * at::exp(block_max - row_max.unsqueeze(1))).sum(1);  // [H, count]
+  const at::Tensor row_max = at::empty({num, count}, f32), row_sum = at::empty({num, count}, f32);
+  check_cuda(cuda::launch_window_row_reduce(block_max.data_ptr<float>(), block_sum.data_ptr<float>(),
+                                            static_cast<int32_t>(num), blocks, p.count, row_max.data_ptr<float>(),
+                                            row_sum.data_ptr<float>(), stream),
+             "window row reduction kernel");
   p.block_max = p.block_sum = nullptr;
   p.row_max = row_max.data_ptr<float>();
   p.row_sum = row_sum.data_ptr<float>();

@@ -1,9 +1,11 @@
 // Fused last-query profile (see window_profile.cuh). One CTA per block of keys and team of query heads
 // (those of one KV head), the window's rows 64 at a time; fp32 scores (as the ATen path computes them),
 // fp64 sums across CTAs.
-// - bf16 and fp16 with D a multiple of 16: tensor cores (mma.sync m16n8k16, fp32 accumulation), blocks
-//   of 256 keys, 256 threads. Rows and keys sit in padded shared memory as they are; each warp computes
-//   all 64 rows against its 32 keys.
+// - bf16 and fp16 with D = 128 on Hopper: wgmma (sm90_profile below), blocks of 256 keys, two
+//   warpgroups of 128 keys each.
+// - other bf16 and fp16 with D a multiple of 16: tensor cores (mma.sync m16n8k16, fp32 accumulation),
+//   blocks of 256 keys, 256 threads. Rows and keys sit in padded shared memory as they are; each warp
+//   computes all 64 rows against its 32 keys.
 // - otherwise (fp32 inputs, other D): CUDA cores, blocks of 128 keys. Each warp owns 16 rows and each
 //   lane 4 keys (lane + 32c), so one shared-memory load of a query value feeds four FMAs and one of a key
 //   value sixteen (scalar FMAs are bound by shared-memory traffic otherwise), 128 threads. Rows go through
@@ -13,8 +15,10 @@
 
 #include <cmath>
 #include <type_traits>
+#include <utility>
 
 #include "kernels/cuda/mma.cuh"
+#include "kernels/cuda/wgmma.cuh"
 #include "kernels/cuda/window_profile.cuh"
 
 namespace mmi::cuda {
@@ -310,6 +314,7 @@ static_assert(kKeyAtoms % 2 == 0, "one ldmatrix_x4 of keys per two n-atoms and 1
 
 template <typename T>
 struct MmaShared {
+  using Element = T;
   T keys[kMmaKeys * kPaddedRow];
   T rows[2][kProfileRows * kPaddedRow];  // one step's rows computing, the next one's loading
   float warp_max[kMmaWarps][kProfileRows];  // pass 1: each warp's row maxima and sums over its keys
@@ -317,13 +322,22 @@ struct MmaShared {
   float by_distance[kMmaKeys + kProfileRows - 1];  // pass 2, as in profile_kernel
   // Pass 2: each step row's log2(e) * maximum + log2(normaliser), per row buffer (0 past the step's rows).
   float row_base[2][kProfileRows];
+
+  // Starts copying `count` rows from `first` into `out` (rows past `valid` zero-filled); kRows: the
+  // rows `out` holds.
+  template <int kRows>
+  static __device__ void copy(const T* base, int64_t row_stride, int head_dim, int64_t first, int64_t valid,
+                              int count, T* out);
+  // Makes the finished copies visible to their readers (ldmatrix reads them directly).
+  static __device__ void publish() {}
 };
 
 // Starts copying `count` rows of D values from `first` (rows past `valid` zero-filled) into padded
 // shared memory; the caller commits and waits.
 template <typename T>
-__device__ __forceinline__ void copy_padded(const T* base, int64_t row_stride, int head_dim, int64_t first,
-                                            int64_t valid, int count, T* out) {
+template <int kRows>
+__device__ __forceinline__ void MmaShared<T>::copy(const T* base, int64_t row_stride, int head_dim, int64_t first,
+                                                   int64_t valid, int count, T* out) {
   // Slots of the largest row (16 pieces of 16 bytes), so that no division by a runtime D is needed;
   // pieces past D are skipped.
   constexpr int kPieces = kPaddedRow / 8 - 1;
@@ -411,8 +425,10 @@ __device__ __forceinline__ void mma_scores(const MmaShared<T>& s, const MmaStep<
 // each step's rows load while the step before computes (two row buffers, one barrier per step). In pass
 // 2 the step's row statistics come along the same way, as MmaShared::row_base: their loads are issued
 // before the step before computes and stored after it, so the body never waits on them.
-template <typename T, typename Body>
-__device__ __forceinline__ void for_each_team_step(const WindowProfileParams& params, MmaShared<T>& s, Body&& body) {
+// Shared: MmaShared<T> or WgmmaShared<T> (their keys, rows, row_base, copy and publish).
+template <typename Shared, typename Body>
+__device__ __forceinline__ void for_each_team_step(const WindowProfileParams& params, Shared& s, Body&& body) {
+  using T = typename Shared::Element;
   const Team team = team_of(params);
   const int steps = (params.count + kProfileRows - 1) / kProfileRows, items = team.count * steps;
   // Item i is step `step` of head position `position`; both are counted along (no division by a
@@ -436,8 +452,9 @@ __device__ __forceinline__ void for_each_team_step(const WindowProfileParams& pa
   auto copy_rows = [&](int position, int step, int i) {
     const T* q = static_cast<const T*>(params.q) + params.heads[position] * params.q_head_stride;
     const int r0 = step * kProfileRows;
-    copy_padded(q, params.q_row_stride, params.head_dim, static_cast<int64_t>(params.end) - params.count + r0,
-                min(kProfileRows, params.count - r0), kProfileRows, s.rows[i % 2]);
+    Shared::template copy<kProfileRows>(q, params.q_row_stride, params.head_dim,
+                                        static_cast<int64_t>(params.end) - params.count + r0,
+                                        min(kProfileRows, params.count - r0), kProfileRows, s.rows[i % 2]);
     detail::cp_async_commit();
   };
   auto advance = [&](int& position, int& step) {
@@ -460,10 +477,10 @@ __device__ __forceinline__ void for_each_team_step(const WindowProfileParams& pa
     }
   };
   int position = team.first, step = 0;  // of item i + 1 in the loop
-  MmaStep<T> current = step_of(position, step, 0);
-  const int64_t valid = min(static_cast<int64_t>(kMmaKeys), params.end - current.key0);
-  copy_padded(static_cast<const T*>(current.p.k), current.p.k_row_stride, params.head_dim, current.key0, valid,
-              kMmaKeys, s.keys);
+  int current_position = position, current_step = step;  // of item i
+  const int64_t key0 = team.block * kMmaKeys, valid = min(static_cast<int64_t>(kMmaKeys), params.end - key0);
+  const T* keys = static_cast<const T*>(params.k) + (params.heads[team.first] / params.group) * params.k_head_stride;
+  Shared::template copy<kMmaKeys>(keys, params.k_row_stride, params.head_dim, key0, valid, kMmaKeys, s.keys);
   copy_rows(position, step, 0);
   float max, sum;
   load_stats(position, step, max, sum);
@@ -477,12 +494,16 @@ __device__ __forceinline__ void for_each_team_step(const WindowProfileParams& pa
     } else {
       detail::cp_async_wait<0>();
     }
+    Shared::publish();
     __syncthreads();
-    body(current);
+    // Built here rather than carried from the step before: a step's view is some 40 registers, which
+    // the body's scores need.
+    body(step_of(current_position, current_step, i));
     __syncthreads();
     if (i + 1 < items) {
       store_stats(max, sum, i + 1);
-      current = step_of(position, step, i + 1);
+      current_position = position;
+      current_step = step;
       advance(position, step);
     }
   }
@@ -625,8 +646,338 @@ __global__ void __launch_bounds__(kMmaThreads, 2) profile_mma_kernel(const Windo
   });
 }
 
-// Whether inputs of this type and D run on the tensor-core kernels.
+// ---- tensor cores on sm_90a: wgmma ------------------------------------------------------------
+
+// D = 128 on Hopper: the same CTAs (256 keys, a team of heads, 64-row steps), two warpgroups of 128 keys
+// each, keys and rows in the 128-byte swizzled layout wgmma reads through descriptors. Pass 1 computes
+// S = Q K^T (window rows along M: a row's keys lie in one thread and its quad), pass 2 S^T = K Q^T (keys
+// along M: a key's rows lie in one thread and its quad), so each pass reduces in the direction that
+// needs only two shuffles; either way a thread holds 64 scores of a step. The mma.sync passes spent most
+// of their issue slots on fragment loads and cross-lane reductions around 128 mma.sync per warp and step.
+namespace sm90_profile {
+
+using namespace sm90;
+
+constexpr int kD = 128;
+constexpr int kGroupKeys = kMmaKeys / 2;  // keys per warpgroup
+static_assert(kGroupKeys == 128 && kProfileRows == 64, "two m64n64 blocks of keys per warpgroup, one of rows");
+
+template <typename T>
+struct WgmmaShared {
+  using Element = T;
+  alignas(1024) T keys[kMmaKeys * kD];              // Swizzled<kMmaKeys>
+  alignas(1024) T rows[2][kProfileRows * kD];       // Swizzled<kProfileRows>, as MmaShared::rows
+  float group_max[2][kProfileRows];                 // pass 1: each warpgroup's row maxima and sums
+  float group_sum[2][kProfileRows];
+  alignas(16) float row_base[2][kProfileRows];      // pass 2, as in MmaShared (read as float2)
+  float by_distance[kMmaKeys + kProfileRows - 1];   // pass 2, as in profile_kernel
+
+  // D = 128 values of `count` rows from `first` (rows past `valid` zero-filled) into swizzled rows.
+  template <int kRows>
+  static __device__ __forceinline__ void copy(const T* base, int64_t row_stride, int /*head_dim*/, int64_t first,
+                                              int64_t valid, int count, T* out) {
+    constexpr int kPieces = kD / 8;  // 16-byte pieces per row
+    for (int idx = threadIdx.x; idx < count * kPieces; idx += kMmaThreads) {
+      const int row = idx / kPieces, piece = idx % kPieces;
+      const bool ok = row < valid;
+      detail::cp_async_16(out + Swizzled<kRows>::offset(row, piece),
+                          base + (first + (ok ? row : 0)) * row_stride + piece * 8, ok);
+    }
+  }
+  // wgmma reads shared memory through the async proxy: each thread fences its finished copies.
+  static __device__ __forceinline__ void publish() { fence_async_proxy(); }
+};
+
+template <typename T>
+size_t shared_bytes() { return sizeof(WgmmaShared<T>) + 1024; }  // slack for the 1024-byte alignment
+
+template <typename T>
+__device__ __forceinline__ WgmmaShared<T>& shared_storage(unsigned char* raw) {
+  return *reinterpret_cast<WgmmaShared<T>*>(raw + ((1024 - (smem_address(raw) & 1023)) & 1023));
+}
+
+// The descriptor of k-step kk (16 values of d) of swizzled row `first`, from the descriptor of row 0 of
+// a region of kRows rows of bf16/fp16: the address field counts 16 bytes. Added in an opaque asm, as
+// the compiler otherwise hoists the loop-invariant key descriptors out of the loop and spills them.
+template <int kRows, int kFirst, int kK>
+__device__ __forceinline__ uint64_t advance_descriptor(uint64_t region) {
+  constexpr uint64_t kOffset = ((kK / 4) * kRows * 128 + kFirst * 128 + (kK % 4) * 32) / 16;
+  uint64_t d;
+  asm volatile("add.s64 %0, %1, %2;\n" : "=l"(d) : "l"(region), "n"(kOffset));
+  return d;
+}
+
+// body(std::integral_constant<int, kk>) for the k-steps kk = 0 .. kD / 16 - 1 (16 values of d each).
+template <typename Body, int... kK>
+__device__ __forceinline__ void for_each_k_step(Body&& body, std::integer_sequence<int, kK...>) {
+  (body(std::integral_constant<int, kK>()), ...);
+}
+template <typename Body>
+__device__ __forceinline__ void for_each_k_step(Body&& body) {
+  for_each_k_step(body, std::make_integer_sequence<int, kD / 16>());
+}
+
+// Both passes' scores of a step, sc[b][n][2h + e] as two m64n64 accumulators (b = 0, 1). Pass 1
+// (kKeysAlongM false): window row 16 warp + 8h + lane / 4 and key 128 group + 64b + 8n + 2 (lane % 4) + e.
+// Pass 2 (true): key 128 group + 64b + 16 warp + 8h + lane / 4 and row 8n + 2 (lane % 4) + e. Raw q.k,
+// -inf where the key is not causal for the row, past the window's end, or the row past the step's rows.
+template <bool kKeysAlongM, typename T>
+__device__ __forceinline__ void wgmma_scores(const WgmmaShared<T>& s, const MmaStep<T>& st, float (&sc)[2][8][4]) {
+  const int group = threadIdx.x / 128, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
+  // Two descriptors per step; the others differ from them by constants (in units of 16 bytes).
+  const uint64_t rows0 = descriptor(st.rows_s, 16, 1024), keys0 = descriptor(s.keys + group * kGroupKeys * kD / 2, 16, 1024);
+  wgmma_fence();
+  for_each_k_step([&](auto kk) {
+    constexpr int kK = decltype(kk)::value;
+    const uint64_t rows = advance_descriptor<kProfileRows, 0, kK>(rows0);
+    const uint64_t keys[2] = {advance_descriptor<kMmaKeys, 0, kK>(keys0), advance_descriptor<kMmaKeys, 64, kK>(keys0)};
+#pragma unroll
+    for (int b = 0; b < 2; ++b) {
+      if (kKeysAlongM) {
+        Wgmma<T>::qk(flat<32>(sc[b]), keys[b], rows, kK > 0);
+      } else {
+        Wgmma<T>::qk(flat<32>(sc[b]), rows, keys[b], kK > 0);
+      }
+    }
+  });
+  wgmma_commit();
+  wgmma_wait_all();
+  fence_registers(flat<32>(sc[0]));
+  fence_registers(flat<32>(sc[1]));
+  if (st.whole) return;
+  // An element's row and key are this thread's first ones plus offsets known at compile time; the
+  // thread's bounds are moved to the other side, so that each element compares constants (the
+  // compiler would otherwise keep 64 positions per thread across the loop, and spill them).
+  const int along_m = 16 * warp + lane / 4, along_n = 2 * (lane % 4);
+  const int row0 = kKeysAlongM ? along_n : along_m;
+  const int64_t key0 = st.key0 + group * kGroupKeys + (kKeysAlongM ? along_m : along_n);
+  auto clamp = [](int64_t x) { return static_cast<int>(x < -(1 << 20) ? -(1 << 20) : x > (1 << 20) ? 1 << 20 : x); };
+  const int rows_left = st.rows - row0, keys_left = clamp(st.p.end - key0);
+  const int causal = clamp(st.first_row + row0 - key0);  // key > first_row + row: key offset - row offset > this
+#pragma unroll
+  for (int b = 0; b < 2; ++b)
+#pragma unroll
+    for (int n = 0; n < 8; ++n)
+#pragma unroll
+      for (int x = 0; x < 4; ++x) {
+        const int m_offset = 8 * (x / 2), n_offset = 8 * n + x % 2;
+        const int row_offset = kKeysAlongM ? n_offset : m_offset;
+        const int key_offset = b * 64 + (kKeysAlongM ? m_offset : n_offset);
+        if (row_offset >= rows_left || key_offset >= keys_left || key_offset - row_offset > causal) {
+          sc[b][n][x] = -INFINITY;
+        }
+      }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kMmaThreads, 2) row_stats_kernel(const WindowProfileParams params) {
+#if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  __trap();  // built for a GPU without wgmma: the host side only launches this kernel on sm_90
+#else
+  extern __shared__ unsigned char shared_raw[];
+  WgmmaShared<T>& s = shared_storage<T>(shared_raw);
+  const int group = threadIdx.x / 128, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
+  for_each_team_step(params, s, [&](const MmaStep<T>& st) {
+    float sc[2][8][4];
+    wgmma_scores<false>(s, st, sc);
+    // Each row's maximum and sum over the warpgroup's 128 keys: 32 values per thread, then its quad,
+    // in log2 units as in row_stats_mma_kernel.
+    const float c = st.p.scale * kLog2e;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float m = -INFINITY;
+#pragma unroll
+      for (int b = 0; b < 2; ++b)
+#pragma unroll
+        for (int n = 0; n < 8; ++n) m = fmaxf(m, fmaxf(sc[b][n][2 * h], sc[b][n][2 * h + 1]));
+      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+      const float base = m == -INFINITY ? 0.f : m * c;  // a row with no key here sums to 0
+      float e = 0.f;
+#pragma unroll
+      for (int b = 0; b < 2; ++b)
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+          e += exp2f(fmaf(sc[b][n][2 * h], c, -base));
+          e += exp2f(fmaf(sc[b][n][2 * h + 1], c, -base));
+        }
+      e += __shfl_xor_sync(0xffffffffu, e, 1);
+      e += __shfl_xor_sync(0xffffffffu, e, 2);
+      if (lane % 4 == 0) {
+        const int row = 16 * warp + 8 * h + lane / 4;
+        s.group_max[group][row] = m * st.p.scale;
+        s.group_sum[group][row] = e;
+      }
+    }
+    __syncthreads();
+    const int row = threadIdx.x;
+    if (row < st.rows) {  // the two warpgroups' results, combined by log-sum-exp
+      const float m0 = s.group_max[0][row], m1 = s.group_max[1][row], m = fmaxf(m0, m1);
+      float e = 0.f;
+      if (m0 != -INFINITY) e += s.group_sum[0][row] * __expf(m0 - m);
+      if (m1 != -INFINITY) e += s.group_sum[1][row] * __expf(m1 - m);
+      const int64_t at = st.p.block * st.p.count + st.r0 + row;
+      st.p.block_max[at] = m;
+      st.p.block_sum[at] = e;
+    }
+  });
+#endif
+}
+
+// Pass 2's sums of one step (scores sc as wgmma_scores<true> lays them out): per key of this thread
+// (b, h) the sum over its 16 rows into key_sums and, kDistances, the CTA's per-distance sums.
+template <bool kDistances, typename T>
+__device__ __forceinline__ void add_probabilities(WgmmaShared<T>& s, const MmaStep<T>& st, const float (&sc)[2][8][4],
+                                                  const float (&filter)[2][2], float (&key_sums)[2][2]) {
+  const int group = threadIdx.x / 128, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
+  const float c = st.p.scale * kLog2e;
+  const float* row_base = s.row_base[st.item % 2];
+  float base[8][2];
+#pragma unroll
+  for (int n = 0; n < 8; ++n) {
+    const float2 pair = *reinterpret_cast<const float2*>(&row_base[8 * n + 2 * (lane % 4)]);
+    base[n][0] = pair.x;
+    base[n][1] = pair.y;
+  }
+#pragma unroll
+  for (int b = 0; b < 2; ++b)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int key = group * kGroupKeys + b * 64 + 16 * warp + 8 * h + lane / 4;  // within the block
+      float sum = 0.f;
+#pragma unroll
+      for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float x = sc[b][n][2 * h + e];
+          const float prob = exp2f(fmaf(x, c, -base[n][e]));
+          sum += prob;
+          if (kDistances && x != -INFINITY) {
+            atomicAdd(&s.by_distance[8 * n + 2 * (lane % 4) + e + kMmaKeys - 1 - key], prob * filter[b][h]);
+          }
+        }
+      key_sums[b][h] = sum;
+    }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kMmaThreads, 2) profile_kernel(const WindowProfileParams params) {
+#if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  __trap();  // built for a GPU without wgmma: the host side only launches this kernel on sm_90
+#else
+  extern __shared__ unsigned char shared_raw[];
+  WgmmaShared<T>& s = shared_storage<T>(shared_raw);
+  const int group = threadIdx.x / 128, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
+  const int64_t key0 = (blockIdx.x / params.num_teams) * static_cast<int64_t>(kMmaKeys);
+  // This thread's keys (b, h): key0 + 128 group + 64b + 16 warp + 8h + lane / 4.
+  auto key_of = [&](int b, int h) { return key0 + group * kGroupKeys + b * 64 + 16 * warp + 8 * h + lane / 4; };
+  float filter[2][2];
+  double column[2][2];  // the current head's sums over its steps so far
+#pragma unroll
+  for (int b = 0; b < 2; ++b)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int64_t key = key_of(b, h);
+      filter[b][h] = params.key_filter && key < params.end ? static_cast<float>(params.key_filter[key]) : 1.f;
+    }
+  for_each_team_step(params, s, [&](const MmaStep<T>& st) {
+    const HeadView& p = st.p;
+    if (st.step == 0) column[0][0] = column[0][1] = column[1][0] = column[1][1] = 0.0;
+    if (p.distance) {
+      for (int i = threadIdx.x; i < kMmaKeys + kProfileRows - 1; i += kMmaThreads) s.by_distance[i] = 0.f;
+      __syncthreads();
+    }
+    float sc[2][8][4];
+    wgmma_scores<true>(s, st, sc);
+    float key_sums[2][2];
+    if (p.distance) {
+      add_probabilities<true>(s, st, sc, filter, key_sums);
+    } else {
+      add_probabilities<false>(s, st, sc, filter, key_sums);
+    }
+#pragma unroll
+    for (int b = 0; b < 2; ++b)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {  // a key's rows are spread over its quad
+        float x = key_sums[b][h];
+        x += __shfl_xor_sync(0xffffffffu, x, 1);
+        x += __shfl_xor_sync(0xffffffffu, x, 2);
+        column[b][h] += x;
+      }
+    if (p.distance) {
+      __syncthreads();
+      flush_distances<kMmaKeys>(p, s.by_distance, st.first_row, st.key0);
+    }
+    if (st.step + 1 == st.steps && lane % 4 == 0) {
+#pragma unroll
+      for (int b = 0; b < 2; ++b)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int64_t key = key_of(b, h);
+          if (key < p.end) p.column[key] = column[b][h] * filter[b][h];
+        }
+    }
+  });
+#endif
+}
+
+}  // namespace sm90_profile
+
+// Whether the current GPU runs sm_90a code (the wgmma kernels).
+bool on_sm90() {
+  int device = 0, major = 0;
+  return cudaGetDevice(&device) == cudaSuccess &&
+         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess && major == 9;
+}
+
+// ---- between the passes ------------------------------------------------------------------------
+
+// Each window row's maximum and normaliser from its block statistics, by log-sum-exp: one CTA per output
+// row slot and 64 window rows, groups of 64 threads taking every kReduceGroups-th block, then combined.
+constexpr int kReduceGroups = 16;
+
+__global__ void __launch_bounds__(kProfileRows * kReduceGroups)
+    reduce_row_stats_kernel(const float* block_max, const float* block_sum, int32_t blocks, int32_t count,
+                            float* row_max, float* row_sum) {
+  __shared__ float part_max[kReduceGroups][kProfileRows], part_sum[kReduceGroups][kProfileRows];
+  const int slot = blockIdx.x, x = threadIdx.x % kProfileRows, group = threadIdx.x / kProfileRows;
+  const int row = blockIdx.y * kProfileRows + x;
+  float m = -INFINITY, l = 0.f;
+  if (row < count) {
+    for (int b = group; b < blocks; b += kReduceGroups) {
+      const int64_t at = (static_cast<int64_t>(slot) * blocks + b) * count + row;
+      const float bm = block_max[at];
+      if (bm == -INFINITY) continue;  // the block has no key this row sees
+      const float next = fmaxf(m, bm);
+      l = l * __expf(m - next) + block_sum[at] * __expf(bm - next);
+      m = next;
+    }
+  }
+  part_max[group][x] = m;
+  part_sum[group][x] = l;
+  __syncthreads();
+  if (group != 0 || row >= count) return;
+  for (int g = 1; g < kReduceGroups; ++g) m = fmaxf(m, part_max[g][x]);
+  l = 0.f;
+  for (int g = 0; g < kReduceGroups; ++g) {
+    if (part_max[g][x] != -INFINITY) l += part_sum[g][x] * __expf(part_max[g][x] - m);
+  }
+  row_max[static_cast<int64_t>(slot) * count + row] = m;
+  row_sum[static_cast<int64_t>(slot) * count + row] = l;
+}
+
+// Whether inputs of this type and D run on the tensor-core kernels, and on the wgmma ones among them.
 bool uses_mma(ProfileDType dtype, int head_dim) { return dtype != ProfileDType::kFloat32 && head_dim % 16 == 0; }
+bool uses_wgmma(ProfileDType dtype, int head_dim) {
+  return uses_mma(dtype, head_dim) && head_dim == sm90_profile::kD && on_sm90();
+}
+
+template <typename T>
+constexpr ProfileDType dtype_of() {
+  return std::is_same<T, __nv_bfloat16>::value ? ProfileDType::kBFloat16
+         : std::is_same<T, __half>::value     ? ProfileDType::kFloat16
+                                               : ProfileDType::kFloat32;
+}
 
 template <typename Kernel>
 cudaError_t launch_kernel(Kernel kernel, const WindowProfileParams& p, int keys, int threads, size_t bytes,
@@ -637,10 +988,15 @@ cudaError_t launch_kernel(Kernel kernel, const WindowProfileParams& p, int keys,
   return cudaGetLastError();
 }
 
-// mma: uses_mma for these inputs (never for fp32, which has no tensor-core kernels).
+// mma: uses_mma for these inputs (never for fp32, which has no tensor-core kernels); D = 128 on sm_90
+// takes the wgmma kernels.
 template <typename T>
 cudaError_t launch(const WindowProfileParams& p, bool stats, bool mma, cudaStream_t stream) {
   if constexpr (!std::is_same<T, float>::value) {
+    if (uses_wgmma(dtype_of<T>(), p.head_dim)) {
+      return launch_kernel(stats ? sm90_profile::row_stats_kernel<T> : sm90_profile::profile_kernel<T>, p, kMmaKeys,
+                           kMmaThreads, sm90_profile::shared_bytes<T>(), stream);
+    }
     if (mma) {
       return launch_kernel(stats ? row_stats_mma_kernel<T> : profile_mma_kernel<T>, p, kMmaKeys, kMmaThreads,
                            sizeof(MmaShared<T>), stream);
@@ -682,6 +1038,15 @@ cudaError_t launch_window_row_stats(const WindowProfileParams& p, ProfileDType d
 
 cudaError_t launch_window_profile(const WindowProfileParams& p, ProfileDType dtype, cudaStream_t stream) {
   return dispatch(p, dtype, false, stream);
+}
+
+cudaError_t launch_window_row_reduce(const float* block_max, const float* block_sum, int32_t slots, int32_t blocks,
+                                     int32_t count, float* row_max, float* row_sum, cudaStream_t stream) {
+  if (slots < 1 || blocks < 1 || count < 1) return cudaErrorInvalidValue;
+  const dim3 grid(slots, (count + kProfileRows - 1) / kProfileRows);
+  reduce_row_stats_kernel<<<grid, kProfileRows * kReduceGroups, 0, stream>>>(block_max, block_sum, blocks, count,
+                                                                             row_max, row_sum);
+  return cudaGetLastError();
 }
 
 }  // namespace mmi::cuda

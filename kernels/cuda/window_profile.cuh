@@ -52,5 +52,9 @@ bool window_profile_accepts(uintptr_t base, int64_t row_stride, int head_dim, in
 int32_t profile_blocks(int32_t end, ProfileDType dtype, int head_dim);
 cudaError_t launch_window_row_stats(const WindowProfileParams& p, ProfileDType dtype, cudaStream_t stream);
 cudaError_t launch_window_profile(const WindowProfileParams& p, ProfileDType dtype, cudaStream_t stream);
+// Between the passes: each row's overall maximum and normaliser ([slots, count] each) from pass 1's block
+// statistics ([slots, blocks, count] each).
+cudaError_t launch_window_row_reduce(const float* block_max, const float* block_sum, int32_t slots, int32_t blocks,
+                                     int32_t count, float* row_max, float* row_sum, cudaStream_t stream);
 
 }  // namespace mmi::cuda

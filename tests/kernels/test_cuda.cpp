@@ -185,6 +185,13 @@ TEST_CASE("CUDA executor: a small case for compute-sanitizer", "[cuda][sanitizer
   for (int64_t dim : {64, 128}) {  // mma.sync, and wgmma where the GPU has it
     compare_executors(plan, random_qkv(layout.length(), 6, 1, dim, 3, at::kBFloat16), 1e-2);
   }
+  // The estimation's fused profile kernels, two 64-row steps of three heads, likewise.
+  for (int64_t dim : {64, 128}) {
+    const RandomQKV x = random_qkv(layout.length(), 6, 1, dim, 4, at::kBFloat16);
+    const AttentionProfile p = last_query_profiles(x.q.cuda(), x.k.cuda(), {0, 3, 5}, QueryWindow{layout.length(), 70});
+    REQUIRE(at::isfinite(p.column).all().item<bool>());
+    REQUIRE(at::isfinite(p.distance).all().item<bool>());
+  }
 }
 
 TEST_CASE("CUDA executor rejects what it cannot run", "[cuda]") {
@@ -212,12 +219,14 @@ TEST_CASE("fused window profile equals the ATen profile on the GPU and the CPU",
     at::ScalarType dtype;
     bool filter;
   };
-  // Odd lengths, windows shorter and longer than one 64-row step, key counts off the 128-key blocks.
-  // bf16 and fp16 with D a multiple of 16 take the tensor-core kernels, fp32 and D = 40 the others.
+  // Odd lengths, windows shorter and longer than one 64-row step, key counts off the 256-key blocks.
+  // bf16 and fp16 with D a multiple of 16 take the tensor-core kernels (wgmma for D = 128 on Hopper),
+  // fp32 and D = 40 the others.
   const Case cases[] = {{300, 300, 64, 128, at::kBFloat16, false}, {1000, 777, 100, 80, at::kBFloat16, true},
                         {129, 129, 5, 64, at::kHalf, false},        {4099, 4099, 64, 128, at::kFloat, true},
                         {20000, 19999, 64, 128, at::kBFloat16, false}, {64, 64, 64, 64, at::kFloat, false},
-                        {700, 650, 130, 40, at::kBFloat16, true},   {3000, 2999, 64, 128, at::kHalf, true}};
+                        {700, 650, 130, 40, at::kBFloat16, true},   {3000, 2999, 64, 128, at::kHalf, true},
+                        {5000, 4900, 130, 128, at::kBFloat16, true}, {777, 700, 5, 128, at::kHalf, false}};
   uint64_t seed = 500;
   for (const Case& c : cases) {
     const RandomQKV x = random_qkv(c.n, 4, 2, c.dim, ++seed, c.dtype);
