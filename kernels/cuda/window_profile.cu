@@ -672,16 +672,22 @@ struct WgmmaShared {
   alignas(16) float row_base[2][kProfileRows];      // pass 2, as in MmaShared (read as float2)
   float by_distance[kMmaKeys + kProfileRows - 1];   // pass 2, as in profile_kernel
 
-  // D = 128 values of `count` rows from `first` (rows past `valid` zero-filled) into swizzled rows.
+  // D = 128 values of kRows rows from `first` (rows past `valid` zero-filled) into swizzled rows. A
+  // thread copies piece tid % 16 of rows tid / 16 + 16 j: the same swizzle phase for every j, so its
+  // shared and global addresses step by constants.
   template <int kRows>
   static __device__ __forceinline__ void copy(const T* base, int64_t row_stride, int /*head_dim*/, int64_t first,
-                                              int64_t valid, int count, T* out) {
+                                              int64_t valid, int /*count: kRows*/, T* out) {
     constexpr int kPieces = kD / 8;  // 16-byte pieces per row
-    for (int idx = threadIdx.x; idx < count * kPieces; idx += kMmaThreads) {
-      const int row = idx / kPieces, piece = idx % kPieces;
-      const bool ok = row < valid;
-      detail::cp_async_16(out + Swizzled<kRows>::offset(row, piece),
-                          base + (first + (ok ? row : 0)) * row_stride + piece * 8, ok);
+    constexpr int kRowsPerPass = kMmaThreads / kPieces;
+    static_assert(kRows % kRowsPerPass == 0 && kRowsPerPass % 8 == 0, "whole passes, one swizzle phase");
+    const int row = threadIdx.x / kPieces, piece = threadIdx.x % kPieces;
+    T* to = out + Swizzled<kRows>::offset(row, piece);
+    const T* from = base + (first + row) * row_stride + piece * 8;
+#pragma unroll
+    for (int j = 0; j < kRows / kRowsPerPass; ++j) {
+      const bool ok = row + j * kRowsPerPass < valid;
+      detail::cp_async_16(to + j * kRowsPerPass * 64, ok ? from + j * kRowsPerPass * row_stride : base, ok);
     }
   }
   // wgmma reads shared memory through the async proxy: each thread fences its finished copies.
@@ -721,52 +727,57 @@ __device__ __forceinline__ void for_each_k_step(Body&& body) {
 // (kKeysAlongM false): window row 16 warp + 8h + lane / 4 and key 128 group + 64b + 8n + 2 (lane % 4) + e.
 // Pass 2 (true): key 128 group + 64b + 16 warp + 8h + lane / 4 and row 8n + 2 (lane % 4) + e. Raw q.k,
 // -inf where the key is not causal for the row, past the window's end, or the row past the step's rows.
-template <bool kKeysAlongM, typename T>
-__device__ __forceinline__ void wgmma_scores(const WgmmaShared<T>& s, const MmaStep<T>& st, float (&sc)[2][8][4]) {
-  const int group = threadIdx.x / 128, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
-  // Two descriptors per step; the others differ from them by constants (in units of 16 bytes).
-  const uint64_t rows0 = descriptor(st.rows_s, 16, 1024), keys0 = descriptor(s.keys + group * kGroupKeys * kD / 2, 16, 1024);
-  wgmma_fence();
+// issue_scores starts both blocks' wgmmas, block b in commit group b; finish_scores<b> waits for block b
+// and masks it, so that a pass works on block 0 while the tensor cores compute block 1.
+template <bool kKeysAlongM, int kBlock, typename T>
+__device__ __forceinline__ void issue_block(uint64_t rows0, uint64_t keys0, float (&acc)[8][4]) {
   for_each_k_step([&](auto kk) {
     constexpr int kK = decltype(kk)::value;
     const uint64_t rows = advance_descriptor<kProfileRows, 0, kK>(rows0);
-    const uint64_t keys[2] = {advance_descriptor<kMmaKeys, 0, kK>(keys0), advance_descriptor<kMmaKeys, 64, kK>(keys0)};
-#pragma unroll
-    for (int b = 0; b < 2; ++b) {
-      if (kKeysAlongM) {
-        Wgmma<T>::qk(flat<32>(sc[b]), keys[b], rows, kK > 0);
-      } else {
-        Wgmma<T>::qk(flat<32>(sc[b]), rows, keys[b], kK > 0);
-      }
+    const uint64_t keys = advance_descriptor<kMmaKeys, 64 * kBlock, kK>(keys0);
+    if (kKeysAlongM) {
+      Wgmma<T>::qk(flat<32>(acc), keys, rows, kK > 0);
+    } else {
+      Wgmma<T>::qk(flat<32>(acc), rows, keys, kK > 0);
     }
   });
   wgmma_commit();
-  wgmma_wait_all();
-  fence_registers(flat<32>(sc[0]));
-  fence_registers(flat<32>(sc[1]));
+}
+
+template <bool kKeysAlongM, typename T>
+__device__ __forceinline__ void issue_scores(const WgmmaShared<T>& s, const MmaStep<T>& st, float (&sc)[2][8][4]) {
+  const int group = threadIdx.x / 128;
+  // Two descriptors per step; the others differ from them by constants (in units of 16 bytes).
+  const uint64_t rows0 = descriptor(st.rows_s, 16, 1024), keys0 = descriptor(s.keys + group * kGroupKeys * 64, 16, 1024);
+  wgmma_fence();
+  issue_block<kKeysAlongM, 0, T>(rows0, keys0, sc[0]);
+  issue_block<kKeysAlongM, 1, T>(rows0, keys0, sc[1]);
+}
+
+template <bool kKeysAlongM, int kBlock, typename T>
+__device__ __forceinline__ void finish_scores(const MmaStep<T>& st, float (&acc)[8][4]) {
+  wgmma_wait<1 - kBlock>();
+  fence_registers(flat<32>(acc));
   if (st.whole) return;
+  const int group = threadIdx.x / 128, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
   // An element's row and key are this thread's first ones plus offsets known at compile time; the
   // thread's bounds are moved to the other side, so that each element compares constants (the
   // compiler would otherwise keep 64 positions per thread across the loop, and spill them).
   const int along_m = 16 * warp + lane / 4, along_n = 2 * (lane % 4);
   const int row0 = kKeysAlongM ? along_n : along_m;
-  const int64_t key0 = st.key0 + group * kGroupKeys + (kKeysAlongM ? along_m : along_n);
+  const int64_t key0 = st.key0 + group * kGroupKeys + kBlock * 64 + (kKeysAlongM ? along_m : along_n);
   auto clamp = [](int64_t x) { return static_cast<int>(x < -(1 << 20) ? -(1 << 20) : x > (1 << 20) ? 1 << 20 : x); };
   const int rows_left = st.rows - row0, keys_left = clamp(st.p.end - key0);
   const int causal = clamp(st.first_row + row0 - key0);  // key > first_row + row: key offset - row offset > this
 #pragma unroll
-  for (int b = 0; b < 2; ++b)
+  for (int n = 0; n < 8; ++n)
 #pragma unroll
-    for (int n = 0; n < 8; ++n)
-#pragma unroll
-      for (int x = 0; x < 4; ++x) {
-        const int m_offset = 8 * (x / 2), n_offset = 8 * n + x % 2;
-        const int row_offset = kKeysAlongM ? n_offset : m_offset;
-        const int key_offset = b * 64 + (kKeysAlongM ? m_offset : n_offset);
-        if (row_offset >= rows_left || key_offset >= keys_left || key_offset - row_offset > causal) {
-          sc[b][n][x] = -INFINITY;
-        }
-      }
+    for (int x = 0; x < 4; ++x) {
+      const int m_offset = 8 * (x / 2), n_offset = 8 * n + x % 2;
+      const int row_offset = kKeysAlongM ? n_offset : m_offset;
+      const int key_offset = kKeysAlongM ? m_offset : n_offset;
+      if (row_offset >= rows_left || key_offset >= keys_left || key_offset - row_offset > causal) acc[n][x] = -INFINITY;
+    }
 }
 
 template <typename T>
@@ -779,28 +790,38 @@ __global__ void __launch_bounds__(kMmaThreads, 2) row_stats_kernel(const WindowP
   const int group = threadIdx.x / 128, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
   for_each_team_step(params, s, [&](const MmaStep<T>& st) {
     float sc[2][8][4];
-    wgmma_scores<false>(s, st, sc);
-    // Each row's maximum and sum over the warpgroup's 128 keys: 32 values per thread, then its quad,
-    // in log2 units as in row_stats_mma_kernel.
+    issue_scores<false>(s, st, sc);
+    // Each row's maximum and sum over the warpgroup's 128 keys (32 values per thread, then its quad),
+    // in log2 units as in row_stats_mma_kernel: block 0's while block 1 computes, then block 1's,
+    // combined by log-sum-exp.
     const float c = st.p.scale * kLog2e;
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
+    float first_max[2], first_base[2], first_sum[2];
+    auto block_max = [](const float (&acc)[8][4], int h) {
       float m = -INFINITY;
 #pragma unroll
-      for (int b = 0; b < 2; ++b)
-#pragma unroll
-        for (int n = 0; n < 8; ++n) m = fmaxf(m, fmaxf(sc[b][n][2 * h], sc[b][n][2 * h + 1]));
+      for (int n = 0; n < 8; ++n) m = fmaxf(m, fmaxf(acc[n][2 * h], acc[n][2 * h + 1]));
       m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
-      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
-      const float base = m == -INFINITY ? 0.f : m * c;  // a row with no key here sums to 0
+      return fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+    };
+    auto block_sum = [c](const float (&acc)[8][4], int h, float base) {
       float e = 0.f;
 #pragma unroll
-      for (int b = 0; b < 2; ++b)
+      for (int n = 0; n < 8; ++n) e += exp2f(fmaf(acc[n][2 * h], c, -base)) + exp2f(fmaf(acc[n][2 * h + 1], c, -base));
+      return e;
+    };
+    finish_scores<false, 0>(st, sc[0]);
 #pragma unroll
-        for (int n = 0; n < 8; ++n) {
-          e += exp2f(fmaf(sc[b][n][2 * h], c, -base));
-          e += exp2f(fmaf(sc[b][n][2 * h + 1], c, -base));
-        }
+    for (int h = 0; h < 2; ++h) {
+      first_max[h] = block_max(sc[0], h);
+      first_base[h] = first_max[h] == -INFINITY ? 0.f : first_max[h] * c;  // a row with no key here sums to 0
+      first_sum[h] = block_sum(sc[0], h, first_base[h]);
+    }
+    finish_scores<false, 1>(st, sc[1]);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const float m = fmaxf(block_max(sc[1], h), first_max[h]);
+      const float base = m == -INFINITY ? 0.f : m * c;
+      float e = first_sum[h] * exp2f(first_base[h] - base) + block_sum(sc[1], h, base);
       e += __shfl_xor_sync(0xffffffffu, e, 1);
       e += __shfl_xor_sync(0xffffffffu, e, 2);
       if (lane % 4 == 0) {
@@ -824,40 +845,30 @@ __global__ void __launch_bounds__(kMmaThreads, 2) row_stats_kernel(const WindowP
 #endif
 }
 
-// Pass 2's sums of one step (scores sc as wgmma_scores<true> lays them out): per key of this thread
-// (b, h) the sum over its 16 rows into key_sums and, kDistances, the CTA's per-distance sums.
-template <bool kDistances, typename T>
-__device__ __forceinline__ void add_probabilities(WgmmaShared<T>& s, const MmaStep<T>& st, const float (&sc)[2][8][4],
-                                                  const float (&filter)[2][2], float (&key_sums)[2][2]) {
+// Pass 2's sums over block kBlock of a step's scores (acc as finish_scores<true, kBlock> leaves it): for
+// each key of this thread (h) the sum over its 16 rows into key_sums and, kDistances, the CTA's
+// per-distance sums. base[n][e]: the row statistics (MmaShared::row_base) of the thread's rows.
+template <bool kDistances, int kBlock, typename T>
+__device__ __forceinline__ void add_probabilities(WgmmaShared<T>& s, const float (&acc)[8][4], const float (&base)[8][2],
+                                                  float c, const float (&filter)[2], float (&key_sums)[2]) {
   const int group = threadIdx.x / 128, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
-  const float c = st.p.scale * kLog2e;
-  const float* row_base = s.row_base[st.item % 2];
-  float base[8][2];
 #pragma unroll
-  for (int n = 0; n < 8; ++n) {
-    const float2 pair = *reinterpret_cast<const float2*>(&row_base[8 * n + 2 * (lane % 4)]);
-    base[n][0] = pair.x;
-    base[n][1] = pair.y;
-  }
+  for (int h = 0; h < 2; ++h) {
+    const int key = group * kGroupKeys + kBlock * 64 + 16 * warp + 8 * h + lane / 4;  // within the CTA's block
+    float sum = 0.f;
 #pragma unroll
-  for (int b = 0; b < 2; ++b)
+    for (int n = 0; n < 8; ++n)
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int key = group * kGroupKeys + b * 64 + 16 * warp + 8 * h + lane / 4;  // within the block
-      float sum = 0.f;
-#pragma unroll
-      for (int n = 0; n < 8; ++n)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const float x = sc[b][n][2 * h + e];
-          const float prob = exp2f(fmaf(x, c, -base[n][e]));
-          sum += prob;
-          if (kDistances && x != -INFINITY) {
-            atomicAdd(&s.by_distance[8 * n + 2 * (lane % 4) + e + kMmaKeys - 1 - key], prob * filter[b][h]);
-          }
+      for (int e = 0; e < 2; ++e) {
+        const float x = acc[n][2 * h + e];
+        const float prob = exp2f(fmaf(x, c, -base[n][e]));
+        sum += prob;
+        if (kDistances && x != -INFINITY) {
+          atomicAdd(&s.by_distance[8 * n + 2 * (lane % 4) + e + kMmaKeys - 1 - key], prob * filter[h]);
         }
-      key_sums[b][h] = sum;
-    }
+      }
+    key_sums[h] = sum;
+  }
 }
 
 template <typename T>
@@ -888,13 +899,28 @@ __global__ void __launch_bounds__(kMmaThreads, 2) profile_kernel(const WindowPro
       __syncthreads();
     }
     float sc[2][8][4];
-    wgmma_scores<true>(s, st, sc);
-    float key_sums[2][2];
-    if (p.distance) {
-      add_probabilities<true>(s, st, sc, filter, key_sums);
-    } else {
-      add_probabilities<false>(s, st, sc, filter, key_sums);
+    issue_scores<true>(s, st, sc);
+    float base[8][2];  // while the tensor cores compute: the statistics of this thread's rows
+    const float* row_base = s.row_base[st.item % 2];
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+      const float2 pair = *reinterpret_cast<const float2*>(&row_base[8 * n + 2 * (lane % 4)]);
+      base[n][0] = pair.x;
+      base[n][1] = pair.y;
     }
+    const float c = p.scale * kLog2e;
+    float key_sums[2][2];
+    auto add_block = [&](auto block) {
+      constexpr int kBlock = decltype(block)::value;
+      finish_scores<true, kBlock>(st, sc[kBlock]);
+      if (p.distance) {
+        add_probabilities<true, kBlock>(s, sc[kBlock], base, c, filter[kBlock], key_sums[kBlock]);
+      } else {
+        add_probabilities<false, kBlock>(s, sc[kBlock], base, c, filter[kBlock], key_sums[kBlock]);
+      }
+    };
+    add_block(std::integral_constant<int, 0>());  // while block 1 computes
+    add_block(std::integral_constant<int, 1>());
 #pragma unroll
     for (int b = 0; b < 2; ++b)
 #pragma unroll
