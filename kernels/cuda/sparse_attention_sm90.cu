@@ -34,9 +34,7 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
   __trap();  // built for a GPU without wgmma: the host side only launches this kernel on sm_90
 #else
   extern __shared__ unsigned char smem_raw[];
-  // Swizzled regions need 1024-byte alignment; the launch allots 1 KiB of slack for it.
-  unsigned char* aligned = smem_raw + ((1024 - (smem_address(smem_raw) & 1023)) & 1023);
-  Sm90Storage<T>& s = *reinterpret_cast<Sm90Storage<T>*>(aligned);
+  Sm90Storage<T>& s = *reinterpret_cast<Sm90Storage<T>*>(align_1024(smem_raw));
   TileMeta& meta = s.meta;
   const DeviceTile tile = tile_of(p);
   const DevicePass& pass = p.passes[tile.pass];

@@ -36,6 +36,12 @@ __device__ __forceinline__ uint64_t descriptor(const void* smem, uint32_t leadin
          (static_cast<uint64_t>(stride_bytes >> 4) << 32) | (uint64_t(1) << 62);
 }
 
+// Dynamic shared memory rounded up to the 1024 bytes swizzled regions need (a launch allots 1 KiB of
+// slack for it).
+__device__ __forceinline__ unsigned char* align_1024(unsigned char* smem) {
+  return smem + ((1024 - (smem_address(smem) & 1023)) & 1023);
+}
+
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 // Waits until at most N committed groups of this warpgroup's wgmmas are still running.

@@ -209,18 +209,6 @@ __device__ void row_stats_head(const HeadView& p, float* q_s, const float* k_s) 
   }
 }
 
-template <typename T>
-__global__ void __launch_bounds__(kThreads) row_stats_kernel(const WindowProfileParams params) {
-  const Team team = team_of(params);
-  extern __shared__ float shared[];
-  float* q_s = shared;
-  float* k_s = shared + params.head_dim * kProfileRows;
-  load_keys<T>(head_view<T, kProfileKeys>(params, team.first, team.block), k_s, team.block * kProfileKeys);
-  for (int x = team.first; x < team.first + team.count; ++x) {
-    row_stats_head<T>(head_view<T, kProfileKeys>(params, x, team.block), q_s, k_s);
-  }
-}
-
 // Adds one step's per-distance sums of this CTA of kKeys keys (by_distance[r + kKeys - 1 - x]: row r of
 // the step, key key0 + x) to the global ones.
 template <int kKeys>
@@ -280,22 +268,28 @@ __device__ void profile_head(const HeadView& p, float* q_s, const float* k_s, co
   }
 }
 
-template <typename T>
-__global__ void __launch_bounds__(kThreads) profile_kernel(const WindowProfileParams params) {
+// Pass 1 (kStats) or pass 2 on the CUDA cores: the CTA's keys load once, then each head of its team.
+template <typename T, bool kStats>
+__global__ void __launch_bounds__(kThreads) pass_kernel(const WindowProfileParams params) {
   const Team team = team_of(params);
   extern __shared__ float shared[];
   float* q_s = shared;
   float* k_s = shared + params.head_dim * kProfileRows;
   const int64_t key0 = team.block * kProfileKeys;
-  float filter[kKeysPerLane];
+  float filter[kKeysPerLane];  // pass 2's key filter at this lane's keys
 #pragma unroll
   for (int c = 0; c < kKeysPerLane; ++c) {
     const int64_t key = key0 + threadIdx.x % 32 + 32 * c;
-    filter[c] = params.key_filter && key < params.end ? static_cast<float>(params.key_filter[key]) : 1.f;
+    filter[c] = !kStats && params.key_filter && key < params.end ? static_cast<float>(params.key_filter[key]) : 1.f;
   }
   load_keys<T>(head_view<T, kProfileKeys>(params, team.first, team.block), k_s, key0);
   for (int x = team.first; x < team.first + team.count; ++x) {
-    profile_head<T>(head_view<T, kProfileKeys>(params, x, team.block), q_s, k_s, filter);
+    const HeadView head = head_view<T, kProfileKeys>(params, x, team.block);
+    if constexpr (kStats) {
+      row_stats_head<T>(head, q_s, k_s);
+    } else {
+      profile_head<T>(head, q_s, k_s, filter);
+    }
   }
 }
 
@@ -319,7 +313,7 @@ struct MmaShared {
   T rows[2][kProfileRows * kPaddedRow];  // one step's rows computing, the next one's loading
   float warp_max[kMmaWarps][kProfileRows];  // pass 1: each warp's row maxima and sums over its keys
   float warp_sum[kMmaWarps][kProfileRows];
-  float by_distance[kMmaKeys + kProfileRows - 1];  // pass 2, as in profile_kernel
+  float by_distance[kMmaKeys + kProfileRows - 1];  // pass 2, as in profile_head
   // Pass 2: each step row's log2(e) * maximum + log2(normaliser), per row buffer (0 past the step's rows).
   float row_base[2][kProfileRows];
 
@@ -670,7 +664,7 @@ struct WgmmaShared {
   float group_max[2][kProfileRows];                 // pass 1: each warpgroup's row maxima and sums
   float group_sum[2][kProfileRows];
   alignas(16) float row_base[2][kProfileRows];      // pass 2, as in MmaShared (read as float2)
-  float by_distance[kMmaKeys + kProfileRows - 1];   // pass 2, as in profile_kernel
+  float by_distance[kMmaKeys + kProfileRows - 1];   // pass 2, as in profile_head
 
   // D = 128 values of kRows rows from `first` (rows past `valid` zero-filled) into swizzled rows. A
   // thread copies piece tid % 16 of rows tid / 16 + 16 j: the same swizzle phase for every j, so its
@@ -696,11 +690,6 @@ struct WgmmaShared {
 
 template <typename T>
 size_t shared_bytes() { return sizeof(WgmmaShared<T>) + 1024; }  // slack for the 1024-byte alignment
-
-template <typename T>
-__device__ __forceinline__ WgmmaShared<T>& shared_storage(unsigned char* raw) {
-  return *reinterpret_cast<WgmmaShared<T>*>(raw + ((1024 - (smem_address(raw) & 1023)) & 1023));
-}
 
 // The descriptor of k-step kk (16 values of d) of swizzled row `first`, from the descriptor of row 0 of
 // a region of kRows rows of bf16/fp16: the address field counts 16 bytes. Added in an opaque asm, as
@@ -780,13 +769,9 @@ __device__ __forceinline__ void finish_scores(const MmaStep<T>& st, float (&acc)
     }
 }
 
+// Pass 1: the block statistics.
 template <typename T>
-__global__ void __launch_bounds__(kMmaThreads, 2) row_stats_kernel(const WindowProfileParams params) {
-#if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  __trap();  // built for a GPU without wgmma: the host side only launches this kernel on sm_90
-#else
-  extern __shared__ unsigned char shared_raw[];
-  WgmmaShared<T>& s = shared_storage<T>(shared_raw);
+__device__ __forceinline__ void row_stats_pass(const WindowProfileParams& params, WgmmaShared<T>& s) {
   const int group = threadIdx.x / 128, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
   for_each_team_step(params, s, [&](const MmaStep<T>& st) {
     float sc[2][8][4];
@@ -842,7 +827,6 @@ __global__ void __launch_bounds__(kMmaThreads, 2) row_stats_kernel(const WindowP
       st.p.block_sum[at] = e;
     }
   });
-#endif
 }
 
 // Pass 2's sums over block kBlock of a step's scores (acc as finish_scores<true, kBlock> leaves it): for
@@ -871,13 +855,9 @@ __device__ __forceinline__ void add_probabilities(WgmmaShared<T>& s, const float
   }
 }
 
+// Pass 2: the column and distance sums.
 template <typename T>
-__global__ void __launch_bounds__(kMmaThreads, 2) profile_kernel(const WindowProfileParams params) {
-#if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  __trap();  // built for a GPU without wgmma: the host side only launches this kernel on sm_90
-#else
-  extern __shared__ unsigned char shared_raw[];
-  WgmmaShared<T>& s = shared_storage<T>(shared_raw);
+__device__ __forceinline__ void profile_pass(const WindowProfileParams& params, WgmmaShared<T>& s) {
   const int group = threadIdx.x / 128, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
   const int64_t key0 = (blockIdx.x / params.num_teams) * static_cast<int64_t>(kMmaKeys);
   // This thread's keys (b, h): key0 + 128 group + 64b + 16 warp + 8h + lane / 4.
@@ -944,6 +924,20 @@ __global__ void __launch_bounds__(kMmaThreads, 2) profile_kernel(const WindowPro
         }
     }
   });
+}
+
+template <typename T, bool kStats>
+__global__ void __launch_bounds__(kMmaThreads, 2) pass_kernel(const WindowProfileParams params) {
+#if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  __trap();  // built for a GPU without wgmma: the host side only launches this kernel on sm_90
+#else
+  extern __shared__ unsigned char shared_raw[];
+  WgmmaShared<T>& s = *reinterpret_cast<WgmmaShared<T>*>(align_1024(shared_raw));
+  if constexpr (kStats) {
+    row_stats_pass(params, s);
+  } else {
+    profile_pass(params, s);
+  }
 #endif
 }
 
@@ -1020,7 +1014,7 @@ template <typename T>
 cudaError_t launch(const WindowProfileParams& p, bool stats, bool mma, cudaStream_t stream) {
   if constexpr (!std::is_same<T, float>::value) {
     if (uses_wgmma(dtype_of<T>(), p.head_dim)) {
-      return launch_kernel(stats ? sm90_profile::row_stats_kernel<T> : sm90_profile::profile_kernel<T>, p, kMmaKeys,
+      return launch_kernel(stats ? sm90_profile::pass_kernel<T, true> : sm90_profile::pass_kernel<T, false>, p, kMmaKeys,
                            kMmaThreads, sm90_profile::shared_bytes<T>(), stream);
     }
     if (mma) {
@@ -1028,7 +1022,7 @@ cudaError_t launch(const WindowProfileParams& p, bool stats, bool mma, cudaStrea
                            sizeof(MmaShared<T>), stream);
     }
   }
-  return launch_kernel(stats ? row_stats_kernel<T> : profile_kernel<T>, p, kProfileKeys, kThreads,
+  return launch_kernel(stats ? pass_kernel<T, true> : pass_kernel<T, false>, p, kProfileKeys, kThreads,
                        shared_bytes(p.head_dim), stream);
 }
 
