@@ -317,26 +317,25 @@ struct MmaShared {
   // Pass 2: each step row's log2(e) * maximum + log2(normaliser), per row buffer (0 past the step's rows).
   float row_base[2][kProfileRows];
 
-  // Starts copying `count` rows from `first` into `out` (rows past `valid` zero-filled); kRows: the
-  // rows `out` holds.
+  // Starts copying kRows rows (all `out` holds) from `first` into `out`, rows past `valid` zero-filled.
   template <int kRows>
   static __device__ void copy(const T* base, int64_t row_stride, int head_dim, int64_t first, int64_t valid,
-                              int count, T* out);
+                              T* out);
   // Makes the finished copies visible to their readers (ldmatrix reads them directly).
   static __device__ void publish() {}
 };
 
-// Starts copying `count` rows of D values from `first` (rows past `valid` zero-filled) into padded
+// Starts copying kRows rows of D values from `first` (rows past `valid` zero-filled) into padded
 // shared memory; the caller commits and waits.
 template <typename T>
 template <int kRows>
 __device__ __forceinline__ void MmaShared<T>::copy(const T* base, int64_t row_stride, int head_dim, int64_t first,
-                                                   int64_t valid, int count, T* out) {
+                                                   int64_t valid, T* out) {
   // Slots of the largest row (16 pieces of 16 bytes), so that no division by a runtime D is needed;
   // pieces past D are skipped.
   constexpr int kPieces = kPaddedRow / 8 - 1;
   const int pieces = head_dim / 8;
-  for (int idx = threadIdx.x; idx < count * kPieces; idx += kMmaThreads) {
+  for (int idx = threadIdx.x; idx < kRows * kPieces; idx += kMmaThreads) {
     const int row = idx / kPieces, piece = idx % kPieces;
     if (piece >= pieces) continue;
     const bool ok = row < valid;
@@ -448,7 +447,7 @@ __device__ __forceinline__ void for_each_team_step(const WindowProfileParams& pa
     const int r0 = step * kProfileRows;
     Shared::template copy<kProfileRows>(q, params.q_row_stride, params.head_dim,
                                         static_cast<int64_t>(params.end) - params.count + r0,
-                                        min(kProfileRows, params.count - r0), kProfileRows, s.rows[i % 2]);
+                                        min(kProfileRows, params.count - r0), s.rows[i % 2]);
     detail::cp_async_commit();
   };
   auto advance = [&](int& position, int& step) {
@@ -474,7 +473,7 @@ __device__ __forceinline__ void for_each_team_step(const WindowProfileParams& pa
   int current_position = position, current_step = step;  // of item i
   const int64_t key0 = team.block * kMmaKeys, valid = min(static_cast<int64_t>(kMmaKeys), params.end - key0);
   const T* keys = static_cast<const T*>(params.k) + (params.heads[team.first] / params.group) * params.k_head_stride;
-  Shared::template copy<kMmaKeys>(keys, params.k_row_stride, params.head_dim, key0, valid, kMmaKeys, s.keys);
+  Shared::template copy<kMmaKeys>(keys, params.k_row_stride, params.head_dim, key0, valid, s.keys);
   copy_rows(position, step, 0);
   float max, sum;
   load_stats(position, step, max, sum);
@@ -671,7 +670,7 @@ struct WgmmaShared {
   // shared and global addresses step by constants.
   template <int kRows>
   static __device__ __forceinline__ void copy(const T* base, int64_t row_stride, int /*head_dim*/, int64_t first,
-                                              int64_t valid, int /*count: kRows*/, T* out) {
+                                              int64_t valid, T* out) {
     constexpr int kPieces = kD / 8;  // 16-byte pieces per row
     constexpr int kRowsPerPass = kMmaThreads / kPieces;
     static_assert(kRows % kRowsPerPass == 0 && kRowsPerPass % 8 == 0, "whole passes, one swizzle phase");
