@@ -7,7 +7,8 @@
 #     scripts/gpu_check.sh
 #   PREFILL_FRAMES=1024,2048 PREFILL_METHODS="dense;vertical_slash" LENGTHS= scripts/gpu_check.sh
 #     (Qwen2.5-VL-7B geometry with random weights: latency pre-fill of generated 448x448 videos,
-#      128 tokens per frame; LENGTHS empty skips the attention benchmark)
+#      128 tokens per frame, into OUT_DIR/prefill.json and prefill.txt; LENGTHS empty skips the
+#      attention benchmark)
 # The GPU machine has LibTorch in its system Python and no network: this script installs nothing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +68,20 @@ if [ -n "${PREFILL_FRAMES:-}" ]; then
       grep -E "^(input|method|timings|peak|mmi)" "$OUT/prefill_${frames}_$i.txt"
     done
   done
+  # One JSON (keyed by run) and one log for all runs: fewer files to carry back from the GPU machine.
+  python3 - "$OUT" <<'PY' || status=1
+import glob, json, os, sys
+out = sys.argv[1]
+runs = sorted(glob.glob(os.path.join(out, "prefill_*.json")))
+merged = {os.path.basename(path): json.load(open(path)) for path in runs}
+json.dump(merged, open(os.path.join(out, "prefill.json"), "w"), indent=2)
+with open(os.path.join(out, "prefill.txt"), "w") as log:
+    for path in runs:
+        log.write(f"== {os.path.basename(path)[:-5]}\n" + open(path[:-5] + ".txt").read())
+for path in runs:
+    os.remove(path)
+    os.remove(path[:-5] + ".txt")
+PY
 fi
 
 if [ -n "$LENGTHS" ]; then
