@@ -78,7 +78,9 @@ struct PassSpec {
 
 // The rows of one query tile, ascending, with the summaries the classifier needs.
 struct TileRows {
-  std::vector<int64_t> pos;   // in the pass's order, ascending only when runs are wanted
+  int64_t index = 0;          // the tile
+  std::vector<int64_t> pos;   // in the pass's order, ascending only when runs are wanted; only when
+                              // the rule needs them (PassBuilder::needs_row_positions_)
   Segments runs;              // maximal runs of consecutive positions, as [first, last] (inclusive)
   int64_t min = 0, max = 0;
   int64_t grid_phase = -1;    // the common grid phase of all rows, or -1
@@ -95,7 +97,10 @@ class PassBuilder {
   // `plan` supplies the tile sizes and visual spans; `words` the bitmaps the rule's offsets refer to.
   PassBuilder(const SparsePlan& plan, const std::vector<uint64_t>& words, const PassSpec& spec)
       : plan_(plan), words_(words), spec_(spec), r_(spec.rule),
-        needs_row_runs_(r_.local > r_.min_distance || r_.block > 0 || spec.slashes || r_.slash_words >= 0) {
+        needs_row_runs_(r_.local > r_.min_distance || r_.block > 0 || spec.slashes || r_.slash_words >= 0),
+        needs_row_positions_(needs_row_runs_ || r_.diagonal_period > 0 || r_.dense_rows_before > 0 ||
+                             r_.dense_rows_from != kNoLimit),
+        band_decides_keep_(r_.sink <= 0 && r_.local <= 0 && r_.block <= 0 && r_.slash_words < 0) {
     // Column bands by what need_phase does with them, sorted once for every tile of a grid pass: the
     // bands of stride steps by the grid phase of their first key, the others apart.
     if (r_.grid_stride > 0) {
@@ -138,12 +143,28 @@ class PassBuilder {
 
   void load_tile(int64_t t) {
     TileRows& T = tile_;
+    T.index = t;
     T.pos.clear();
-    spec_.rows.gather(t * plan_.block_m, std::min(spec_.rows.size(), (t + 1) * plan_.block_m), T.pos);
+    T.runs.clear();
+    const int64_t first = t * plan_.block_m, end = std::min(spec_.rows.size(), first + plan_.block_m);
+    if (!needs_row_positions_) {  // the extremes band by band (a grid pass's tile holds a few bands)
+      T.min = INT64_MAX;
+      T.max = INT64_MIN;
+      const auto& bands = spec_.rows.bands();
+      for (size_t b = spec_.rows.band_at(first); b < bands.size() && bands[b].logical < end; ++b) {
+        const int64_t lo = bands[b].orig_at(std::max(first, bands[b].logical));
+        const int64_t hi = bands[b].orig_at(std::min(end, bands[b].logical + bands[b].count) - 1);
+        T.min = std::min({T.min, lo, hi});
+        T.max = std::max({T.max, lo, hi});
+      }
+      T.grid_phase = common_phase(t);
+      T.residue = -1;
+      return;
+    }
+    spec_.rows.gather(first, end, T.pos);
     const auto [lowest, highest] = std::minmax_element(T.pos.begin(), T.pos.end());
     T.min = *lowest;
     T.max = *highest;
-    T.runs.clear();
     if (needs_row_runs_) {  // rows sorted and as maximal runs (the permuted rows of a grid pass need neither)
       sort_mostly_ordered(T.pos);
       for (int64_t p : T.pos) {
@@ -164,26 +185,35 @@ class PassBuilder {
     return first;
   }
 
-  // The common grid phase of tile t's rows, or -1. A band whose step is a multiple of the stride and
-  // which stays inside one visual span has one phase (phase-major rows are such bands), so it costs
-  // one lookup instead of one per row.
-  int64_t common_phase(int64_t t) const {
-    if (r_.grid_stride <= 0) return -1;
+  // body(phase, last) over tile t's rows in groups of one grid phase (-1 for rows outside the visual
+  // spans), `last` the group's largest position. A band whose step is a multiple of the stride and which
+  // stays inside one visual span is one group (phase-major rows are such bands), so a tile costs a
+  // lookup per band instead of one per row; other bands go row by row.
+  template <typename Body>
+  void for_each_row_phase(int64_t t, Body&& body) const {
     const auto& bands = spec_.rows.bands();
     const int64_t first = t * plan_.block_m, last = std::min(spec_.rows.size(), first + plan_.block_m) - 1;
-    int64_t common = -2;  // nothing seen yet
     for (size_t b = spec_.rows.band_at(first); b < bands.size() && bands[b].logical <= last; ++b) {
       const Band& band = bands[b];
       const int64_t lo = band.orig_at(std::max(first, band.logical));
       const int64_t hi = band.orig_at(std::min(last, band.logical + band.count - 1));
-      const bool one_phase = band.step % r_.grid_stride == 0 && span_of(lo) == span_of(hi);
+      const int64_t span = span_of(lo);
+      if (band.step % r_.grid_stride == 0 && span >= 0 && span == span_of(hi)) {
+        body(phase(lo), std::max(lo, hi));
+        continue;
+      }
       for (int64_t pos = lo;; pos += band.step) {
-        const int64_t ph = phase(pos);
-        if (common != -2 && ph != common) return -1;
-        common = ph;
-        if (one_phase || pos == hi) break;
+        body(phase(pos), pos);
+        if (pos == hi) break;
       }
     }
+  }
+
+  // The common grid phase of tile t's rows, or -1.
+  int64_t common_phase(int64_t t) const {
+    if (r_.grid_stride <= 0) return -1;
+    int64_t common = -2;  // nothing seen yet
+    for_each_row_phase(t, [&](int64_t ph, int64_t) { common = common == -2 || common == ph ? ph : -1; });
     return common;
   }
 
@@ -250,9 +280,9 @@ class PassBuilder {
       }
     }
     if (r_.grid_hline) {
-      for (int64_t p : T.pos) {
-        if (phase(p) == r_.grid_phase) dense_row = std::max(dense_row, p);
-      }
+      for_each_row_phase(T.index, [&](int64_t ph, int64_t last) {
+        if (ph == r_.grid_phase) dense_row = std::max(dense_row, last);
+      });
     }
     if (dense_row >= 0) need_range(0, limit(dense_row));
     if (r_.sink > 0) need_range(0, std::min(r_.sink - 1, limit(T.max)));
@@ -316,13 +346,18 @@ class PassBuilder {
   void collect_grid_lines() {
     if (r_.grid_vline) need_phase(r_.grid_phase, limit(tile_.max));
     if (r_.grid_slash) {
-      std::vector<int64_t> last_row(r_.grid_stride, -1);  // per phase, the last visual row
-      for (int64_t p : tile_.pos) {
-        const int64_t ph = phase(p);
-        if (ph >= 0) last_row[ph] = std::max(last_row[ph], p);
-      }
-      for (int64_t ph = 0; ph < r_.grid_stride; ++ph) {
-        if (last_row[ph] >= 0) need_phase(ph, limit(last_row[ph]));
+      // Per phase of the tile's visual rows, the last of them; the phases met, ascending.
+      last_row_.resize(r_.grid_stride, -1);
+      phases_met_.clear();
+      for_each_row_phase(tile_.index, [&](int64_t ph, int64_t last) {
+        if (ph < 0) return;
+        if (last_row_[ph] < 0) phases_met_.push_back(ph);
+        last_row_[ph] = std::max(last_row_[ph], last);
+      });
+      std::sort(phases_met_.begin(), phases_met_.end());
+      for (int64_t ph : phases_met_) {
+        need_phase(ph, limit(last_row_[ph]));
+        last_row_[ph] = -1;
       }
     }
   }
@@ -340,21 +375,89 @@ class PassBuilder {
       }
     }
     intervals_ = merged;
-    const size_t first_run = pass.runs.size();
+    first_run_ = pass.runs.size();
     for (const auto& [begin, end] : merged) {
       int band = spec_.cols.band_at(begin);  // the band holding the chunk's first column
-      for (int64_t c = begin; c < end; c += plan_.block_n) {
-        const int64_t c_end = std::min(end, c + plan_.block_n);
-        const ChunkMask mask = classify(chunk_cols(c, c_end, band));
-        // Extend the previous run when this chunk continues it with the same mask; chunk boundaries
-        // stay block_n apart because only whole chunks are ever followed by another in one interval.
-        if (pass.runs.size() > first_run && pass.runs.back().end == c && pass.runs.back().mask == mask) {
-          pass.runs.back().end = c_end;
-        } else {
-          pass.runs.push_back(KeyRun{c, c_end, mask});
+      for (int64_t c = begin; c < end;) {
+        const int64_t chunks = band_decides_keep_ ? chunks_in_band(c, end, band) : 0;
+        if (chunks > 1) {
+          c = emit_band_chunks(pass, c, end, chunks, spec_.cols.bands()[band]);
+          continue;
         }
+        const int64_t c_end = std::min(end, c + plan_.block_n);
+        append_run(pass, c, c_end, classify(chunk_cols(c, c_end, band)));
+        c = c_end;
       }
     }
+  }
+
+  // Adds chunk [begin, end) to the tile's runs, extending the previous run when this chunk continues it
+  // with the same mask; chunk boundaries stay block_n apart because only whole chunks are ever followed
+  // by another in one interval.
+  void append_run(Pass& pass, int64_t begin, int64_t end, ChunkMask mask) const {
+    if (pass.runs.size() > first_run_ && pass.runs.back().end == begin && pass.runs.back().mask == mask) {
+      pass.runs.back().end = end;
+    } else {
+      pass.runs.push_back(KeyRun{begin, end, mask});
+    }
+  }
+
+  // The chunks from column c (up to `end`) that lie inside one band of step >= 1, `band` advanced to
+  // the band holding c.
+  int64_t chunks_in_band(int64_t c, int64_t end, int& band) const {
+    const auto& bands = spec_.cols.bands();
+    while (bands[band].logical + bands[band].count <= c) ++band;
+    const Band& b = bands[band];
+    if (b.step < 1) return 0;
+    const int64_t stop = std::min(end, b.logical + b.count);
+    const int64_t whole = (stop - c) / plan_.block_n;
+    return stop == end && (stop - c) % plan_.block_n != 0 ? whole + 1 : whole;  // a short last chunk
+  }
+
+  // Emits `chunks` chunks from column c inside band b at once and returns where they end. Without
+  // rule components that depend on where a chunk lies (band_decides_keep_), whether some component keeps
+  // every element is the band's alone, and the masks then follow from the chunks' extremes, which ascend
+  // with the chunk: kFull needs the chunk to end early enough (a prefix of chunks) and to start at
+  // min_col or later (a suffix), so the chunks split into at most three runs, found by bisection.
+  int64_t emit_band_chunks(Pass& pass, int64_t c, int64_t end, int64_t chunks, const Band& b) const {
+    const int64_t n = plan_.block_n;
+    auto chunk_end = [&](int64_t k) { return std::min(end, c + (k + 1) * n); };
+    auto chunk_of = [&](int64_t k) {
+      ChunkCols cols;
+      cols.min = b.orig_at(c + k * n);
+      cols.max = b.orig_at(chunk_end(k) - 1);
+      cols.band = &b;
+      return cols;
+    };
+    const int64_t stop = chunk_end(chunks - 1);
+    if (!keeps_all(chunk_of(0))) {
+      append_run(pass, c, stop, ChunkMask::kRule);
+      return stop;
+    }
+    // The first chunk k in [0, chunks] for which pred(k) holds, pred false then true.
+    auto first_true = [&](auto pred) {
+      int64_t lo = 0, hi = chunks;
+      while (lo < hi) {
+        const int64_t mid = (lo + hi) / 2;
+        if (pred(mid)) hi = mid; else lo = mid + 1;
+      }
+      return lo;
+    };
+    const TileRows& T = tile_;
+    const int64_t from_min_col = first_true([&](int64_t k) { return chunk_of(k).min >= r_.min_col; });
+    const int64_t past_full = first_true([&](int64_t k) {
+      const ChunkCols cols = chunk_of(k);
+      return !(cols.max <= T.min && T.min - cols.max >= r_.min_distance);
+    });
+    const ChunkMask rest = r_.min_distance == 0 ? ChunkMask::kCausal : ChunkMask::kRule;
+    const int64_t full_end = std::max(from_min_col, past_full);
+    auto emit = [&](int64_t k0, int64_t k1, ChunkMask mask) {
+      if (k0 < k1) append_run(pass, c + k0 * n, chunk_end(k1 - 1), mask);
+    };
+    emit(0, from_min_col, ChunkMask::kRule);
+    emit(from_min_col, full_end, ChunkMask::kFull);
+    emit(full_end, chunks, rest);
+    return stop;
   }
 
   void emit_columns(Pass& pass) {
@@ -397,6 +500,16 @@ class PassBuilder {
 
   // kFull / kCausal when one component provably keeps every element (conservative: kRule otherwise).
   ChunkMask classify(const ChunkCols& c) const {
+    if (!keeps_all(c)) return ChunkMask::kRule;
+    const TileRows& T = tile_;
+    if (c.max <= T.min && T.min - c.max >= r_.min_distance && c.min >= r_.min_col) return ChunkMask::kFull;
+    if (r_.min_distance == 0 && c.min >= r_.min_col) return ChunkMask::kCausal;
+    return ChunkMask::kRule;
+  }
+
+  // Whether one component of the rule provably keeps every element of the chunk for the tile's rows
+  // (causality and the rule's constraints aside).
+  bool keeps_all(const ChunkCols& c) const {
     const TileRows& T = tile_;
     bool keeps_all = r_.all || c.max < r_.sink || T.max - c.min < r_.local ||
                      T.max < r_.dense_rows_before || T.min >= r_.dense_rows_from;
@@ -417,10 +530,7 @@ class PassBuilder {
         c.band->step % r_.diagonal_period == 0) {
       keeps_all = c.band->orig % r_.diagonal_period == T.residue;
     }
-    if (!keeps_all) return ChunkMask::kRule;
-    if (c.max <= T.min && T.min - c.max >= r_.min_distance && c.min >= r_.min_col) return ChunkMask::kFull;
-    if (r_.min_distance == 0 && c.min >= r_.min_col) return ChunkMask::kCausal;
-    return ChunkMask::kRule;
+    return keeps_all;
   }
 
   bool all_bits(int64_t offset, int64_t lo, int64_t hi) const {
@@ -436,7 +546,12 @@ class PassBuilder {
   const PassSpec& spec_;
   const MaskRule& r_;
   const bool needs_row_runs_;  // whether the rule's requirements or classification use TileRows::runs
+  const bool needs_row_positions_;  // whether they use TileRows::pos (otherwise it stays empty)
+  // Whether keeps_all() depends on a chunk's band alone (no sink, window, block or slash bitmap).
+  const bool band_decides_keep_;
+  size_t first_run_ = 0;  // emit_runs: the tile's first run
   TileRows tile_;
+  std::vector<int64_t> last_row_, phases_met_;  // grid passes with slash lines: collect_grid_lines' scratch
   std::vector<int64_t> col_band_phase_;  // grid passes: phase of each column band's first key
   std::vector<std::vector<size_t>> stride_bands_by_phase_;  // grid passes: bands of step grid_stride
   std::vector<size_t> other_bands_;                         // grid passes: the other column bands

@@ -60,13 +60,16 @@ void BM_Dense(benchmark::State& state) {
 // Plan building alone at long lengths, from indices as online estimation resolves them (grid:
 // frame-stride vertical lines; Vertical-Slash: 1000 columns and 1024 distances, forced ones included)
 // for 28 query heads: the host part of the index build that `mmi bench attention` reports. Kinds: 0
-// grid, 1 Vertical-Slash, 2 A-shape; the second argument 0 lists every tile's runs and columns
+// grid, 1 Vertical-Slash, 2 A-shape, 3 grid with vertical, horizontal and slash lines (whose line pass
+// lists every tile's runs); the second argument 0 lists every tile's runs and columns
 // (PlanOptions::compact_passes off).
 mmi::ResolvedHead resolved_head(int kind, int64_t length, int head) {
   mmi::ResolvedPattern p;
   std::mt19937_64 rng(head);
-  if (kind == 0) {
+  if (kind == 0 || kind == 3) {
     p.params.kind = mmi::PatternKind::kGrid;
+    p.params.hline = kind == 3;
+    p.params.slash = kind == 3;
     p.index.stride = 256;
     p.index.phase = (head * 37) % 256;
   } else if (kind == 2) {
@@ -112,7 +115,7 @@ void BM_BuildPlan(benchmark::State& state) {
   state.counters["tiles"] = tiles;
   state.counters["runs"] = runs;
   state.counters["columns"] = columns;
-  const char* const labels[] = {"grid", "vertical_slash", "a_shape"};
+  const char* const labels[] = {"grid", "vertical_slash", "a_shape", "grid_vhs"};
   state.SetLabel(std::string(labels[state.range(0)]) + (options.compact_passes ? "" : " listed"));
 }
 
@@ -120,7 +123,7 @@ constexpr int kNumSpecs = sizeof(kSpecs) / sizeof(kSpecs[0]);
 BENCHMARK(BM_Plan)->ArgsProduct({benchmark::CreateDenseRange(0, kNumSpecs - 1, 1), {32}})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Run)->ArgsProduct({benchmark::CreateDenseRange(0, kNumSpecs - 1, 1), {32}})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Dense)->Arg(32)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_BuildPlan)->ArgsProduct({{0, 1, 2}, {1, 0}, {128, 1024}})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_BuildPlan)->ArgsProduct({{0, 1, 2, 3}, {1, 0}, {128, 1024}})->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

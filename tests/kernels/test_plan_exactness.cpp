@@ -299,6 +299,36 @@ TEST_CASE("compact grid line passes derive exactly the runs and masks a listed p
   REQUIRE(compared > 50);
 }
 
+TEST_CASE("grids with horizontal and slash lines count exactly the oracle mask", "[plan][exact]") {
+  // Frames long enough that a phase's band spans many chunks, so the builder emits whole bands at once
+  // (their chunks split into rule-tested, fully kept and causal runs) as well as chunk by chunk.
+  std::mt19937_64 rng(71);
+  auto uniform = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+  const SequenceLayout layout = SequenceLayout::parse("text:37,video:12x8x8,text:29");
+  int checked = 0;
+  for (const PlanOptions& tiles : kTiles) {
+    for (int lines = 1; lines < 8; ++lines) {  // v, h, s as bits
+      ResolvedHead head = random_head(BoundaryKind::kNone, {PatternKind::kGrid}, layout, rng);
+      for (auto& row : head.patterns) {
+        for (ResolvedPattern& p : row) {
+          p.params.vline = lines & 1;
+          p.params.hline = (lines >> 1) & 1;
+          p.params.slash = (lines >> 2) & 1;
+          p.params.grid_local = uniform(1, 96);
+          p.index.stride = uniform(1, 70);
+          p.index.phase = uniform(0, p.index.stride - 1);
+        }
+      }
+      const SparsePlan plan = build_plan(layout, {head}, tiles);
+      INFO(describe_resolved(head, layout) << ", tiles " << tiles.block_m << "x" << tiles.block_n);
+      REQUIRE(first_mismatch(layout, head, plan) == "");
+      REQUIRE(head_stats(plan, 0).computed_elements == expected_computed(plan, 0));
+      ++checked;
+    }
+  }
+  REQUIRE(checked == 28);
+}
+
 TEST_CASE("the CPU executor equals masked dense attention", "[executor][exact]") {
   std::mt19937_64 rng(7);
   const int64_t heads = 4, kv_heads = 2, dim = 24;
