@@ -59,14 +59,13 @@ MMI_HD Int grid_line_keys(BandAt band_at, Int first, Int last, Int limit) {
 }
 
 // How an executor treats a chunk of the line's keys [col_min, col_max] (the ChunkMask values: 0 every
-// element kept, 1 causal test only, 2 rule test) for a tile whose rows start at row_min: the line keeps
+// element kept, 1 distance test only, 2 rule test) for a tile whose rows start at row_min: the line keeps
 // every element of a chunk inside one band (every band of the section has the line's phase), and the
 // minimum distance decides the rest — the classification the explicit plan builder makes.
 template <typename Int>
 MMI_HD int grid_line_chunk_mask(const MaskRule& r, bool one_band, Int row_min, Int col_min, Int col_max) {
   if (!one_band || col_min < r.min_col) return 2;
-  if (col_max <= row_min - r.min_distance) return 0;
-  return r.min_distance == 0 ? 1 : 2;
+  return col_max <= row_min - r.min_distance ? 0 : 1;
 }
 
 // Keep bits of row i (-1: none) over a chunk of the line's keys inside one band: c0, c0 + step, ...

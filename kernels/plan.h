@@ -69,7 +69,8 @@ class IndexMap {
 // How an executor treats one chunk of a run.
 enum class ChunkMask : uint8_t {
   kFull = 0,    // every element kept: no test at all
-  kCausal = 1,  // the rule keeps every causal element: test j <= i only
+  kCausal = 1,  // the rule keeps every element at its minimum distance: test i - j >= min_distance only
+                // (j <= i when, as for most rules, that distance is 0)
   kRule = 2,    // test j <= i and the pass's rule
 };
 

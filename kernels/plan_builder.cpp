@@ -449,14 +449,13 @@ class PassBuilder {
       const ChunkCols cols = chunk_of(k);
       return !(cols.max <= T.min && T.min - cols.max >= r_.min_distance);
     });
-    const ChunkMask rest = r_.min_distance == 0 ? ChunkMask::kCausal : ChunkMask::kRule;
     const int64_t full_end = std::max(from_min_col, past_full);
     auto emit = [&](int64_t k0, int64_t k1, ChunkMask mask) {
       if (k0 < k1) append_run(pass, c + k0 * n, chunk_end(k1 - 1), mask);
     };
     emit(0, from_min_col, ChunkMask::kRule);
     emit(from_min_col, full_end, ChunkMask::kFull);
-    emit(full_end, chunks, rest);
+    emit(full_end, chunks, ChunkMask::kCausal);
     return stop;
   }
 
@@ -503,7 +502,7 @@ class PassBuilder {
     if (!keeps_all(c)) return ChunkMask::kRule;
     const TileRows& T = tile_;
     if (c.max <= T.min && T.min - c.max >= r_.min_distance && c.min >= r_.min_col) return ChunkMask::kFull;
-    if (r_.min_distance == 0 && c.min >= r_.min_col) return ChunkMask::kCausal;
+    if (c.min >= r_.min_col) return ChunkMask::kCausal;
     return ChunkMask::kRule;
   }
 

@@ -42,7 +42,7 @@ void for_each_chunk(const SparsePlan& plan, int head, ChunkFn&& chunk) {
 inline bool chunk_counts(const SparsePlan& plan, const Pass& pass, ChunkMask mask, int64_t i, int64_t j) {
   switch (mask) {
     case ChunkMask::kFull: return true;
-    case ChunkMask::kCausal: return j <= i;
+    case ChunkMask::kCausal: return j <= i - pass.rule.min_distance;
     default: return plan.keeps(pass.rule, i, j);
   }
 }

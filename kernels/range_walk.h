@@ -79,15 +79,14 @@ MMI_HD bool range_line_gap(const MaskRule& r, Int row_min, Int row_max, Int key_
 }
 
 // How an executor treats the chunk of keys [col_min, col_max] of such a tile (the ChunkMask values:
-// 0 every element kept, 1 causal test only, 2 rule test): fully kept when one component keeps all of
+// 0 every element kept, 1 distance test only, 2 rule test): fully kept when one component keeps all of
 // it, the same classification the explicit plan builder makes.
 template <typename Int>
 MMI_HD int range_chunk_mask(const MaskRule& r, Int row_min, Int row_max, Int col_min, Int col_max) {
   const bool keeps_all = r.all || col_max < r.sink || row_max - col_min < r.local ||
                          row_max < r.dense_rows_before || row_min >= r.dense_rows_from;
   if (!keeps_all || col_min < r.min_col) return 2;
-  if (col_max <= row_min - r.min_distance) return 0;
-  return r.min_distance == 0 ? 1 : 2;
+  return col_max <= row_min - r.min_distance ? 0 : 1;
 }
 
 }  // namespace mmi

@@ -340,16 +340,18 @@ __device__ __forceinline__ void mask_scores(float (&sc)[8][4], const TileMeta& s
     return;
   }
   // Masks 0 and 1: the key must exist (a short chunk's tail, a covered vertical) and the row too; mask 1
-  // also tests causality.
+  // also tests the rule's minimum distance (causality when it is 0).
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int32_t i = s.rows[rows[h]];
+    // The last key the row keeps: any for mask 0, the one at the rule's minimum distance for mask 1.
+    const int32_t reach = mask == 0 ? INT32_MAX : i - static_cast<int32_t>(s.rule.min_distance);
 #pragma unroll
     for (int n = 0; n < 8; ++n)
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const int32_t j = s.cols[buf][n * 8 + (lane % 4) * 2 + e];
-        const bool keep = j >= 0 && i >= 0 && (mask == 0 || j <= i);
+        const bool keep = j >= 0 && i >= 0 && j <= reach;
         if (!keep) sc[n][2 * h + e] = -INFINITY;
       }
   }
