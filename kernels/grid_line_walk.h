@@ -82,4 +82,31 @@ MMI_HD uint64_t grid_line_bits(const MaskRule& r, Int i, Int c0, Int step, Int l
   return low_bits(kept < len ? kept : len) & ~low_bits(below);
 }
 
+// The grid phase every key c_first, c_first + step, ..., c_last of a chunk shares: -1 when none of
+// them is visual, kMixedPhases when they differ (or some are visual and some not).
+constexpr int64_t kMixedPhases = -2;
+template <typename Int>
+MMI_HD Int chunk_key_phase(const VisualSpans& spans, int64_t stride, Int c_first, Int c_last, Int step) {
+  int64_t lo = 0, hi = spans.count;  // the first span ending after c_first
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (spans.ends[mid] <= c_first) lo = mid + 1; else hi = mid;
+  }
+  if (lo == spans.count || spans.starts[lo] > c_last) return -1;  // no visual key
+  if (spans.starts[lo] > c_first || spans.ends[lo] <= c_last || step % stride != 0) return Int(kMixedPhases);
+  return Int((c_first - spans.starts[lo]) % stride);
+}
+
+// Keep bits of row i (-1: none; row_phase its grid phase) under a rule of grid lines only
+// (is_grid_lines_rule) over a chunk of keys c0, c0 + step, ... (len of them) that share the grid phase
+// key_phase (chunk_key_phase, not kMixedPhases): each element is kept by the lines or by none, and the
+// distance and column limits pick the prefix grid_line_bits gives.
+template <typename Int>
+MMI_HD uint64_t grid_rule_bits(const MaskRule& r, Int i, Int row_phase, Int key_phase, Int c0, Int step, Int len) {
+  const Int phase = Int(r.grid_phase);
+  const bool kept = (r.grid_vline && key_phase == phase) || (r.grid_hline && row_phase == phase) ||
+                    (r.grid_slash && row_phase >= 0 && row_phase == key_phase);
+  return kept ? grid_line_bits<Int>(r, i, c0, step, len) : 0;
+}
+
 }  // namespace mmi

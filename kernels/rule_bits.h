@@ -35,6 +35,17 @@ inline bool is_range_and_line_rule(const MaskRule& r) {
   return is_range_rule(ranges) && (r.grid_stride == 0 || (!r.grid_hline && !r.grid_slash));
 }
 
+// A rule of grid lines only, with their distance and column limits (a grid head's phase-major line
+// pass): grid_rule_bits serves it over chunks whose keys share one grid phase.
+inline bool is_grid_lines_rule(const MaskRule& r) {
+  MaskRule lines = r;
+  lines.grid_stride = 0;
+  lines.min_distance = 0;
+  lines.min_col = 0;
+  return r.grid_stride > 0 && is_range_rule(lines) && !lines.all && lines.sink == 0 && lines.local == 0 &&
+         lines.dense_rows_before == 0 && lines.dense_rows_from == kNoLimit;
+}
+
 // The bits c of keys c0 + c (len of them, consecutive) on a grid's vertical line: (j - start of j's
 // visual span) % stride == phase.
 MMI_HD uint64_t grid_line_chunk_bits(const VisualSpans& spans, int64_t stride, int64_t phase, int64_t c0, int64_t len) {

@@ -134,7 +134,10 @@ struct DevicePlan {
         const Pass& pass = plan.heads[h].passes[level];
         cuda::DevicePass dp{};
         dp.rule = pass.rule;
-        dp.rule_kind = is_vertical_slash_rule(pass.rule) ? 1 : is_range_and_line_rule(pass.rule) ? 2 : 0;
+        dp.rule_kind = is_vertical_slash_rule(pass.rule)     ? 1
+                       : is_range_and_line_rule(pass.rule) ? 2
+                       : is_grid_lines_rule(pass.rule)     ? 3
+                                                           : 0;
         dp.head = static_cast<int32_t>(h);
         dp.kv_head = static_cast<int32_t>(h / group);
         dp.num_row_bands = narrow32(static_cast<int64_t>(pass.rows.bands().size()), "bands");

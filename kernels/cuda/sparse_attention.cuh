@@ -39,7 +39,7 @@ struct DeviceSlashGroup {
 struct DevicePass {
   MaskRule rule;
   int32_t rule_kind;                 // 0: general rule; 1: only vertical and slash bitmaps; 2: ranges and
-                                     // at most a vertical line (rule_bits.h)
+                                     // at most a vertical line; 3: grid lines only (rule_bits.h)
   // How its tiles find their work (PassForm): 0 listed runs and columns (DeviceTile); 1 a compact
   // Vertical-Slash pass (one row band, one column band) whose tiles derive their runs from
   // slash_groups[slash_group_begin, slash_group_end) and gather from verticals[vertical_begin,

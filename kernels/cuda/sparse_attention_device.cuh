@@ -28,18 +28,21 @@ __device__ __forceinline__ int32_t band_orig(const DeviceBand* bands, int32_t co
 static_assert(kBlockN == 64, "one 64-bit word of keep bits per row (kernels/rule_bits.h)");
 
 // Whether a rule-tested chunk's keep bits have a closed form: consecutive keys under a rule of vertical
-// and slash bitmaps (rule kind 1) or of ranges (2), or the keys of one band of a grid line pass (form 3).
-// `step`: TileMeta::step of the chunk.
-__device__ __forceinline__ bool closed_form_rule(int rule_kind, int form, int32_t step) {
-  return (step == 1 && (rule_kind == 1 || rule_kind == 2)) || (form == 3 && step > 0);
+// and slash bitmaps (rule kind 1) or of ranges (2), the keys of one band of a grid line pass (form 3),
+// or keys of one band and one grid phase under a rule of grid lines (3). `step`, `line`: TileMeta::step
+// and TileMeta::line of the chunk (for rule kind 3, line is the keys' phase + 2, 0 when they differ).
+__device__ __forceinline__ bool closed_form_rule(int rule_kind, int form, int32_t step, uint64_t line) {
+  return (step == 1 && (rule_kind == 1 || rule_kind == 2)) || (form == 3 && step > 0) ||
+         (rule_kind == 3 && step > 0 && line != 0);
 }
 
-// Keep bits of row i over such a chunk (kernels/rule_bits.h, kernels/grid_line_walk.h); `line` is
-// TileMeta::line of the chunk.
+// Keep bits of row i (grid phase row_phase) over such a chunk (kernels/rule_bits.h,
+// kernels/grid_line_walk.h).
 __device__ __forceinline__ uint64_t closed_form_bits(const uint64_t* words, const MaskRule& rule, int rule_kind,
-                                                     int form, int32_t i, int32_t c0, int32_t step, int32_t len,
-                                                     uint64_t line) {
+                                                     int form, int32_t i, int32_t row_phase, int32_t c0,
+                                                     int32_t step, int32_t len, uint64_t line) {
   if (form == 3) return grid_line_bits<int32_t>(rule, i, c0, step, len);
+  if (rule_kind == 3) return grid_rule_bits<int32_t>(rule, i, row_phase, static_cast<int32_t>(line) - 2, c0, step, len);
   return rule_kind == 1 ? vertical_slash_row_bits<int32_t>(slash_bitmap(words, rule), line, i, c0, len)
                         : range_rule_bits(rule, i, c0, len, line);
 }
@@ -221,8 +224,9 @@ __device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, Ti
   const int32_t i = s.rows[r], len = s.len[buf];
   const MaskRule& rule = s.rule;
   uint64_t bits = 0;
-  if (closed_form_rule(rule_kind, form, s.step[buf])) {
-    bits = closed_form_bits(p.words, rule, rule_kind, form, i, s.cols[buf][0], s.step[buf], len, s.line[buf]);
+  if (closed_form_rule(rule_kind, form, s.step[buf], s.line[buf])) {
+    bits = closed_form_bits(p.words, rule, rule_kind, form, i, s.row_phase[r], s.cols[buf][0], s.step[buf], len,
+                            s.line[buf]);
   } else if (i >= 0) {
     const int32_t phase_i = s.row_phase[r];
     for (int c = 0; c < len; ++c) {
@@ -278,8 +282,10 @@ __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pa
       j = -1;  // one of the tile's runs counts this column already
     }
     s.cols[buf][r] = j;
-    // Key phases are read only where evaluate_rule tests the general rule element by element.
-    if (rule_kind != 1 && !closed_form_rule(rule_kind, form, step)) {
+    // Key phases are read only where evaluate_rule tests the general rule element by element (under a
+    // rule of grid lines, whether the chunk has closed-form bits depends on the keys' phases, which
+    // thread 0 finds below: they are read then too).
+    if (rule_kind != 1 && !closed_form_rule(rule_kind, form, step, 0)) {
       const VisualSpans spans{p.visual_starts, p.visual_ends, p.num_visual_spans};
       s.col_phase[buf][r] = j >= 0 ? static_cast<int32_t>(rule_phase(pass.rule, spans, j)) : -1;
     }
@@ -297,9 +303,12 @@ __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pa
     s.len[buf] = len;
     s.step[buf] = step;
     const bool grid_line = mask == 2 && step == 1 && rule_kind == 2 && pass.rule.grid_vline && pass.rule.grid_stride > 0;
+    const bool grid_rule = mask == 2 && step > 0 && rule_kind == 3 && form != 3;
+    const VisualSpans spans{p.visual_starts, p.visual_ends, p.num_visual_spans};
     s.line[buf] = mask == 2 && step == 1 && rule_kind == 1 ? vertical_window<int32_t>(p.words, s.rule, c0)
-                  : grid_line ? grid_line_chunk_bits(VisualSpans{p.visual_starts, p.visual_ends, p.num_visual_spans},
-                                                     pass.rule.grid_stride, pass.rule.grid_phase, c0, len)
+                  : grid_line ? grid_line_chunk_bits(spans, pass.rule.grid_stride, pass.rule.grid_phase, c0, len)
+                  : grid_rule ? static_cast<uint64_t>(
+                                    chunk_key_phase<int32_t>(spans, pass.rule.grid_stride, c0, c_last, step) + 2)
                               : 0;
     ChunkCursor next = cursor;
     next.advance(p, pass);

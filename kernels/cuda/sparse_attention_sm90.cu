@@ -72,7 +72,7 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
     const int mask = meta.mask[buf];
     // Keep bits with a closed form are cheap enough for each thread to take its own rows' (no barrier);
     // other rule-tested chunks are evaluated once per element into shared keep bits.
-    const bool own_bits = mask == 2 && closed_form_rule(rule_kind, form, meta.step[buf]);
+    const bool own_bits = mask == 2 && closed_form_rule(rule_kind, form, meta.step[buf], meta.line[buf]);
     if (mask == 2 && !own_bits) {
       if (tid < kBlockM) evaluate_rule(p, meta, buf, rule_kind, form);
       __syncthreads();
@@ -98,7 +98,8 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
 #pragma unroll
     for (int h = 0; h < 2 && mask == 2; ++h) {
       bits[h] = own_bits ? closed_form_bits(p.words, meta.rule, rule_kind, form, meta.rows[rows[h]],
-                                            meta.cols[buf][0], meta.step[buf], meta.len[buf], meta.line[buf])
+                                            meta.row_phase[rows[h]], meta.cols[buf][0], meta.step[buf],
+                                            meta.len[buf], meta.line[buf])
                          : stored_keep_bits(meta, buf, rows[h]);
     }
     mask_scores(sc, meta, buf, mask, plain, rows, bits, lane);

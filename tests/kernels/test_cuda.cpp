@@ -122,6 +122,32 @@ TEST_CASE("both tensor-core kernels equal the CPU executor at d = 128", "[cuda]"
   }
 }
 
+TEST_CASE("grids with every combination of lines: both kernels equal the CPU executor", "[cuda]") {
+  if (!have_gpu()) return;
+  // Long frames, so that a phase's band spans several chunks and the line pass's rule-tested chunks
+  // take the closed-form bits of a rule of grid lines; short strides, so that tiles mix phases.
+  std::mt19937_64 rng(59);
+  const SequenceLayout layout = SequenceLayout::parse("text:41,video:24x8x8,text:37");
+  std::vector<ResolvedHead> heads(7);
+  for (int lines = 1; lines <= 7; ++lines) {
+    ResolvedPattern& grid = heads[lines - 1].patterns[0][0];
+    grid.params.kind = PatternKind::kGrid;
+    grid.params.vline = lines & 1;
+    grid.params.hline = (lines >> 1) & 1;
+    grid.params.slash = (lines >> 2) & 1;
+    grid.params.grid_local = std::uniform_int_distribution<int64_t>(1, 200)(rng);
+    grid.index.stride = lines % 2 ? 64 : std::uniform_int_distribution<int64_t>(2, 90)(rng);
+    grid.index.phase = std::uniform_int_distribution<int64_t>(0, grid.index.stride - 1)(rng);
+  }
+  heads.push_back(heads[6]);  // 8 heads, 2 per KV head
+  const SparsePlan plan = build_plan(layout, heads);
+  const RandomQKV x = random_qkv(layout.length(), 8, 4, 128, 4242, at::kBFloat16);
+  for (SparseKernel kernel : {SparseKernel::kMmaSync, SparseKernel::kWgmma}) {
+    INFO(sparse_kernel_name(kernel));
+    compare_executors(plan, x, 1e-2, kernel);
+  }
+}
+
 TEST_CASE("CUDA executor at long, odd lengths", "[cuda][long]") {
   if (!have_gpu()) return;
   for (int64_t frames : {7, 63, 255}) {  // 1,000 to 65,5xx tokens with 256-token frames

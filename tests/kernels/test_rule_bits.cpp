@@ -5,6 +5,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/grid_line_walk.h"
 #include "kernels/rule_bits.h"
 #include "tests/catch.h"
 
@@ -116,6 +117,56 @@ TEST_CASE("range-rule keep bits with a grid's vertical line equal the rule, elem
   }
 }
 
+TEST_CASE("grid-line keep bits equal the rule, element by element, over chunks of one phase",
+          "[rule_bits][exact]") {
+  std::mt19937_64 rng(37);
+  int one_phase = 0, mixed = 0;
+  for (int round = 0; round < 6000; ++round) {
+    std::vector<int64_t> starts, ends;  // up to three visual spans, ascending
+    for (int64_t at = uniform(rng, 0, 40); at < kLength && starts.size() < 3; at += uniform(rng, 1, 40)) {
+      starts.push_back(at);
+      at = std::min(kLength, at + uniform(rng, 1, 200));
+      ends.push_back(at);
+    }
+    const VisualSpans spans{starts.data(), ends.data(), static_cast<int64_t>(starts.size())};
+    MaskRule rule;
+    rule.min_distance = uniform(rng, 0, 2) == 0 ? 0 : uniform(rng, 0, 80);
+    rule.min_col = uniform(rng, 0, 2) == 0 ? 0 : uniform(rng, 0, 60);
+    rule.grid_stride = uniform(rng, 1, 40);
+    rule.grid_phase = uniform(rng, 0, rule.grid_stride - 1);
+    const int lines = static_cast<int>(uniform(rng, 1, 7));
+    rule.grid_vline = lines & 1;
+    rule.grid_hline = (lines >> 1) & 1;
+    rule.grid_slash = (lines >> 2) & 1;
+    REQUIRE(is_grid_lines_rule(rule));
+    // Keys c0, c0 + step, ...: consecutive, or one grid phase's keys (step = the stride) as in a
+    // phase-major band.
+    const int64_t step = uniform(rng, 0, 1) == 0 ? 1 : rule.grid_stride;
+    const int64_t len = uniform(rng, 1, std::min<int64_t>(64, (kLength - 1) / step + 1));
+    const int64_t c0 = uniform(rng, 0, kLength - 1 - (len - 1) * step), c_last = c0 + (len - 1) * step;
+    const int64_t key_phase = chunk_key_phase<int64_t>(spans, rule.grid_stride, c0, c_last, step);
+    if (key_phase == kMixedPhases) {
+      ++mixed;
+      continue;
+    }
+    ++one_phase;
+    const int64_t i = uniform(rng, -1, kLength - 1);
+    const int64_t row_phase = i >= 0 ? rule_phase(rule, spans, i) : -1;
+    uint64_t want = 0;
+    for (int64_t c = 0; c < len; ++c) {
+      const int64_t j = c0 + c * step;
+      REQUIRE(rule_phase(rule, spans, j) == key_phase);  // the chunk's keys do share it
+      if (i >= 0 && rule_keeps(rule, nullptr, spans, i, j)) want |= uint64_t(1) << c;
+    }
+    INFO("row " << i << ", keys " << c0 << " + " << step << " x " << len << ", stride " << rule.grid_stride
+                << ", phase " << rule.grid_phase << ", lines " << lines);
+    REQUIRE(grid_rule_bits<int32_t>(rule, int32_t(i), int32_t(row_phase), int32_t(key_phase), int32_t(c0),
+                                    int32_t(step), int32_t(len)) == want);
+  }
+  REQUIRE(one_phase > 1000);
+  REQUIRE(mixed > 100);
+}
+
 TEST_CASE("the closed forms serve exactly their rules", "[rule_bits]") {
   MaskRule ranges;
   ranges.sink = 4;
@@ -129,6 +180,15 @@ TEST_CASE("the closed forms serve exactly their rules", "[rule_bits]") {
   REQUIRE(is_range_and_line_rule(grid));  // a vertical line has closed-form bits too
   grid.grid_slash = true;
   REQUIRE_FALSE(is_range_and_line_rule(grid));
+  REQUIRE_FALSE(is_grid_lines_rule(grid));  // with ranges
+  MaskRule lines;
+  lines.grid_stride = 16;
+  lines.grid_hline = true;
+  lines.min_distance = 1024;
+  lines.min_col = 128;
+  REQUIRE(is_grid_lines_rule(lines));
+  lines.grid_stride = 0;
+  REQUIRE_FALSE(is_grid_lines_rule(lines));
   MaskRule vs;
   vs.slash_words = 0;
   REQUIRE(is_vertical_slash_rule(vs));
