@@ -28,6 +28,19 @@ uint64_t expected_bits(const MaskRule& rule, const uint64_t* words, int64_t i, i
   return bits;
 }
 
+// Up to three visual spans, ascending, inside the bitmaps' positions; each at most max_length long.
+struct RandomSpans {
+  std::vector<int64_t> starts, ends;
+  RandomSpans(std::mt19937_64& rng, int64_t max_length) {
+    for (int64_t at = uniform(rng, 0, 40); at < kLength && starts.size() < 3; at += uniform(rng, 1, 40)) {
+      starts.push_back(at);
+      at = std::min(kLength, at + uniform(rng, 1, max_length));
+      ends.push_back(at);
+    }
+  }
+  VisualSpans view() const { return VisualSpans{starts.data(), ends.data(), static_cast<int64_t>(starts.size())}; }
+};
+
 }  // namespace
 
 TEST_CASE("bit reversal and bitmap windows", "[rule_bits]") {
@@ -88,13 +101,8 @@ TEST_CASE("range-rule keep bits with a grid's vertical line equal the rule, elem
           "[rule_bits][exact]") {
   std::mt19937_64 rng(29);
   for (int round = 0; round < 3000; ++round) {
-    std::vector<int64_t> starts, ends;  // up to three visual spans, ascending
-    for (int64_t at = uniform(rng, 0, 40); at < kLength && starts.size() < 3; at += uniform(rng, 1, 40)) {
-      starts.push_back(at);
-      at = std::min(kLength, at + uniform(rng, 1, 120));
-      ends.push_back(at);
-    }
-    const VisualSpans spans{starts.data(), ends.data(), static_cast<int64_t>(starts.size())};
+    const RandomSpans random_spans(rng, 120);
+    const VisualSpans spans = random_spans.view();
     MaskRule rule;
     rule.sink = uniform(rng, 0, 3) == 0 ? 0 : uniform(rng, 0, 60);
     rule.local = uniform(rng, 0, 3) == 0 ? 0 : uniform(rng, 1, 80);
@@ -111,7 +119,7 @@ TEST_CASE("range-rule keep bits with a grid's vertical line equal the rule, elem
       if (i >= 0 && rule_keeps(rule, nullptr, spans, i, c0 + c)) want |= uint64_t(1) << c;
     }
     INFO("row " << i << ", keys " << c0 << " + " << len << ", stride " << rule.grid_stride << ", phase "
-                << rule.grid_phase << ", spans " << starts.size());
+                << rule.grid_phase << ", spans " << spans.count);
     const uint64_t line = grid_line_chunk_bits(spans, rule.grid_stride, rule.grid_phase, c0, len);
     REQUIRE(range_rule_bits(rule, int32_t(i), int32_t(c0), int32_t(len), line) == want);
   }
@@ -122,13 +130,8 @@ TEST_CASE("grid-line keep bits equal the rule, element by element, over chunks o
   std::mt19937_64 rng(37);
   int one_phase = 0, mixed = 0;
   for (int round = 0; round < 6000; ++round) {
-    std::vector<int64_t> starts, ends;  // up to three visual spans, ascending
-    for (int64_t at = uniform(rng, 0, 40); at < kLength && starts.size() < 3; at += uniform(rng, 1, 40)) {
-      starts.push_back(at);
-      at = std::min(kLength, at + uniform(rng, 1, 200));
-      ends.push_back(at);
-    }
-    const VisualSpans spans{starts.data(), ends.data(), static_cast<int64_t>(starts.size())};
+    const RandomSpans random_spans(rng, 200);
+    const VisualSpans spans = random_spans.view();
     MaskRule rule;
     rule.min_distance = uniform(rng, 0, 2) == 0 ? 0 : uniform(rng, 0, 80);
     rule.min_col = uniform(rng, 0, 2) == 0 ? 0 : uniform(rng, 0, 60);
