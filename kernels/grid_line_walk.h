@@ -3,7 +3,8 @@
 // consecutive section of columns — the bands of that phase, one per visual span, ascending — and a
 // tile needs one run: the section's keys up to its last row minus the minimum distance. The host plan
 // walker and the CUDA kernels both call these functions, so they visit exactly the same chunks with
-// the same masks. Torch-free, CUDA-includable.
+// the same masks. The closed-form keep bits of grid line rules (grid_line_bits, grid_rule_bits) live
+// here too. Torch-free, CUDA-includable.
 #pragma once
 
 #include <cstdint>

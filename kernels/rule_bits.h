@@ -1,7 +1,8 @@
 // Keep bits of one query row over up to 64 consecutive keys in closed form, for the rules that have
-// one: Vertical-Slash bitmaps and rules made of ranges. The CUDA kernels evaluate rule-tested chunks with
-// these (one word per row instead of one rule test per element); the CPU tests check them against
-// rule_keeps_at. Torch-free, CUDA-includable.
+// one: Vertical-Slash bitmaps, rules made of ranges, and rules of grid lines (whose bits are in
+// kernels/grid_line_walk.h). The CUDA kernels evaluate rule-tested chunks with these (one word per
+// row instead of one rule test per element); the CPU tests check them against rule_keeps_at.
+// Torch-free, CUDA-includable.
 #pragma once
 
 #include <cstdint>

@@ -42,7 +42,9 @@ __device__ __forceinline__ uint64_t closed_form_bits(const uint64_t* words, cons
                                                      int form, int32_t i, int32_t row_phase, int32_t c0,
                                                      int32_t step, int32_t len, uint64_t line) {
   if (form == 3) return grid_line_bits<int32_t>(rule, i, c0, step, len);
-  if (rule_kind == 3) return grid_rule_bits<int32_t>(rule, i, row_phase, static_cast<int32_t>(line) - 2, c0, step, len);
+  if (rule_kind == 3) {
+    return grid_rule_bits<int32_t>(rule, i, row_phase, static_cast<int32_t>(line) - 2, c0, step, len);
+  }
   return rule_kind == 1 ? vertical_slash_row_bits<int32_t>(slash_bitmap(words, rule), line, i, c0, len)
                         : range_rule_bits(rule, i, c0, len, line);
 }
