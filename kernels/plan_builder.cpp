@@ -79,6 +79,7 @@ struct PassSpec {
 // The rows of one query tile, ascending, with the summaries the classifier needs.
 struct TileRows {
   int64_t index = 0;          // the tile
+  size_t first_band = 0;      // the row band holding its first row
   std::vector<int64_t> pos;   // in the pass's order, ascending only when runs are wanted; only when
                               // the rule needs them (PassBuilder::needs_row_positions_)
   Segments runs;              // maximal runs of consecutive positions, as [first, last] (inclusive)
@@ -144,6 +145,7 @@ class PassBuilder {
   void load_tile(int64_t t) {
     TileRows& T = tile_;
     T.index = t;
+    T.first_band = static_cast<size_t>(spec_.rows.band_at(t * plan_.block_m));
     T.pos.clear();
     T.runs.clear();
     const int64_t first = t * plan_.block_m, end = std::min(spec_.rows.size(), first + plan_.block_m);
@@ -151,13 +153,13 @@ class PassBuilder {
       T.min = INT64_MAX;
       T.max = INT64_MIN;
       const auto& bands = spec_.rows.bands();
-      for (size_t b = spec_.rows.band_at(first); b < bands.size() && bands[b].logical < end; ++b) {
+      for (size_t b = T.first_band; b < bands.size() && bands[b].logical < end; ++b) {
         const int64_t lo = bands[b].orig_at(std::max(first, bands[b].logical));
         const int64_t hi = bands[b].orig_at(std::min(end, bands[b].logical + bands[b].count) - 1);
         T.min = std::min({T.min, lo, hi});
         T.max = std::max({T.max, lo, hi});
       }
-      T.grid_phase = common_phase(t);
+      T.grid_phase = common_phase();
       T.residue = -1;
       return;
     }
@@ -172,7 +174,7 @@ class PassBuilder {
         else T.runs.emplace_back(p, p);
       }
     }
-    T.grid_phase = common_phase(t);
+    T.grid_phase = common_phase();
     T.residue = r_.diagonal_period > 0 ? common_value([&](int64_t p) { return p % r_.diagonal_period; }) : -1;
   }
 
@@ -185,15 +187,16 @@ class PassBuilder {
     return first;
   }
 
-  // body(phase, last) over tile t's rows in groups of one grid phase (-1 for rows outside the visual
-  // spans), `last` the group's largest position. A band whose step is a multiple of the stride and which
-  // stays inside one visual span is one group (phase-major rows are such bands), so a tile costs a
-  // lookup per band instead of one per row; other bands go row by row.
+  // body(phase, last) over the current tile's rows in groups of one grid phase (-1 for rows outside the
+  // visual spans), `last` the group's largest position. A band whose step is a multiple of the stride
+  // and which stays inside one visual span is one group (phase-major rows are such bands), so a tile
+  // costs a lookup per band instead of one per row; other bands go row by row.
   template <typename Body>
-  void for_each_row_phase(int64_t t, Body&& body) const {
+  void for_each_row_phase(Body&& body) const {
     const auto& bands = spec_.rows.bands();
-    const int64_t first = t * plan_.block_m, last = std::min(spec_.rows.size(), first + plan_.block_m) - 1;
-    for (size_t b = spec_.rows.band_at(first); b < bands.size() && bands[b].logical <= last; ++b) {
+    const int64_t first = tile_.index * plan_.block_m;
+    const int64_t last = std::min(spec_.rows.size(), first + plan_.block_m) - 1;
+    for (size_t b = tile_.first_band; b < bands.size() && bands[b].logical <= last; ++b) {
       const Band& band = bands[b];
       const int64_t lo = band.orig_at(std::max(first, band.logical));
       const int64_t hi = band.orig_at(std::min(last, band.logical + band.count - 1));
@@ -209,11 +212,11 @@ class PassBuilder {
     }
   }
 
-  // The common grid phase of tile t's rows, or -1.
-  int64_t common_phase(int64_t t) const {
+  // The common grid phase of the current tile's rows, or -1.
+  int64_t common_phase() const {
     if (r_.grid_stride <= 0) return -1;
     int64_t common = -2;  // nothing seen yet
-    for_each_row_phase(t, [&](int64_t ph, int64_t) { common = common == -2 || common == ph ? ph : -1; });
+    for_each_row_phase([&](int64_t ph, int64_t) { common = common == -2 || common == ph ? ph : -1; });
     return common;
   }
 
@@ -280,7 +283,7 @@ class PassBuilder {
       }
     }
     if (r_.grid_hline) {
-      for_each_row_phase(T.index, [&](int64_t ph, int64_t last) {
+      for_each_row_phase([&](int64_t ph, int64_t last) {
         if (ph == r_.grid_phase) dense_row = std::max(dense_row, last);
       });
     }
@@ -349,7 +352,7 @@ class PassBuilder {
       // Per phase of the tile's visual rows, the last of them; the phases met, ascending.
       last_row_.resize(r_.grid_stride, -1);
       phases_met_.clear();
-      for_each_row_phase(tile_.index, [&](int64_t ph, int64_t last) {
+      for_each_row_phase([&](int64_t ph, int64_t last) {
         if (ph < 0) return;
         if (last_row_[ph] < 0) phases_met_.push_back(ph);
         last_row_[ph] = std::max(last_row_[ph], last);
@@ -366,7 +369,8 @@ class PassBuilder {
 
   void emit_runs(Pass& pass) {
     sort_mostly_ordered(intervals_);
-    std::vector<std::pair<int64_t, int64_t>> merged;
+    std::vector<std::pair<int64_t, int64_t>>& merged = merged_;
+    merged.clear();
     for (const auto& iv : intervals_) {
       if (!merged.empty() && iv.first <= merged.back().second) {
         merged.back().second = std::max(merged.back().second, iv.second);
@@ -374,9 +378,9 @@ class PassBuilder {
         merged.push_back(iv);
       }
     }
-    intervals_ = merged;
+    intervals_.swap(merged);  // the merged intervals, which covered() searches
     first_run_ = pass.runs.size();
-    for (const auto& [begin, end] : merged) {
+    for (const auto& [begin, end] : intervals_) {
       int band = spec_.cols.band_at(begin);  // the band holding the chunk's first column
       for (int64_t c = begin; c < end;) {
         const int64_t chunks = band_decides_keep_ ? chunks_in_band(c, end, band) : 0;
@@ -555,6 +559,7 @@ class PassBuilder {
   std::vector<std::vector<size_t>> stride_bands_by_phase_;  // grid passes: bands of step grid_stride
   std::vector<size_t> other_bands_;                         // grid passes: the other column bands
   std::vector<std::pair<int64_t, int64_t>> intervals_;
+  std::vector<std::pair<int64_t, int64_t>> merged_;  // emit_runs' scratch
   std::vector<int64_t> gathered_;
 };
 
