@@ -148,34 +148,44 @@ class PassBuilder {
     T.first_band = static_cast<size_t>(spec_.rows.band_at(t * plan_.block_m));
     T.pos.clear();
     T.runs.clear();
-    const int64_t first = t * plan_.block_m, end = std::min(spec_.rows.size(), first + plan_.block_m);
-    if (!needs_row_positions_) {  // the extremes band by band (a grid pass's tile holds a few bands)
-      T.min = INT64_MAX;
-      T.max = INT64_MIN;
-      const auto& bands = spec_.rows.bands();
-      for (size_t b = T.first_band; b < bands.size() && bands[b].logical < end; ++b) {
-        const int64_t lo = bands[b].orig_at(std::max(first, bands[b].logical));
-        const int64_t hi = bands[b].orig_at(std::min(end, bands[b].logical + bands[b].count) - 1);
-        T.min = std::min({T.min, lo, hi});
-        T.max = std::max({T.max, lo, hi});
-      }
-      T.grid_phase = common_phase();
-      T.residue = -1;
-      return;
+    if (needs_row_positions_) {
+      load_row_positions();
+    } else {
+      load_row_extremes();
     }
+    T.grid_phase = common_phase();
+    T.residue = r_.diagonal_period > 0 ? common_value([&](int64_t p) { return p % r_.diagonal_period; }) : -1;
+  }
+
+  // The tile's row positions, their extremes and (needs_row_runs_) their maximal runs.
+  void load_row_positions() {
+    TileRows& T = tile_;
+    const int64_t first = T.index * plan_.block_m, end = std::min(spec_.rows.size(), first + plan_.block_m);
     spec_.rows.gather(first, end, T.pos);
     const auto [lowest, highest] = std::minmax_element(T.pos.begin(), T.pos.end());
     T.min = *lowest;
     T.max = *highest;
-    if (needs_row_runs_) {  // rows sorted and as maximal runs (the permuted rows of a grid pass need neither)
-      sort_mostly_ordered(T.pos);
-      for (int64_t p : T.pos) {
-        if (!T.runs.empty() && T.runs.back().second + 1 == p) T.runs.back().second = p;
-        else T.runs.emplace_back(p, p);
-      }
+    if (!needs_row_runs_) return;  // the permuted rows of a grid pass need neither order nor runs
+    sort_mostly_ordered(T.pos);
+    for (int64_t p : T.pos) {
+      if (!T.runs.empty() && T.runs.back().second + 1 == p) T.runs.back().second = p;
+      else T.runs.emplace_back(p, p);
     }
-    T.grid_phase = common_phase();
-    T.residue = r_.diagonal_period > 0 ? common_value([&](int64_t p) { return p % r_.diagonal_period; }) : -1;
+  }
+
+  // The extremes of the tile's rows alone, band by band (a grid pass's tile holds a few bands).
+  void load_row_extremes() {
+    TileRows& T = tile_;
+    const int64_t first = T.index * plan_.block_m, end = std::min(spec_.rows.size(), first + plan_.block_m);
+    const auto& bands = spec_.rows.bands();
+    T.min = INT64_MAX;
+    T.max = INT64_MIN;
+    for (size_t b = T.first_band; b < bands.size() && bands[b].logical < end; ++b) {
+      const int64_t lo = bands[b].orig_at(std::max(first, bands[b].logical));
+      const int64_t hi = bands[b].orig_at(std::min(end, bands[b].logical + bands[b].count) - 1);
+      T.min = std::min({T.min, lo, hi});
+      T.max = std::max({T.max, lo, hi});
+    }
   }
 
   template <typename F>
