@@ -1,10 +1,10 @@
-// How a compact grid line pass expands into the work of one query tile. Such a pass has only vertical
-// lines (keys of one grid phase), its key columns in phase-major order, so the line's keys are one
-// consecutive section of columns — the bands of that phase, one per visual span, ascending — and a
-// tile needs one run: the section's keys up to its last row minus the minimum distance. The host plan
-// walker and the CUDA kernels both call these functions, so they visit exactly the same chunks with
-// the same masks. The closed-form keep bits of grid line rules (grid_line_bits, grid_rule_bits) live
-// here too. Torch-free, CUDA-includable.
+// How a compact grid line pass expands into the work of one query tile. Its rows and key columns are in
+// phase-major order, so the keys of one grid phase — a line — are one consecutive section of columns
+// (the bands of that phase, one per visual span, ascending), and a tile needs one run per section it
+// visits: the section's keys up to the highest row that keeps them minus the minimum distance
+// (GridTileSections). The host plan walker and the CUDA kernels both call these functions, so they visit
+// exactly the same chunks with the same masks. The closed-form keep bits of grid line rules
+// (grid_line_bits, grid_rule_bits) live here too. Torch-free, CUDA-includable.
 #pragma once
 
 #include <cstdint>
@@ -58,6 +58,99 @@ MMI_HD Int grid_line_keys(BandAt band_at, Int first, Int last, Int limit) {
   }
   return keys;
 }
+
+// The sections of a compact grid lines pass (PassForm::kGridLine) that one of its query tiles visits.
+// The pass's rows and keys are phase-major: the rows of grid phase q are logical rows [row_start(q),
+// row_start(q + 1)) for q < stride, followed by text rows (which only a vertical line reaches); the keys
+// of phase q are column bands [col_band(q), col_band(q + 1)), followed from col_band(stride) by the bands
+// of text keys (which only a horizontal line reaches). Section q < stride holds the keys of phase q,
+// section `stride` the text keys. A tile visits the vertical line's section; with slash lines, the
+// section of every phase its rows have; with a horizontal line, every section once it has rows of the
+// line's phase. In each, it visits the keys up to the highest row that keeps them, less the minimum
+// distance (limit), so every key it visits is kept by some row. row_start(q) is any callable.
+template <typename Int>
+struct GridTileSections {
+  Int first, last;               // the tile's logical rows
+  Int first_phase, last_phase;   // the grid phases of its rows (none when first_phase > last_phase)
+  bool text_rows;                // whether it has text rows
+  bool every_section;            // whether a horizontal line reaches every key for some row
+
+  GridTileSections() = default;  // trivial, so that it can live in CUDA shared memory
+  template <typename RowStart>
+  MMI_HD GridTileSections(const MaskRule& r, RowStart row_start, Int first_, Int last_)
+      : first(first_), last(last_), first_phase(0), last_phase(-1) {
+    const Int stride = Int(r.grid_stride), visual_rows = row_start(stride);
+    text_rows = last >= visual_rows;
+    if (first < visual_rows) {
+      first_phase = phase_of(row_start, stride, first);
+      last_phase = phase_of(row_start, stride, last < visual_rows ? last : visual_rows - 1);
+    }
+    every_section = r.grid_hline && has_phase(row_start, Int(r.grid_phase));
+  }
+
+  // Whether the tile has rows of phase q.
+  template <typename RowStart>
+  MMI_HD bool has_phase(RowStart row_start, Int q) const {
+    return q >= first_phase && q <= last_phase && row_start(q) < row_start(q + 1);
+  }
+  // Every row of the tile keeps every key of section q (up to the distance and column limits).
+  MMI_HD bool keeps_all(const MaskRule& r, Int q) const {
+    const bool one_phase = first_phase == last_phase && !text_rows;
+    return (r.grid_vline && q == Int(r.grid_phase)) ||
+           (one_phase && (every_section || (r.grid_slash && q == first_phase)));
+  }
+  // The first section after q that the tile visits; stride + 1 when none is left (q = -1: the first).
+  template <typename RowStart>
+  MMI_HD Int next(const MaskRule& r, RowStart row_start, Int q) const {
+    if (every_section) return q + 1;
+    Int next = Int(r.grid_stride) + 1;
+    if (r.grid_vline && Int(r.grid_phase) > q) next = Int(r.grid_phase);
+    if (r.grid_slash) {
+      for (Int x = q + 1 > first_phase ? q + 1 : first_phase; x <= last_phase && x < next; ++x) {
+        if (row_start(x) < row_start(x + 1)) return x;
+      }
+    }
+    return next;
+  }
+  // The last key position section q's run reaches: the highest row that keeps the section (row_max
+  // when every row does), less the minimum distance. row_band_at(b) returns row band b of count.
+  template <typename RowStart, typename RowBandAt>
+  MMI_HD Int limit(const MaskRule& r, RowStart row_start, RowBandAt row_band_at, Int row_bands, Int row_max,
+                   Int q) const {
+    Int highest = row_max;
+    if (!keeps_all(r, q)) {
+      highest = -1;
+      if (every_section) highest = highest_of_phase(row_start, row_band_at, row_bands, Int(r.grid_phase));
+      if (r.grid_slash && q < Int(r.grid_stride) && has_phase(row_start, q)) {
+        const Int h = highest_of_phase(row_start, row_band_at, row_bands, q);
+        if (h > highest) highest = h;
+      }
+      if (highest < 0) return -1;
+    }
+    return highest - Int(r.min_distance);
+  }
+
+ private:
+  // The phase of visual logical row x: the last q whose rows start at or before x.
+  template <typename RowStart>
+  MMI_HD static Int phase_of(RowStart row_start, Int stride, Int x) {
+    Int lo = 0, hi = stride - 1;
+    while (lo < hi) {
+      const Int mid = (lo + hi + 1) / 2;
+      if (row_start(mid) <= x) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+  }
+  // The highest original position among the tile's rows of phase q.
+  template <typename RowStart, typename RowBandAt>
+  MMI_HD Int highest_of_phase(RowStart row_start, RowBandAt row_band_at, Int row_bands, Int q) const {
+    const Int a = first > row_start(q) ? first : row_start(q);
+    const Int z = last < row_start(q + 1) - 1 ? last : row_start(q + 1) - 1;
+    Int lowest = 0, highest = -1;
+    band_extent<Int>(row_band_at, row_bands, a, z, lowest, highest);
+    return highest;
+  }
+};
 
 // How an executor treats a chunk of the line's keys [col_min, col_max] (the ChunkMask values: 0 every
 // element kept, 1 distance test only, 2 rule test) for a tile whose rows start at row_min: the line keeps

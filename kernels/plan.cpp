@@ -194,32 +194,53 @@ std::pair<int64_t, int64_t> tile_row_extent(const SparsePlan& plan, const Pass& 
   return {lowest, highest};
 }
 
-// How many line keys tile t of a compact grid line pass reaches (its one run starts the section).
-int64_t grid_line_tile_keys(const SparsePlan& plan, const Pass& pass, int64_t t) {
-  const auto& bands = pass.cols.bands();
-  const int64_t highest = tile_row_extent(plan, pass, t).second;
-  return grid_line_keys<int64_t>([&](int64_t b) { return bands[b]; }, pass.line_band_begin, pass.line_band_end,
-                                 highest - pass.rule.min_distance);
+// Calls section(begin, end, keeps_all) for each grid section tile t of a compact grid line pass visits,
+// in order, with the logical key columns [begin, end) of its run and whether every row of the tile
+// keeps them (GridTileSections); sections the tile reaches no key of are skipped.
+template <typename SectionFn>
+void for_each_grid_section(const SparsePlan& plan, const Pass& pass, int64_t t, SectionFn section) {
+  const MaskRule& r = pass.rule;
+  const auto& rows = pass.rows.bands();
+  const auto& cols = pass.cols.bands();
+  auto row_start = [&](int64_t q) { return pass.phase_rows[q]; };
+  const int64_t first = t * plan.block_m, last = std::min(pass.rows.size(), (t + 1) * plan.block_m) - 1;
+  const GridTileSections<int64_t> tile(r, row_start, first, last);
+  const int64_t row_max = tile_row_extent(plan, pass, t).second, stride = r.grid_stride;
+  for (int64_t q = tile.next(r, row_start, -1); q <= stride; q = tile.next(r, row_start, q)) {
+    const int64_t band_first = pass.phase_col_bands[q];
+    const int64_t band_last = q < stride ? pass.phase_col_bands[q + 1] : static_cast<int64_t>(cols.size());
+    if (band_first >= band_last) continue;
+    const int64_t limit = tile.limit(r, row_start, [&](int64_t b) { return rows[b]; },
+                                     static_cast<int64_t>(rows.size()), row_max, q);
+    const int64_t keys = grid_line_keys<int64_t>([&](int64_t b) { return cols[b]; }, band_first, band_last, limit);
+    if (keys > 0) section(cols[band_first].logical, cols[band_first].logical + keys, tile.keeps_all(r, q));
+  }
 }
 
+// Each section's run chunk by chunk, consecutive chunks of one mask joined: a chunk inside one band
+// of a section every row keeps is classified by the distance and column limits (grid_line_chunk_mask),
+// any other is rule-tested.
 void grid_line_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<KeyRun>& runs) {
   const int64_t row_min = tile_row_extent(plan, pass, t).first;
   const auto& bands = pass.cols.bands();
-  const int64_t begin = bands[pass.line_band_begin].logical, end = begin + grid_line_tile_keys(plan, pass, t);
-  size_t band = pass.line_band_begin;
-  for (int64_t c = begin; c < end; c += plan.block_n) {
-    const int64_t c_end = std::min(end, c + plan.block_n);
-    while (bands[band].logical + bands[band].count <= c) ++band;
-    const Band& b = bands[band];
-    const bool one_band = c_end <= b.logical + b.count;
-    const auto mask = static_cast<ChunkMask>(
-        grid_line_chunk_mask<int64_t>(pass.rule, one_band, row_min, b.orig_at(c), b.orig_at(std::min(c_end, b.logical + b.count) - 1)));
-    if (c != begin && runs.back().mask == mask) {
-      runs.back().end = c_end;
-    } else {
-      runs.push_back(KeyRun{c, c_end, mask});
+  for_each_grid_section(plan, pass, t, [&](int64_t begin, int64_t end, bool keeps_all) {
+    size_t band = pass.cols.band_at(begin);
+    for (int64_t c = begin; c < end; c += plan.block_n) {
+      const int64_t c_end = std::min(end, c + plan.block_n);
+      while (bands[band].logical + bands[band].count <= c) ++band;
+      const Band& b = bands[band];
+      const bool one_band = c_end <= b.logical + b.count;
+      const auto mask = static_cast<ChunkMask>(
+          keeps_all ? grid_line_chunk_mask<int64_t>(pass.rule, one_band, row_min, b.orig_at(c),
+                                                    b.orig_at(std::min(c_end, b.logical + b.count) - 1))
+                    : 2);
+      if (c != begin && runs.back().mask == mask) {
+        runs.back().end = c_end;
+      } else {
+        runs.push_back(KeyRun{c, c_end, mask});
+      }
     }
-  }
+  });
 }
 
 }  // namespace
@@ -248,7 +269,11 @@ int64_t tile_chunks(const SparsePlan& plan, const Pass& pass, int64_t t) {
     }
     return total;
   }
-  if (pass.form == PassForm::kGridLine) return chunks(grid_line_tile_keys(plan, pass, t));
+  if (pass.form == PassForm::kGridLine) {
+    int64_t total = 0;
+    for_each_grid_section(plan, pass, t, [&](int64_t begin, int64_t end, bool) { total += chunks(end - begin); });
+    return total;
+  }
   const auto [row_min, row_max] = compact_tile_rows(plan, pass, t);
   const Band& cols = pass.cols.bands().front();
   int64_t total = 0;

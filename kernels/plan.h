@@ -85,7 +85,7 @@ enum class PassForm : uint8_t {
   kListed = 0,         // the per-tile lists of Pass
   kVerticalSlash = 1,  // derived from Pass::vertical_slash (kernels/vertical_slash_walk.h)
   kRanges = 2,         // derived from the rule's ranges (kernels/range_walk.h), plus Pass::lines
-  kGridLine = 3,       // derived from the column bands of one grid phase (kernels/grid_line_walk.h)
+  kGridLine = 3,       // derived from the grid phases of its rows and keys (kernels/grid_line_walk.h)
 };
 
 // The lists a compact Vertical-Slash pass derives every tile's work from (kernels/vertical_slash_walk.h).
@@ -109,10 +109,13 @@ struct Pass {
   // Compact passes keep the per-tile lists above empty and tile_work() derives them: over one
   // consecutive row range and column range, a Vertical-Slash pass from its two lists, so the plan holds
   // O(verticals + slashes) per head instead of O(tiles x (verticals + slashes)), a range pass from its
-  // rule alone; a grid pass of vertical lines only (phase-major columns) from its line's column bands.
+  // rule alone; a grid lines pass (phase-major rows and columns) from where each phase starts.
   PassForm form = PassForm::kListed;
   std::shared_ptr<const VerticalSlashIndex> vertical_slash;  // set when form is kVerticalSlash
-  int64_t line_band_begin = 0, line_band_end = 0;  // kGridLine: the column bands of the line's phase
+  // kGridLine (kernels/grid_line_walk.h, GridTileSections): per grid phase q in [0, stride), the logical
+  // row where the rows of phase q start and the column band where its keys start; at [stride], where
+  // the text rows and the text keys' bands start.
+  std::vector<int64_t> phase_rows, phase_col_bands;
   // kRanges of a grid head with vertical lines only: the line's keys (IndexMap::grid_line). A tile
   // visits those its ranges leave out (range_line_gap) after its ranges, as gathered columns; the rule
   // keeps them through its grid fields, so one pass holds the whole head.
@@ -152,8 +155,9 @@ struct SparsePlan {
 // Tile t's key runs and gathered columns (original positions), whichever form the pass stores them in.
 // A compact Vertical-Slash pass's runs come in descending order with ChunkMask::kRule, and its columns
 // keep their chunk positions: a vertical that one of the tile's runs covers is -1 (skipped, so counted
-// once). Compact range and grid line passes' runs ascend, split where the chunk mask changes, as a listed
-// pass's do; a compact range pass's columns are its line's keys in the runs' gap (Pass::lines).
+// once). Compact range passes' runs ascend, split where the chunk mask changes, as a listed pass's do;
+// their columns are their line's keys in the runs' gap (Pass::lines). A compact grid line pass's runs
+// ascend too, one per grid section the tile visits (GridTileSections), split where the mask changes.
 void tile_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<KeyRun>& runs,
                std::vector<int64_t>& columns);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "kernels/grid_line_walk.h"
 #include "kernels/parallel.h"
 #include "kernels/rule_bits.h"
 
@@ -739,13 +740,14 @@ class PlanAssembler {
     lines.grid_hline = c.hline;
     lines.grid_slash = c.slash;
     const PassSpec spec{row_map, col_map, lines, scope + ": grid lines (phase-major)"};
-    const auto section = line_section(col_map, lines);
-    if (compact_passes_ && c.vline && !c.hline && !c.slash && section.first < section.second) {
+    if (compact_passes_) {
       Pass pass = compact_pass(spec, PassForm::kGridLine);
-      pass.line_band_begin = section.first;
-      pass.line_band_end = section.second;
-      out.passes.push_back(std::move(pass));
-      return;
+      pass.phase_rows = phase_starts(row_map, s, /*logical=*/true);
+      pass.phase_col_bands = phase_starts(col_map, s, /*logical=*/false);
+      if (!pass.phase_rows.empty() && !pass.phase_col_bands.empty()) {
+        out.passes.push_back(std::move(pass));
+        return;
+      }
     }
     add(out, spec);
   }
@@ -763,24 +765,26 @@ class PlanAssembler {
     out.passes.push_back(std::move(pass));
   }
 
-  // The column bands [first, last) that hold the keys of the rule's grid phase, when the columns are
-  // phase-major bands of the stride and those of the phase are consecutive (what a compact grid line
-  // pass needs); an empty range otherwise.
-  std::pair<int64_t, int64_t> line_section(const IndexMap& cols, const MaskRule& rule) const {
-    const auto& bands = cols.bands();
-    int64_t first = -1, last = -1;
+  // Where each grid phase q in [0, stride) starts in a phase-major map, and at [stride] where the text
+  // after its visual positions starts: as a logical index when `logical`, else as a band index (what a
+  // compact grid line pass holds, GridTileSections). Empty unless each band lies in one visual span at one
+  // phase, the phases ascend, text bands come last, and within a phase, and among the text, the bands
+  // ascend in original order (as the line walk reads them).
+  std::vector<int64_t> phase_starts(const IndexMap& map, int64_t stride, bool logical) const {
+    std::vector<int64_t> starts(stride + 1, -1);
+    const auto& bands = map.bands();
+    int64_t phase = 0;  // the phase whose start comes next; stride once in the text
     for (size_t b = 0; b < bands.size(); ++b) {
-      if (bands[b].step != rule.grid_stride) return {0, 0};
-      if (visual_phase_of(plan_.visual_spans(), bands[b].orig, rule.grid_stride) != rule.grid_phase) continue;
-      if (first >= 0 && last != static_cast<int64_t>(b)) return {0, 0};  // not consecutive
-      if (first < 0) first = static_cast<int64_t>(b);
-      last = static_cast<int64_t>(b) + 1;
+      const Band& band = bands[b];
+      const int64_t p = chunk_key_phase<int64_t>(plan_.visual_spans(), stride, band.orig, band.orig_last(), band.step);
+      const int64_t band_phase = p == -1 ? stride : p;
+      if (p == kMixedPhases || band_phase + 1 < phase) return {};
+      const bool same_section = b > 0 && band_phase + 1 == phase;
+      if (same_section && band.orig <= bands[b - 1].orig_last()) return {};
+      for (; phase <= band_phase; ++phase) starts[phase] = logical ? band.logical : static_cast<int64_t>(b);
     }
-    if (first < 0) return {0, 0};
-    for (int64_t b = first + 1; b < last; ++b) {  // ascending in original order, as the line walk reads them
-      if (bands[b].orig <= bands[b - 1].orig_last()) return {0, 0};
-    }
-    return {first, last};
+    for (; phase <= stride; ++phase) starts[phase] = logical ? map.size() : static_cast<int64_t>(bands.size());
+    return starts;
   }
 
   int64_t add_bitmap(const std::vector<int64_t>& bits) {

@@ -81,6 +81,14 @@ bool rows_end_at(const HeadPlan& head, size_t index) {
   return true;
 }
 
+// Whether a pass's tiles can run in the order the block index names them (tile_of: later rows first)
+// rather than listed heaviest first: compact passes, except grid line passes with horizontal or slash
+// lines, whose few tiles with rows of the line's phase reach every key.
+bool names_tiles_by_index(const Pass& pass) {
+  if (pass.form == PassForm::kGridLine) return !pass.rule.grid_hline && !pass.rule.grid_slash;
+  return pass.form != PassForm::kListed;
+}
+
 // The plan flattened into device arrays; each level is the p-th pass of every head that has one.
 // Passes and bands are few and converted in order; the runs, columns and tiles (millions for long
 // plans) are written by one thread per pass straight into the pinned buffer at offsets counted
@@ -94,6 +102,7 @@ struct DevicePlan {
   const int32_t* columns;
   const cuda::DeviceSlashGroup* slash_groups;
   const int32_t* verticals;
+  const int32_t* phase_tables;
   const uint64_t* words;
   const int64_t* visual_starts;
   const int64_t* visual_ends;
@@ -120,9 +129,9 @@ struct DevicePlan {
   DevicePlan(const SparsePlan& plan, int64_t group_, at::Device device_) : group(group_), device(device_) {
     narrow32(plan.length, "tokens");  // so every run bound and column fits too
     std::vector<cuda::DevicePass> passes_h;
-    // Bands, slash groups and verticals are counted here and written straight into the pinned buffer
-    // below (a fresh host vector of them costs more in page faults than the copy itself).
-    int64_t bands_total = 0, slash_groups_total = 0, verticals_total = 0;
+    // Bands, slash groups, verticals and phase tables are counted here and written straight into the
+    // pinned buffer below (a fresh host vector of them costs more in page faults than the copy itself).
+    int64_t bands_total = 0, slash_groups_total = 0, verticals_total = 0, phase_tables_total = 0;
     size_t depth = 0;
     for (const HeadPlan& head : plan.heads) depth = std::max(depth, head.passes.size());
     std::vector<Slot> slots;
@@ -145,8 +154,6 @@ struct DevicePlan {
         dp.row_bands = narrow32(bands_total, "bands");
         dp.col_bands = narrow32(bands_total + dp.num_row_bands, "bands");
         bands_total += dp.num_row_bands + dp.num_col_bands;
-        dp.line_band_begin = dp.col_bands + static_cast<int32_t>(pass.line_band_begin);
-        dp.line_band_end = dp.col_bands + static_cast<int32_t>(pass.line_band_end);
         if (!pass.lines.empty()) {  // a range pass's line: its own bands, after the columns
           dp.line_band_begin = narrow32(bands_total, "bands");
           bands_total += static_cast<int64_t>(pass.lines.bands().size());
@@ -164,6 +171,10 @@ struct DevicePlan {
           verticals_total += static_cast<int64_t>(index.verticals.size());
           dp.vertical_end = narrow32(verticals_total, "verticals");
         }
+        if (pass.form == PassForm::kGridLine) {
+          dp.phase_table = narrow32(phase_tables_total, "phase tables");
+          phase_tables_total += static_cast<int64_t>(pass.phase_rows.size() + pass.phase_col_bands.size());
+        }
         slots.push_back({&pass, static_cast<int32_t>(passes_h.size()), dp.col_bands, runs_total, columns_total, 0});
         passes_h.push_back(dp);
         runs_total += static_cast<int64_t>(pass.runs.size());
@@ -175,7 +186,7 @@ struct DevicePlan {
       const size_t first_slot = level_start[level], last_slot = level_start[level + 1];
       Level l;
       l.derived = std::all_of(slots.begin() + first_slot, slots.begin() + last_slot, [&](const Slot& slot) {
-        return slot.pass->form != PassForm::kListed && slot.pass->num_tiles() == slots[first_slot].pass->num_tiles();
+        return names_tiles_by_index(*slot.pass) && slot.pass->num_tiles() == slots[first_slot].pass->num_tiles();
       });
       if (l.derived) {
         l.pass_begin = slots[first_slot].index;
@@ -199,6 +210,7 @@ struct DevicePlan {
     const size_t at_columns = packed.reserve<int32_t>(columns_total);
     const size_t at_slash_groups = packed.reserve<cuda::DeviceSlashGroup>(slash_groups_total);
     const size_t at_verticals = packed.reserve<int32_t>(verticals_total);
+    const size_t at_phase_tables = packed.reserve<int32_t>(phase_tables_total);
     const size_t at_words = packed.reserve<uint64_t>(plan.words.size());
     const size_t at_visual_starts = packed.reserve<int64_t>(plan.visual_starts.size());
     const size_t at_visual_ends = packed.reserve<int64_t>(plan.visual_ends.size());
@@ -234,7 +246,8 @@ struct DevicePlan {
     }
     packed.copy(at_passes, passes_h);
     write_bands_and_lists(slots, passes_h, packed.host<cuda::DeviceBand>(at_bands),
-                          packed.host<cuda::DeviceSlashGroup>(at_slash_groups), packed.host<int32_t>(at_verticals));
+                          packed.host<cuda::DeviceSlashGroup>(at_slash_groups), packed.host<int32_t>(at_verticals),
+                          packed.host<int32_t>(at_phase_tables));
     packed.copy(at_words, plan.words);
     packed.copy(at_visual_starts, plan.visual_starts);
     packed.copy(at_visual_ends, plan.visual_ends);
@@ -247,16 +260,19 @@ struct DevicePlan {
     columns = reinterpret_cast<const int32_t*>(base + at_columns);
     slash_groups = reinterpret_cast<const cuda::DeviceSlashGroup*>(base + at_slash_groups);
     verticals = reinterpret_cast<const int32_t*>(base + at_verticals);
+    phase_tables = reinterpret_cast<const int32_t*>(base + at_phase_tables);
     words = reinterpret_cast<const uint64_t*>(base + at_words);
     visual_starts = reinterpret_cast<const int64_t*>(base + at_visual_starts);
     visual_ends = reinterpret_cast<const int64_t*>(base + at_visual_ends);
   }
 
-  // Every pass's row and column bands (and a range pass's line bands), and a compact Vertical-Slash
-  // pass's slash groups and verticals, at the offsets its DevicePass names. Positions fit 32 bits (the
-  // plan length was checked).
+  // Every pass's row and column bands (and a range pass's line bands), a compact Vertical-Slash pass's
+  // slash groups and verticals, and a compact grid line pass's phase tables (column bands as indices into
+  // the band array), at the offsets its DevicePass names. Positions fit 32 bits (the plan length was
+  // checked).
   static void write_bands_and_lists(const std::vector<Slot>& slots, const std::vector<cuda::DevicePass>& passes,
-                                    cuda::DeviceBand* bands, cuda::DeviceSlashGroup* slash_groups, int32_t* verticals) {
+                                    cuda::DeviceBand* bands, cuda::DeviceSlashGroup* slash_groups, int32_t* verticals,
+                                    int32_t* phase_tables) {
     auto write = [&](const IndexMap& map, int32_t at) {
       for (const Band& b : map.bands()) {
         bands[at++] = {static_cast<int32_t>(b.logical), static_cast<int32_t>(b.orig), static_cast<int32_t>(b.step),
@@ -268,6 +284,11 @@ struct DevicePlan {
       write(slot.pass->rows, dp.row_bands);
       write(slot.pass->cols, dp.col_bands);
       if (!slot.pass->lines.empty()) write(slot.pass->lines, dp.line_band_begin);
+      if (slot.pass->form == PassForm::kGridLine) {
+        int32_t* table = phase_tables + dp.phase_table;
+        for (int64_t row : slot.pass->phase_rows) *table++ = static_cast<int32_t>(row);
+        for (int64_t band : slot.pass->phase_col_bands) *table++ = dp.col_bands + static_cast<int32_t>(band);
+      }
       if (slot.pass->form != PassForm::kVerticalSlash) continue;
       const VerticalSlashIndex& index = *slot.pass->vertical_slash;
       for (size_t g = 0; g < index.slash_groups.size(); ++g) {
@@ -505,6 +526,7 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in
   p.columns = dp.columns;
   p.slash_groups = dp.slash_groups;
   p.verticals = dp.verticals;
+  p.phase_tables = dp.phase_tables;
   p.words = dp.words;
   p.visual_starts = dp.visual_starts;
   p.visual_ends = dp.visual_ends;

@@ -20,13 +20,14 @@ constexpr int kRowsPerWarp = kBlockM / kWarps;  // 32: two m16 atoms share every
 constexpr int kMAtoms = kRowsPerWarp / 16;
 static_assert(kThreads == kBlockM, "one query row per thread when loading a tile");
 
-// Shared memory of one CTA: padded rows (D + 8 elements) keep ldmatrix free of bank conflicts.
+// Shared memory of one CTA: padded rows (D + 8 elements) keep ldmatrix free of bank conflicts; the tiles
+// are 16-byte aligned for cp.async and ldmatrix whatever the size of TileMeta.
 template <int D, typename T>
 struct SharedStorage : TileMeta {
   static constexpr int kStride = D + 8;
-  T q[kBlockM * kStride];
-  T k[2][kBlockN * kStride];
-  T v[2][kBlockN * kStride];
+  alignas(16) T q[kBlockM * kStride];
+  alignas(16) T k[2][kBlockN * kStride];
+  alignas(16) T v[2][kBlockN * kStride];
 };
 
 template <int D>
@@ -49,7 +50,7 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
   const T* k_base = static_cast<const T*>(p.k);
   const T* v_base = static_cast<const T*>(p.v);
   const bool rows_valid = (tile.tile + 1) * kBlockM <= pass.num_rows;
-  const int rule_kind = pass.rule_kind, form = pass.form;
+  const int rule_kind = pass.rule_kind;
 
   // This thread's rows: m-atom a, half h -> warp * 32 + a * 16 + h * 8 + lane / 4.
   auto row_of = [&](int a, int h) { return warp * kRowsPerWarp + a * 16 + h * 8 + lane / 4; };
@@ -72,7 +73,7 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
     cp_async_commit();
     const int mask = s.mask[buf];
     if (mask == 2) {  // rule bits for this chunk, once per element, outside the MMA loop
-      evaluate_rule(p, s, buf, rule_kind, form);
+      evaluate_rule(p, s, buf, rule_kind);
       __syncthreads();
     }
 

@@ -46,9 +46,12 @@ struct DevicePass {
   // vertical_end) (kernels/vertical_slash_walk.h); 2 a compact range pass (one row band, one column band)
   // whose tiles derive their runs from the rule (kernels/range_walk.h), then, with line bands
   // [line_band_begin, line_band_end), the line's keys in the runs' gap; 3 a compact grid line pass whose
-  // tiles take one run from the start of bands [line_band_begin, line_band_end) (kernels/grid_line_walk.h).
+  // tiles take a run from each grid section they visit (GridTileSections in kernels/grid_line_walk.h),
+  // with phase_tables[phase_table, + stride + 1) where each phase's rows start (logical rows) and
+  // phase_tables[phase_table + stride + 1, + stride + 1) where its column bands start (band array indices).
   int32_t form;
   int32_t line_band_begin, line_band_end;  // indices into the band array
+  int32_t phase_table;
   int32_t slash_group_begin, slash_group_end;
   int32_t vertical_begin, vertical_end;
   int32_t head, kv_head;
@@ -86,6 +89,7 @@ struct SparseAttentionParams {
   const int32_t* columns;
   const DeviceSlashGroup* slash_groups;  // compact passes' slash groups, ascending per pass
   const int32_t* verticals;              // compact passes' verticals (original positions), ascending per pass
+  const int32_t* phase_tables;           // compact grid line passes' phase starts (DevicePass::phase_table)
   const uint64_t* words;
   const int64_t* visual_starts;
   const int64_t* visual_ends;

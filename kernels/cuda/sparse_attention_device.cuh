@@ -28,20 +28,18 @@ __device__ __forceinline__ int32_t band_orig(const DeviceBand* bands, int32_t co
 static_assert(kBlockN == 64, "one 64-bit word of keep bits per row (kernels/rule_bits.h)");
 
 // Whether a rule-tested chunk's keep bits have a closed form: consecutive keys under a rule of vertical
-// and slash bitmaps (rule kind 1) or of ranges (2), the keys of one band of a grid line pass (form 3),
-// or keys of one band and one grid phase under a rule of grid lines (3). `step`, `line`: TileMeta::step
-// and TileMeta::line of the chunk (for rule kind 3, line is the keys' phase + 2, 0 when they differ).
-__device__ __forceinline__ bool closed_form_rule(int rule_kind, int form, int32_t step, uint64_t line) {
-  return (step == 1 && (rule_kind == 1 || rule_kind == 2)) || (form == 3 && step > 0) ||
-         (rule_kind == 3 && step > 0 && line != 0);
+// and slash bitmaps (rule kind 1) or of ranges (2), or keys of one band and one grid phase under a rule
+// of grid lines (3). `step`, `line`: TileMeta::step and TileMeta::line of the chunk (for rule kind 3,
+// line is the keys' phase + 2, 0 when they differ).
+__device__ __forceinline__ bool closed_form_rule(int rule_kind, int32_t step, uint64_t line) {
+  return (step == 1 && (rule_kind == 1 || rule_kind == 2)) || (rule_kind == 3 && step > 0 && line != 0);
 }
 
 // Keep bits of row i (grid phase row_phase) over such a chunk (kernels/rule_bits.h,
 // kernels/grid_line_walk.h).
 __device__ __forceinline__ uint64_t closed_form_bits(const uint64_t* words, const MaskRule& rule, int rule_kind,
-                                                     int form, int32_t i, int32_t row_phase, int32_t c0,
-                                                     int32_t step, int32_t len, uint64_t line) {
-  if (form == 3) return grid_line_bits<int32_t>(rule, i, c0, step, len);
+                                                     int32_t i, int32_t row_phase, int32_t c0, int32_t step,
+                                                     int32_t len, uint64_t line) {
   if (rule_kind == 3) {
     return grid_rule_bits<int32_t>(rule, i, row_phase, static_cast<int32_t>(line) - 2, c0, step, len);
   }
@@ -53,7 +51,8 @@ __device__ __forceinline__ uint64_t closed_form_bits(const uint64_t* words, cons
 // The cursor holds the current run and the band holding the chunk start, so a chunk inside one band
 // costs no global loads to locate. Compact passes derive their runs instead of reading them: a
 // Vertical-Slash pass from the slash walk (its columns are the pass's vertical list), a range pass from
-// its rule (at most two runs, no columns), a grid line pass from its line's bands (one run, no columns).
+// its rule (at most two runs, no columns), a grid line pass from its grid sections (a run each, no
+// columns).
 struct ChunkCursor {
   int32_t run, run_end, pos, column, column_end;
   DeviceRun current;
@@ -64,6 +63,7 @@ struct ChunkCursor {
   int32_t next_begin, next_end;  // compact range passes: the second run (logical keys), if there are two
   int32_t line_run, line_begin, line_end;  // compact range passes: the line's run index (-1: none) and keys
   bool on_line;                  // the current run is a range pass's line
+  int32_t section;               // compact grid line passes: the current run's (TileMeta::sections)
 
   __device__ void enter_run(const SparseAttentionParams& p) {
     current = p.runs[run];
@@ -112,26 +112,54 @@ struct ChunkCursor {
     while (pos >= band.logical + band.count) band = p.bands[++band_index];
     on_line = true;
   }
-  // A compact grid line pass's one run: the line's keys from the start of its bands up to the tile's
-  // last row minus the minimum distance; the walk holds the tile's row extent for the chunk masks.
-  __device__ void start_grid_line(const SparseAttentionParams& p, const DeviceTile& t, const DevicePass& pass) {
+  // A compact grid line pass's runs, one per grid section the tile visits, from the start of the
+  // section's bands up to its limit; the walk holds the tile's row extent for the chunk masks, and a run's
+  // mask is 2 where not every row keeps its section (every chunk rule-tested), else 1 (classified).
+  __device__ void start_grid_line(const SparseAttentionParams& p, const DeviceTile& t, const DevicePass& pass,
+                                  GridTileSections<int32_t>& sections) {
     int32_t lowest = 0, highest = -1;
     const int32_t first = t.tile * kBlockM, last = min(pass.num_rows, first + kBlockM) - 1;
     band_extent<int32_t>([&](int32_t b) { return p.bands[pass.row_bands + b]; }, pass.num_row_bands, first, last,
                          lowest, highest);
     walk = SlashRunWalk<int32_t>(lowest, highest, 0, -1, 0, 0);
-    const int32_t keys = grid_line_keys<int32_t>([&](int32_t b) { return p.bands[b]; }, pass.line_band_begin,
-                                                 pass.line_band_end,
-                                                 highest - static_cast<int32_t>(pass.rule.min_distance));
-    band_index = pass.line_band_begin;
-    band = p.bands[band_index];
-    current = DeviceRun{band.logical, band.logical + keys, 2, band_index};
-    pos = current.begin;
+    const int32_t* row_start = p.phase_tables + pass.phase_table;
+    sections = GridTileSections<int32_t>(pass.rule, [&](int32_t q) { return row_start[q]; }, first, last);
+    section = -1;
     run = 0;
-    run_end = keys > 0 ? 1 : 0;
+    run_end = 1;
     column = column_end = 0;
+    next_grid_section(p, pass, sections);
   }
-  __device__ void start(const SparseAttentionParams& p, const DeviceTile& t, const DevicePass& pass) {
+  __device__ void next_grid_section(const SparseAttentionParams& p, const DevicePass& pass,
+                                    const GridTileSections<int32_t>& sections) {
+    const int32_t stride = static_cast<int32_t>(pass.rule.grid_stride);
+    const int32_t* row_start = p.phase_tables + pass.phase_table;
+    const int32_t* col_band = row_start + stride + 1;
+    auto row_start_at = [&](int32_t q) { return row_start[q]; };
+    for (section = sections.next(pass.rule, row_start_at, section); section <= stride;
+         section = sections.next(pass.rule, row_start_at, section)) {
+      const int32_t first = col_band[section];
+      const int32_t last = section < stride ? col_band[section + 1] : pass.col_bands + pass.num_col_bands;
+      if (first >= last) continue;
+      const int32_t limit = sections.limit(pass.rule, row_start_at, [&](int32_t b) { return p.bands[pass.row_bands + b]; },
+                                           pass.num_row_bands, walk.row_max, section);
+      const int32_t keys = grid_line_keys<int32_t>([&](int32_t b) { return p.bands[b]; }, first, last, limit);
+      if (keys == 0) continue;
+      band_index = first;
+      band = p.bands[first];
+      current = DeviceRun{band.logical, band.logical + keys, sections.keeps_all(pass.rule, section) ? 1 : 2, first};
+      pos = current.begin;
+      return;
+    }
+    run = run_end;
+  }
+  // The grid phase of the current run's keys (-1: text keys).
+  __device__ int32_t section_phase(const DevicePass& pass) const {
+    return section < static_cast<int32_t>(pass.rule.grid_stride) ? section : -1;
+  }
+  // `sections`: where a grid line pass's tile keeps its sections (TileMeta::sections).
+  __device__ void start(const SparseAttentionParams& p, const DeviceTile& t, const DevicePass& pass,
+                        GridTileSections<int32_t>& sections) {
     form = pass.form;
     rule_kind = pass.rule_kind;
     kv_head = pass.kv_head;
@@ -144,7 +172,7 @@ struct ChunkCursor {
       if (run < run_end) enter_run(p);
       return;
     }
-    if (form == 3) return start_grid_line(p, t, pass);
+    if (form == 3) return start_grid_line(p, t, pass, sections);
     const DeviceBand rows = p.bands[pass.row_bands];
     band_index = pass.col_bands;
     band = p.bands[band_index];
@@ -174,7 +202,8 @@ struct ChunkCursor {
   }
 
   // Moves past the chunk of up to kBlockN keys the cursor points at.
-  __device__ void advance(const SparseAttentionParams& p, const DevicePass& pass) {
+  __device__ void advance(const SparseAttentionParams& p, const DevicePass& pass,
+                          const GridTileSections<int32_t>& sections) {
     if (run >= run_end) {
       column += kBlockN;
       return;
@@ -184,6 +213,8 @@ struct ChunkCursor {
       while (pos >= band.logical + band.count) band = p.bands[++band_index];
     } else if (form == 1) {
       next_compact_run(p);
+    } else if (form == 3) {
+      next_grid_section(p, pass, sections);
     } else if (++run >= run_end) {
       return;
     } else if (form == 2 && run == line_run) {
@@ -216,18 +247,20 @@ struct TileMeta {
   // thread 0 writes the advanced cursor to cursor[b ^ 1] (the barriers between fetches publish it).
   // Keeping it in shared memory rather than in every thread's registers leaves those to the MMA loop.
   ChunkCursor cursor[2];
+  // A grid line pass's sections of the tile, which its cursor walks; the same for every chunk, so kept
+  // out of the cursor, which is copied per chunk.
+  GridTileSections<int32_t> sections;
 };
 
 // For a rule-tested chunk, evaluates the rule once per element into keep bits (one row per thread),
 // outside the register-heavy MMA loop. Called by the first kBlockM threads (thread r evaluates row r).
-__device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, TileMeta& s, int buf, int rule_kind,
-                                              int form) {
+__device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, TileMeta& s, int buf, int rule_kind) {
   const int r = threadIdx.x;
   const int32_t i = s.rows[r], len = s.len[buf];
   const MaskRule& rule = s.rule;
   uint64_t bits = 0;
-  if (closed_form_rule(rule_kind, form, s.step[buf], s.line[buf])) {
-    bits = closed_form_bits(p.words, rule, rule_kind, form, i, s.row_phase[r], s.cols[buf][0], s.step[buf], len,
+  if (closed_form_rule(rule_kind, s.step[buf], s.line[buf])) {
+    bits = closed_form_bits(p.words, rule, rule_kind, i, s.row_phase[r], s.cols[buf][0], s.step[buf], len,
                             s.line[buf]);
   } else if (i >= 0) {
     const int32_t phase_i = s.row_phase[r];
@@ -286,8 +319,9 @@ __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pa
     s.cols[buf][r] = j;
     // Key phases are read only where evaluate_rule tests the general rule element by element (under a
     // rule of grid lines, whether the chunk has closed-form bits depends on the keys' phases, which
-    // thread 0 finds below: they are read then too).
-    if (rule_kind != 1 && !closed_form_rule(rule_kind, form, step, 0)) {
+    // thread 0 finds below: they are read then too, except in a grid line pass, whose chunks inside one
+    // band share their section's phase).
+    if (rule_kind != 1 && !closed_form_rule(rule_kind, step, form == 3 ? 1 : 0)) {
       const VisualSpans spans{p.visual_starts, p.visual_ends, p.num_visual_spans};
       s.col_phase[buf][r] = j >= 0 ? static_cast<int32_t>(rule_phase(pass.rule, spans, j)) : -1;
     }
@@ -297,24 +331,26 @@ __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pa
     // causal element of those, and the covered ones are -1. A compact range pass classifies each chunk.
     const int32_t c0 = band.orig + band.step * (pos - band.logical), c_last = c0 + band.step * (len - 1);
     const SlashRunWalk<int32_t>& walk = cursor.walk;
+    const bool classified = cursor.on_line || (form == 3 && cursor.current.mask != 2);
     const int mask = !from_run                      ? (form == 1 ? 1 : 2)
-                     : form == 3 || cursor.on_line  ? grid_line_chunk_mask<int32_t>(s.rule, one_band, walk.row_min, c0, c_last)
+                     : classified                   ? grid_line_chunk_mask<int32_t>(s.rule, one_band, walk.row_min, c0, c_last)
                      : form == 2                    ? range_chunk_mask<int32_t>(s.rule, walk.row_min, walk.row_max, c0, c_last)
                                                     : cursor.current.mask;
     s.mask[buf] = mask;
     s.len[buf] = len;
     s.step[buf] = step;
     const bool grid_line = mask == 2 && step == 1 && rule_kind == 2 && pass.rule.grid_vline && pass.rule.grid_stride > 0;
-    const bool grid_rule = mask == 2 && step > 0 && rule_kind == 3 && form != 3;
+    const bool grid_rule = mask == 2 && step > 0 && rule_kind == 3;
     const VisualSpans spans{p.visual_starts, p.visual_ends, p.num_visual_spans};
     s.line[buf] = mask == 2 && step == 1 && rule_kind == 1 ? vertical_window<int32_t>(p.words, s.rule, c0)
                   : grid_line ? grid_line_chunk_bits(spans, pass.rule.grid_stride, pass.rule.grid_phase, c0, len)
                   : grid_rule ? static_cast<uint64_t>(
-                                    chunk_key_phase<int32_t>(spans, pass.rule.grid_stride, c0, c_last, step) + 2)
+                                    (form == 3 ? cursor.section_phase(pass)
+                                               : chunk_key_phase<int32_t>(spans, pass.rule.grid_stride, c0, c_last, step)) + 2)
                               : 0;
-    ChunkCursor next = cursor;
-    next.advance(p, pass);
-    s.cursor[buf ^ 1] = next;
+    ChunkCursor& next = s.cursor[buf ^ 1];
+    next = cursor;
+    next.advance(p, pass, s.sections);
   }
 }
 
@@ -512,7 +548,7 @@ __device__ __forceinline__ bool start_tile(const SparseAttentionParams& p, const
                                            T* v_chunk) {
   if (threadIdx.x == 0) {
     ChunkCursor cursor;
-    cursor.start(p, tile, pass);
+    cursor.start(p, tile, pass, meta.sections);
     meta.cursor[0] = cursor;
   }
   load_tile_rows(p, tile, pass, meta);

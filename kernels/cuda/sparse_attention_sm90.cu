@@ -46,7 +46,7 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
   const T* k_base = static_cast<const T*>(p.k);
   const T* v_base = static_cast<const T*>(p.v);
   const bool rows_valid = (tile.tile + 1) * kBlockM <= pass.num_rows;
-  const int rule_kind = pass.rule_kind, form = pass.form;
+  const int rule_kind = pass.rule_kind;
 
   // This thread's rows (h = 0, 1) within the tile, as in every m64 wgmma accumulator.
   auto row_of = [&](int h) { return group * kGroupRows + warp * 16 + h * 8 + lane / 4; };
@@ -72,9 +72,9 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
     const int mask = meta.mask[buf];
     // Keep bits with a closed form are cheap enough for each thread to take its own rows' (no barrier);
     // other rule-tested chunks are evaluated once per element into shared keep bits.
-    const bool own_bits = mask == 2 && closed_form_rule(rule_kind, form, meta.step[buf], meta.line[buf]);
+    const bool own_bits = mask == 2 && closed_form_rule(rule_kind, meta.step[buf], meta.line[buf]);
     if (mask == 2 && !own_bits) {
-      if (tid < kBlockM) evaluate_rule(p, meta, buf, rule_kind, form);
+      if (tid < kBlockM) evaluate_rule(p, meta, buf, rule_kind);
       __syncthreads();
     }
 
@@ -97,7 +97,7 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
     uint64_t bits[2] = {0, 0};
 #pragma unroll
     for (int h = 0; h < 2 && mask == 2; ++h) {
-      bits[h] = own_bits ? closed_form_bits(p.words, meta.rule, rule_kind, form, meta.rows[rows[h]],
+      bits[h] = own_bits ? closed_form_bits(p.words, meta.rule, rule_kind, meta.rows[rows[h]],
                                             meta.row_phase[rows[h]], meta.cols[buf][0], meta.step[buf],
                                             meta.len[buf], meta.line[buf])
                          : stored_keep_bits(meta, buf, rows[h]);

@@ -2,6 +2,7 @@
 // Tagged [cuda]; each case passes with a warning where no GPU is present.
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <random>
 #include <set>
 
@@ -141,6 +142,11 @@ TEST_CASE("grids with every combination of lines: both kernels equal the CPU exe
   }
   heads.push_back(heads[6]);  // 8 heads, 2 per KV head
   const SparsePlan plan = build_plan(layout, heads);
+  for (const HeadPlan& head : plan.heads) {  // the line passes derive their runs (GridTileSections)
+    REQUIRE(std::any_of(head.passes.begin(), head.passes.end(), [](const Pass& pass) {
+      return pass.form == PassForm::kGridLine || !pass.lines.empty();
+    }));
+  }
   const RandomQKV x = random_qkv(layout.length(), 8, 4, 128, 4242, at::kBFloat16);
   for (SparseKernel kernel : {SparseKernel::kMmaSync, SparseKernel::kWgmma}) {
     INFO(sparse_kernel_name(kernel));

@@ -85,24 +85,31 @@ int64_t compact_chunks(const SparsePlan& plan, const Pass& pass) {
   return chunks;
 }
 
-// A compact grid line pass's chunks by brute force: per tile, the keys of the line's bands that some
-// row of the tile keeps.
+// A compact grid line pass's chunks by brute force: per tile and grid section (the keys of one phase,
+// or the text keys after them), the keys some row of the tile keeps.
 int64_t grid_line_chunks(const SparsePlan& plan, const Pass& pass) {
-  std::vector<int64_t> keys;
-  for (int64_t b = pass.line_band_begin; b < pass.line_band_end; ++b) {
-    const Band& band = pass.cols.bands()[b];
-    for (int64_t x = 0; x < band.count; ++x) keys.push_back(band.orig_at(band.logical + x));
+  const int64_t stride = pass.rule.grid_stride;
+  std::vector<std::vector<int64_t>> sections(stride + 1);
+  for (int64_t q = 0; q <= stride; ++q) {
+    const int64_t first = pass.phase_col_bands[q];
+    const int64_t last = q < stride ? pass.phase_col_bands[q + 1] : static_cast<int64_t>(pass.cols.bands().size());
+    for (int64_t b = first; b < last; ++b) {
+      const Band& band = pass.cols.bands()[b];
+      for (int64_t x = 0; x < band.count; ++x) sections[q].push_back(band.orig_at(band.logical + x));
+    }
   }
   int64_t chunks = 0;
   std::vector<int64_t> rows;
   for (int64_t t = 0; t < pass.num_tiles(); ++t) {
     rows.clear();
     pass.rows.gather(t * plan.block_m, std::min(pass.rows.size(), (t + 1) * plan.block_m), rows);
-    int64_t reached = 0;
-    for (int64_t j : keys) {
-      reached += std::any_of(rows.begin(), rows.end(), [&](int64_t i) { return plan.keeps(pass.rule, i, j); });
+    for (const std::vector<int64_t>& keys : sections) {
+      int64_t reached = 0;
+      for (int64_t j : keys) {
+        reached += std::any_of(rows.begin(), rows.end(), [&](int64_t i) { return plan.keeps(pass.rule, i, j); });
+      }
+      chunks += chunks_of(reached, plan.block_n);
     }
-    chunks += chunks_of(reached, plan.block_n);
   }
   return chunks;
 }
@@ -172,19 +179,22 @@ TEST_CASE("compact Vertical-Slash plans hold no per-tile lists and count what ex
   }
 }
 
-// The closed-form keep bits the CUDA kernels use for a grid line pass's chunks inside one band
-// (grid_line_bits) equal the rule, element by element, for every row of tile t.
+// The closed-form keep bits the CUDA kernels use for a grid line pass's rule-tested chunks inside one
+// band (grid_rule_bits, with the keys' phase) equal the rule, element by element, for every row of tile t.
 void check_grid_line_bits(const SparsePlan& plan, const Pass& pass, int64_t t, const std::vector<KeyRun>& runs) {
-  const VisualSpans spans{plan.visual_starts.data(), plan.visual_ends.data(),
-                          static_cast<int64_t>(plan.visual_starts.size())};
+  const VisualSpans spans = plan.visual_spans();
   for (const KeyRun& run : runs) {
     for (int64_t c = run.begin; c < run.end; c += plan.block_n) {
       const int64_t len = std::min(plan.block_n, run.end - c);
       const Band& band = pass.cols.bands()[pass.cols.band_at(c)];
       if (c + len > band.logical + band.count) continue;  // across bands: the rule is evaluated per element
+      const int64_t c0 = band.orig_at(c);
+      const int64_t key_phase = chunk_key_phase<int64_t>(spans, pass.rule.grid_stride, c0, band.orig_at(c + len - 1), band.step);
+      REQUIRE(key_phase != kMixedPhases);
       for (int64_t r = t * plan.block_m; r < std::min(pass.rows.size(), (t + 1) * plan.block_m); ++r) {
         const int64_t i = pass.rows.to_orig(r);
-        const uint64_t bits = grid_line_bits<int64_t>(pass.rule, i, band.orig_at(c), band.step, len);
+        const uint64_t bits =
+            grid_rule_bits<int64_t>(pass.rule, i, rule_phase(pass.rule, spans, i), key_phase, c0, band.step, len);
         for (int64_t x = 0; x < len; ++x) {
           const int64_t j = band.orig_at(c + x);
           INFO("pass " << pass.label << ", tile " << t << ", row " << i << ", key " << j);
@@ -212,9 +222,11 @@ std::vector<int64_t> line_columns(const SparsePlan& plan, const Pass& pass, int6
   return out;
 }
 
-// Compact and listed plans of one head, pass by pass: every compact range or grid line pass's tiles
-// derive exactly the runs and chunk masks the listed pass holds (and a grid line pass's closed-form
-// keep bits equal its rule). Returns how many passes were compared.
+// Compact and listed plans of one head, pass by pass: every compact range pass's tiles, and every grid
+// line pass's of vertical lines only, derive exactly the runs and chunk masks the listed pass holds (a
+// grid line pass with horizontal or slash lines splits its runs at the grid sections, which the listed
+// one may join); a grid line pass's closed-form keep bits equal its rule, and both plans count the same
+// elements. Returns how many passes were compared.
 int compare_compact_passes(const SequenceLayout& layout, const ResolvedHead& head, const PlanOptions& tiles,
                            PassForm form) {
   PlanOptions listed_tiles = tiles;
@@ -228,6 +240,9 @@ int compare_compact_passes(const SequenceLayout& layout, const ResolvedHead& hea
   const auto& passes = compact.heads[0].passes;
   const auto with_line = std::count_if(passes.begin(), passes.end(), [](const Pass& p) { return !p.lines.empty(); });
   REQUIRE(passes.size() + with_line == listed.heads[0].passes.size());
+  const bool sectioned = std::any_of(passes.begin(), passes.end(), [](const Pass& p) {
+    return p.form == PassForm::kGridLine && (p.rule.grid_hline || p.rule.grid_slash);
+  });
   int compared = 0;
   for (size_t p = 0, q = 0; p < passes.size(); q += passes[p].lines.empty() ? 1 : 2, ++p) {
     const Pass& derived = passes[p];
@@ -240,6 +255,8 @@ int compare_compact_passes(const SequenceLayout& layout, const ResolvedHead& hea
     std::vector<int64_t> got_columns, want_columns;
     for (int64_t t = 0; t < derived.num_tiles(); ++t) {
       tile_work(compact, derived, t, got, got_columns);
+      if (form == PassForm::kGridLine) check_grid_line_bits(compact, derived, t, got);
+      if (form == PassForm::kGridLine && sectioned) continue;
       tile_work(listed, explicit_pass, t, want, want_columns);
       REQUIRE(got.size() == want.size());
       for (size_t r = 0; r < got.size(); ++r) {
@@ -248,13 +265,14 @@ int compare_compact_passes(const SequenceLayout& layout, const ResolvedHead& hea
       }
       REQUIRE(want_columns.empty());
       REQUIRE(got_columns == line_columns(compact, derived, t, got));
-      if (form == PassForm::kGridLine) check_grid_line_bits(compact, derived, t, got);
     }
   }
   REQUIRE(count_matrix(compact, 0) == count_matrix(listed, 0));
   // With the line in the range pass, tiles of consecutive rows reach fewer line chunks than tiles of
   // phase-major rows do.
-  if (with_line > 0) {
+  if (sectioned) {  // each section visits exactly the keys some row keeps
+    REQUIRE(head_stats(compact, 0, false).computed_elements == expected_computed(compact, 0));
+  } else if (with_line > 0) {
     REQUIRE(head_stats(compact, 0, false).tiles <= head_stats(listed, 0, false).tiles);
   } else {
     REQUIRE(head_stats(compact, 0, false).tiles == head_stats(listed, 0, false).tiles);
@@ -297,6 +315,32 @@ TEST_CASE("compact grid line passes derive exactly the runs and masks a listed p
     }
   }
   REQUIRE(compared > 50);
+}
+
+TEST_CASE("compact grid line passes with horizontal and slash lines count what listed ones count", "[plan][exact]") {
+  std::mt19937_64 rng(67);
+  auto uniform = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+  int compared = 0;
+  for (const SequenceLayout& layout : test_layouts()) {
+    for (BoundaryKind boundary : kBoundaries) {
+      for (const PlanOptions& tiles : kCompactTiles) {
+        for (int lines = 2; lines < 8; ++lines) {  // v, h, s as bits, with h or s
+          ResolvedHead head = random_head(boundary, {PatternKind::kGrid}, layout, rng);
+          for (auto& row : head.patterns) {
+            for (ResolvedPattern& p : row) {
+              p.params.vline = lines & 1;
+              p.params.hline = (lines >> 1) & 1;
+              p.params.slash = (lines >> 2) & 1;
+              p.index.stride = uniform(1, 40);  // short strides: tiles of several phases
+              p.index.phase = uniform(0, p.index.stride - 1);
+            }
+          }
+          compared += compare_compact_passes(layout, head, tiles, PassForm::kGridLine);
+        }
+      }
+    }
+  }
+  REQUIRE(compared > 100);
 }
 
 TEST_CASE("grids with horizontal and slash lines count exactly the oracle mask", "[plan][exact]") {
