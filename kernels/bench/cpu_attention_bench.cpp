@@ -60,9 +60,8 @@ void BM_Dense(benchmark::State& state) {
 // Plan building alone at long lengths, from indices as online estimation resolves them (grid:
 // frame-stride vertical lines; Vertical-Slash: 1000 columns and 1024 distances, forced ones included)
 // for 28 query heads: the host part of the index build that `mmi bench attention` reports. Kinds: 0
-// grid, 1 Vertical-Slash, 2 A-shape, 3 grid with vertical, horizontal and slash lines (whose line pass
-// lists every tile's runs); the second argument 0 lists every tile's runs and columns
-// (PlanOptions::compact_passes off).
+// grid, 1 Vertical-Slash, 2 A-shape, 3 grid with vertical, horizontal and slash lines; the second
+// argument 0 lists every tile's runs and columns (PlanOptions::compact_passes off).
 mmi::ResolvedHead resolved_head(int kind, int64_t length, int head) {
   mmi::ResolvedPattern p;
   std::mt19937_64 rng(head);

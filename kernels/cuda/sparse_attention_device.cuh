@@ -348,7 +348,7 @@ __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pa
                                     (form == 3 ? cursor.section_phase(pass)
                                                : chunk_key_phase<int32_t>(spans, pass.rule.grid_stride, c0, c_last, step)) + 2)
                               : 0;
-    ChunkCursor& next = s.cursor[buf ^ 1];
+    ChunkCursor& next = s.cursor[buf ^ 1];  // advanced in place: a copy in registers adds spills to the loop
     next = cursor;
     next.advance(p, pass, s.sections);
   }
