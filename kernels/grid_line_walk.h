@@ -59,8 +59,19 @@ MMI_HD Int grid_line_keys(BandAt band_at, Int first, Int last, Int limit) {
   return keys;
 }
 
-// The sections of a compact grid lines pass (PassForm::kGridLine) that one of its query tiles visits.
-// The pass's rows and keys are phase-major: the rows of grid phase q are logical rows [row_start(q),
+// The lines a compact grid line pass walks: a grid head's (phases relative to each visual span's start),
+// or SF-strided's diagonals, which are slash lines of its period (phases relative to position 0).
+struct GridLines {
+  int64_t stride, phase;
+  bool vline, hline, slash;
+};
+MMI_HD GridLines grid_lines_of(const MaskRule& r) {
+  if (r.grid_stride > 0) return {r.grid_stride, r.grid_phase, r.grid_vline, r.grid_hline, r.grid_slash};
+  return {r.diagonal_period, 0, false, false, true};
+}
+
+// The sections of a compact grid line pass (PassForm::kGridLine) that one of its query tiles visits
+// (its lines: grid_lines_of). The pass's rows and keys are phase-major: the rows of grid phase q are logical rows [row_start(q),
 // row_start(q + 1)) for q < stride, followed by text rows (which only a vertical line reaches); the keys
 // of phase q are column bands [col_band(q), col_band(q + 1)), followed from col_band(stride) by the bands
 // of text keys (which only a horizontal line reaches). Section q < stride holds the keys of phase q,
@@ -79,13 +90,14 @@ struct GridTileSections {
   template <typename RowStart>
   MMI_HD GridTileSections(const MaskRule& r, RowStart row_start, Int first_, Int last_)
       : first(first_), last(last_), first_phase(0), last_phase(-1) {
-    const Int stride = Int(r.grid_stride), visual_rows = row_start(stride);
+    const GridLines lines = grid_lines_of(r);
+    const Int stride = Int(lines.stride), visual_rows = row_start(stride);
     text_rows = last >= visual_rows;
     if (first < visual_rows) {
       first_phase = phase_of(row_start, stride, first);
       last_phase = phase_of(row_start, stride, last < visual_rows ? last : visual_rows - 1);
     }
-    every_section = r.grid_hline && has_phase(row_start, Int(r.grid_phase));
+    every_section = lines.hline && has_phase(row_start, Int(lines.phase));
   }
 
   // Whether the tile has rows of phase q.
@@ -96,16 +108,17 @@ struct GridTileSections {
   // Every row of the tile keeps every key of section q (up to the distance and column limits).
   MMI_HD bool keeps_all(const MaskRule& r, Int q) const {
     const bool one_phase = first_phase == last_phase && !text_rows;
-    return (r.grid_vline && q == Int(r.grid_phase)) ||
-           (one_phase && (every_section || (r.grid_slash && q == first_phase)));
+    const GridLines lines = grid_lines_of(r);
+    return (lines.vline && q == Int(lines.phase)) || (one_phase && (every_section || (lines.slash && q == first_phase)));
   }
   // The first section after q that the tile visits; stride + 1 when none is left (q = -1: the first).
   template <typename RowStart>
   MMI_HD Int next(const MaskRule& r, RowStart row_start, Int q) const {
     if (every_section) return q + 1;
-    Int next = Int(r.grid_stride) + 1;
-    if (r.grid_vline && Int(r.grid_phase) > q) next = Int(r.grid_phase);
-    if (r.grid_slash) {
+    const GridLines lines = grid_lines_of(r);
+    Int next = Int(lines.stride) + 1;
+    if (lines.vline && Int(lines.phase) > q) next = Int(lines.phase);
+    if (lines.slash) {
       for (Int x = q + 1 > first_phase ? q + 1 : first_phase; x <= last_phase && x < next; ++x) {
         if (row_start(x) < row_start(x + 1)) return x;
       }
@@ -120,8 +133,9 @@ struct GridTileSections {
     Int highest = row_max;
     if (!keeps_all(r, q)) {
       highest = -1;
-      if (every_section) highest = highest_of_phase(row_start, row_band_at, row_bands, Int(r.grid_phase));
-      if (r.grid_slash && q < Int(r.grid_stride) && has_phase(row_start, q)) {
+      const GridLines lines = grid_lines_of(r);
+      if (every_section) highest = highest_of_phase(row_start, row_band_at, row_bands, Int(lines.phase));
+      if (lines.slash && q < Int(lines.stride) && has_phase(row_start, q)) {
         const Int h = highest_of_phase(row_start, row_band_at, row_bands, q);
         if (h > highest) highest = h;
       }

@@ -205,7 +205,7 @@ void for_each_grid_section(const SparsePlan& plan, const Pass& pass, int64_t t, 
   auto row_start = [&](int64_t q) { return pass.phase_rows[q]; };
   const int64_t first = t * plan.block_m, last = std::min(pass.rows.size(), (t + 1) * plan.block_m) - 1;
   const GridTileSections<int64_t> tile(r, row_start, first, last);
-  const int64_t row_max = tile_row_extent(plan, pass, t).second, stride = r.grid_stride;
+  const int64_t row_max = tile_row_extent(plan, pass, t).second, stride = grid_lines_of(r).stride;
   for (int64_t q = tile.next(r, row_start, -1); q <= stride; q = tile.next(r, row_start, q)) {
     const int64_t band_first = pass.phase_col_bands[q];
     const int64_t band_last = q < stride ? pass.phase_col_bands[q + 1] : static_cast<int64_t>(cols.size());

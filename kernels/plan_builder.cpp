@@ -640,8 +640,9 @@ class PlanAssembler {
     MaskRule diagonals;
     diagonals.diagonal_period = l;
     diagonals.min_distance = l;
-    add(out, PassSpec{IndexMap::phase_major(rows, l, false), IndexMap::phase_major(cols, l, false), diagonals,
-                      scope + ": strided diagonals (phase-major)"});
+    const PassSpec spec{IndexMap::phase_major(rows, l, false), IndexMap::phase_major(cols, l, false), diagonals,
+                        scope + ": strided diagonals (phase-major)"};
+    if (!add_grid_lines(out, spec, /*span_phases=*/false)) add(out, spec);
   }
 
   void add_vertical_slash(HeadPlan& out, const ResolvedPattern& p, const Segments& rows,
@@ -740,16 +741,21 @@ class PlanAssembler {
     lines.grid_hline = c.hline;
     lines.grid_slash = c.slash;
     const PassSpec spec{row_map, col_map, lines, scope + ": grid lines (phase-major)"};
-    if (compact_passes_) {
-      Pass pass = compact_pass(spec, PassForm::kGridLine);
-      pass.phase_rows = phase_starts(row_map, s, /*logical=*/true);
-      pass.phase_col_bands = phase_starts(col_map, s, /*logical=*/false);
-      if (!pass.phase_rows.empty() && !pass.phase_col_bands.empty()) {
-        out.passes.push_back(std::move(pass));
-        return;
-      }
-    }
-    add(out, spec);
+    if (!add_grid_lines(out, spec, /*span_phases=*/true)) add(out, spec);
+  }
+
+  // A pass of grid lines (or SF-strided's diagonals) over phase-major rows and keys as a compact grid line
+  // pass, when compact passes are on and its maps have the structure one needs (phase_starts); false
+  // otherwise. `span_phases`: phases count from each visual span's start, else from position 0.
+  bool add_grid_lines(HeadPlan& out, const PassSpec& spec, bool span_phases) {
+    if (!compact_passes_ || spec.rows.empty() || spec.cols.empty()) return false;
+    const int64_t stride = grid_lines_of(spec.rule).stride;
+    Pass pass = compact_pass(spec, PassForm::kGridLine);
+    pass.phase_rows = phase_starts(spec.rows, stride, span_phases, /*logical=*/true);
+    pass.phase_col_bands = phase_starts(spec.cols, stride, span_phases, /*logical=*/false);
+    if (pass.phase_rows.empty() || pass.phase_col_bands.empty()) return false;
+    out.passes.push_back(std::move(pass));
+    return true;
   }
 
   // A grid of vertical lines only over consecutive rows and keys, as one compact range pass: the rule
@@ -767,16 +773,20 @@ class PlanAssembler {
 
   // Where each grid phase q in [0, stride) starts in a phase-major map, and at [stride] where the text
   // after its visual positions starts: as a logical index when `logical`, else as a band index (what a
-  // compact grid line pass holds, GridTileSections). Empty unless each band lies in one visual span at one
-  // phase, the phases ascend, text bands come last, and within a phase, and among the text, the bands
-  // ascend in original order (as the line walk reads them).
-  std::vector<int64_t> phase_starts(const IndexMap& map, int64_t stride, bool logical) const {
+  // compact grid line pass holds, GridTileSections). Phases count from each visual span's start when
+  // `span_phases` (text has none), else from position 0. Empty unless each band lies at one phase (and
+  // in one visual span), the phases ascend, text bands come last, and within a phase, and among the
+  // text, the bands ascend in original order (as the line walk reads them).
+  std::vector<int64_t> phase_starts(const IndexMap& map, int64_t stride, bool span_phases, bool logical) const {
     std::vector<int64_t> starts(stride + 1, -1);
     const auto& bands = map.bands();
     int64_t phase = 0;  // the phase whose start comes next; stride once in the text
     for (size_t b = 0; b < bands.size(); ++b) {
       const Band& band = bands[b];
-      const int64_t p = chunk_key_phase<int64_t>(plan_.visual_spans(), stride, band.orig, band.orig_last(), band.step);
+      const int64_t p =
+          span_phases ? chunk_key_phase<int64_t>(plan_.visual_spans(), stride, band.orig, band.orig_last(), band.step)
+          : band.step % stride == 0 || band.count == 1 ? band.orig % stride
+                                                       : kMixedPhases;
       const int64_t band_phase = p == -1 ? stride : p;
       if (p == kMixedPhases || band_phase + 1 < phase) return {};
       const bool same_section = b > 0 && band_phase + 1 == phase;

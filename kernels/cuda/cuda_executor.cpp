@@ -13,6 +13,7 @@
 
 #include "kernels/cuda/sparse_attention.cuh"
 #include "kernels/cuda/window_profile.cuh"
+#include "kernels/grid_line_walk.h"
 #include "kernels/parallel.h"
 #include "kernels/rule_bits.h"
 
@@ -83,9 +84,13 @@ bool rows_end_at(const HeadPlan& head, size_t index) {
 
 // Whether a pass's tiles can run in the order the block index names them (tile_of: later rows first)
 // rather than listed heaviest first: compact passes, except grid line passes with horizontal or slash
-// lines, whose few tiles with rows of the line's phase reach every key.
+// lines (SF-strided's diagonals included), whose tiles' weights follow their phases rather than their
+// index (and with a horizontal line, the few tiles with rows of the line's phase reach every key).
 bool names_tiles_by_index(const Pass& pass) {
-  if (pass.form == PassForm::kGridLine) return !pass.rule.grid_hline && !pass.rule.grid_slash;
+  if (pass.form == PassForm::kGridLine) {
+    const GridLines lines = grid_lines_of(pass.rule);
+    return !lines.hline && !lines.slash;
+  }
   return pass.form != PassForm::kListed;
 }
 

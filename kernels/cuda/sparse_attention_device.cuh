@@ -132,7 +132,7 @@ struct ChunkCursor {
   }
   __device__ void next_grid_section(const SparseAttentionParams& p, const DevicePass& pass,
                                     const GridTileSections<int32_t>& sections) {
-    const int32_t stride = static_cast<int32_t>(pass.rule.grid_stride);
+    const int32_t stride = static_cast<int32_t>(grid_lines_of(pass.rule).stride);
     const int32_t* row_start = p.phase_tables + pass.phase_table;
     const int32_t* col_band = row_start + stride + 1;
     auto row_start_at = [&](int32_t q) { return row_start[q]; };

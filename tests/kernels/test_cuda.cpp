@@ -179,13 +179,18 @@ TEST_CASE("CUDA executor at long, odd lengths", "[cuda][long]") {
     vs.index.slashes.assign(slashes.begin(), slashes.end());
     heads.push_back(heads[1]);  // the same grid with vertical lines only: a compact grid line pass
     heads[3].patterns[0][0].params.slash = false;
+    heads.emplace_back();  // SF-strided over frames: its diagonals are a compact grid line pass too
+    heads[4].patterns[0][0].params.kind = PatternKind::kSfStrided;
+    heads[4].patterns[0][0].index.block = 256;
     INFO(layout.length() << " tokens");
     const SparsePlan plan = build_plan(layout, heads);
     REQUIRE(plan.heads[0].passes.at(0).form == PassForm::kRanges);
+    REQUIRE(plan.heads[1].passes.at(1).form == PassForm::kGridLine);
     REQUIRE(plan.heads[2].passes.at(0).form == PassForm::kVerticalSlash);
     REQUIRE(plan.heads[3].passes.size() == 1);  // vertical lines only: one range pass with the line
     REQUIRE(!plan.heads[3].passes[0].lines.empty());
-    compare_executors(plan, random_qkv(n, 4, 1, 128, frames, at::kBFloat16), 1e-2);
+    REQUIRE(plan.heads[4].passes.at(1).form == PassForm::kGridLine);
+    compare_executors(plan, random_qkv(n, static_cast<int64_t>(heads.size()), 1, 128, frames, at::kBFloat16), 1e-2);
   }
 }
 

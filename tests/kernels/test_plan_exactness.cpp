@@ -88,7 +88,7 @@ int64_t compact_chunks(const SparsePlan& plan, const Pass& pass) {
 // A compact grid line pass's chunks by brute force: per tile and grid section (the keys of one phase,
 // or the text keys after them), the keys some row of the tile keeps.
 int64_t grid_line_chunks(const SparsePlan& plan, const Pass& pass) {
-  const int64_t stride = pass.rule.grid_stride;
+  const int64_t stride = grid_lines_of(pass.rule).stride;
   std::vector<std::vector<int64_t>> sections(stride + 1);
   for (int64_t q = 0; q <= stride; ++q) {
     const int64_t first = pass.phase_col_bands[q];
@@ -180,8 +180,10 @@ TEST_CASE("compact Vertical-Slash plans hold no per-tile lists and count what ex
 }
 
 // The closed-form keep bits the CUDA kernels use for a grid line pass's rule-tested chunks inside one
-// band (grid_rule_bits, with the keys' phase) equal the rule, element by element, for every row of tile t.
+// band (grid_rule_bits, with the keys' phase) equal the rule, element by element, for every row of tile t
+// (SF-strided's diagonal passes have no closed form: the kernels test their rule element by element).
 void check_grid_line_bits(const SparsePlan& plan, const Pass& pass, int64_t t, const std::vector<KeyRun>& runs) {
+  if (!is_grid_lines_rule(pass.rule)) return;
   const VisualSpans spans = plan.visual_spans();
   for (const KeyRun& run : runs) {
     for (int64_t c = run.begin; c < run.end; c += plan.block_n) {
@@ -241,7 +243,8 @@ int compare_compact_passes(const SequenceLayout& layout, const ResolvedHead& hea
   const auto with_line = std::count_if(passes.begin(), passes.end(), [](const Pass& p) { return !p.lines.empty(); });
   REQUIRE(passes.size() + with_line == listed.heads[0].passes.size());
   const bool sectioned = std::any_of(passes.begin(), passes.end(), [](const Pass& p) {
-    return p.form == PassForm::kGridLine && (p.rule.grid_hline || p.rule.grid_slash);
+    const GridLines lines = grid_lines_of(p.rule);
+    return p.form == PassForm::kGridLine && (lines.hline || lines.slash);
   });
   int compared = 0;
   for (size_t p = 0, q = 0; p < passes.size(); q += passes[p].lines.empty() ? 1 : 2, ++p) {
