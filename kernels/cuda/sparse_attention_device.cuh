@@ -243,8 +243,9 @@ struct TileMeta {
   uint64_t line[2];
   uint32_t keep[2][kBlockM][kBlockN / 32];  // rule-tested chunks: bit c of row r = element kept
   MaskRule rule;
-  // The chunk walk, double-buffered like the chunks: the fetch into buffer b reads cursor[b], and
-  // thread 0 writes the advanced cursor to cursor[b ^ 1] (the barriers between fetches publish it).
+  // The chunk walk, double-buffered like the chunks: the fetch into buffer b reads cursor[b], and one
+  // thread (fetch_chunk) writes the advanced cursor to cursor[b ^ 1] (the barriers between fetches
+  // publish it).
   // Keeping it in shared memory rather than in every thread's registers leaves those to the MMA loop.
   ChunkCursor cursor[2];
   // A grid line pass's sections of the tile, which its cursor walks; the same for every chunk, so kept
@@ -279,7 +280,8 @@ __device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, Ti
 }
 
 // Issues the K and V loads of the chunk that cursor[buf] points at into buffer `buf`, records its
-// columns, phases, mask and length for the masking step, and (thread 0) writes the advanced cursor.
+// columns, phases, mask and length for the masking step, and (thread kThreads / 2) writes the advanced
+// cursor.
 // K and V rows land in k_chunk and v_chunk, piece c of row r at KvLayout::offset(r, c) elements. Each key
 // row is loaded by kRowThreads consecutive threads, which locate its column once and then issue
 // interleaved 16-byte pieces (a warp covers whole 32-byte sectors of 32 / kRowThreads rows at a time);
@@ -348,6 +350,11 @@ __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pa
                                     (form == 3 ? cursor.section_phase(pass)
                                                : chunk_key_phase<int32_t>(spans, pass.rule.grid_stride, c0, c_last, step)) + 2)
                               : 0;
+  }
+  // The cursor advances on a thread of the other half of the CTA (the other warpgroup in the wgmma
+  // kernel), in parallel with thread 0's description above: each is a serial chain of loads that holds
+  // up its warp, and with it its warpgroup's next MMA.
+  if (tid == kThreads / 2) {
     ChunkCursor& next = s.cursor[buf ^ 1];  // advanced in place: a copy in registers adds spills to the loop
     next = cursor;
     next.advance(p, pass, s.sections);
