@@ -60,13 +60,15 @@ MMI_HD Int grid_line_keys(BandAt band_at, Int first, Int last, Int limit) {
 }
 
 // The lines a compact grid line pass walks: a grid head's (phases relative to each visual span's start),
-// or SF-strided's diagonals, which are slash lines of its period (phases relative to position 0).
+// SF-strided's diagonals, which are slash lines of its period, or SF-fixed's summary keys, a vertical
+// line of its block (phases relative to position 0).
 struct GridLines {
   int64_t stride, phase;
   bool vline, hline, slash;
 };
 MMI_HD GridLines grid_lines_of(const MaskRule& r) {
   if (r.grid_stride > 0) return {r.grid_stride, r.grid_phase, r.grid_vline, r.grid_hline, r.grid_slash};
+  if (r.block > 0) return {r.block, 0, true, false, false};
   return {r.diagonal_period, 0, false, false, true};
 }
 

@@ -620,6 +620,7 @@ class PlanAssembler {
         rule.local = c.local;
         break;
       case PatternKind::kSfFixed:
+        if (c.block_head <= 1) return add_fixed(out, p, rows, cols, scope);
         rule.block = p.index.block;
         rule.block_head = c.block_head;
         break;
@@ -629,6 +630,40 @@ class PlanAssembler {
     }
     add(out, PassSpec{IndexMap::of_segments(rows), IndexMap::of_segments(cols), rule,
                       scope + ": " + pattern_name(c.kind)});
+  }
+
+  // SF-fixed with at most one summary key per block, as two passes: each block's own keys, and the
+  // summary keys (the multiples of the block) of earlier blocks, which are a vertical line of period
+  // `block` over every row: a compact grid line pass. Every row is a text row to it (no phase), and
+  // i - j >= block picks exactly the earlier blocks' multiples.
+  void add_fixed(HeadPlan& out, const ResolvedPattern& p, const Segments& rows, const Segments& cols,
+                 const std::string& scope) {
+    const int64_t l = p.index.block;
+    MaskRule own_block;
+    own_block.block = l;
+    add(out, PassSpec{IndexMap::of_segments(rows), IndexMap::of_segments(cols), own_block, scope + ": sf_fixed blocks"});
+    if (p.params.block_head == 0) return;
+    Segments from_multiple;  // each column segment from its first multiple of l
+    for (const auto& [begin, end] : cols) {
+      const int64_t first = (begin + l - 1) / l * l;
+      if (first < end) from_multiple.emplace_back(first, end);
+    }
+    MaskRule summary;
+    summary.block = l;
+    summary.block_head = 1;
+    summary.min_distance = l;
+    const PassSpec spec{IndexMap::of_segments(rows), IndexMap::grid_line(from_multiple, l, 0), summary,
+                        scope + ": sf_fixed summary keys"};
+    if (compact_passes_ && !spec.rows.empty() && !spec.cols.empty()) {
+      Pass pass = compact_pass(spec, PassForm::kGridLine);
+      pass.phase_rows.assign(l + 1, 0);
+      pass.phase_col_bands = phase_starts(spec.cols, l, /*span_phases=*/false, /*logical=*/false);
+      if (!pass.phase_col_bands.empty()) {
+        out.passes.push_back(std::move(pass));
+        return;
+      }
+    }
+    add(out, spec);
   }
 
   void add_strided(HeadPlan& out, const ResolvedPattern& p, const Segments& rows, const Segments& cols,

@@ -225,9 +225,10 @@ std::vector<int64_t> line_columns(const SparsePlan& plan, const Pass& pass, int6
 }
 
 // Compact and listed plans of one head, pass by pass: every compact range pass's tiles, and every grid
-// line pass's of vertical lines only, derive exactly the runs and chunk masks the listed pass holds (a
-// grid line pass with horizontal or slash lines splits its runs at the grid sections, which the listed
-// one may join); a grid line pass's closed-form keep bits equal its rule, and both plans count the same
+// line pass's of a grid's vertical lines only, derive exactly the runs and chunk masks the listed pass
+// holds (other grid line passes split their runs at the grid sections, which the listed one may join,
+// and classify chunks by their minimum distance, which the listed one may rule-test: SF-strided's and
+// SF-fixed's); a grid line pass's closed-form keep bits equal its rule, and both plans count the same
 // elements. Returns how many passes were compared.
 int compare_compact_passes(const SequenceLayout& layout, const ResolvedHead& head, const PlanOptions& tiles,
                            PassForm form) {
@@ -243,8 +244,8 @@ int compare_compact_passes(const SequenceLayout& layout, const ResolvedHead& hea
   const auto with_line = std::count_if(passes.begin(), passes.end(), [](const Pass& p) { return !p.lines.empty(); });
   REQUIRE(passes.size() + with_line == listed.heads[0].passes.size());
   const bool sectioned = std::any_of(passes.begin(), passes.end(), [](const Pass& p) {
-    const GridLines lines = grid_lines_of(p.rule);
-    return p.form == PassForm::kGridLine && (lines.hline || lines.slash);
+    const bool vertical_lines = p.rule.grid_stride > 0 && !p.rule.grid_hline && !p.rule.grid_slash;
+    return p.form == PassForm::kGridLine && !vertical_lines;
   });
   int compared = 0;
   for (size_t p = 0, q = 0; p < passes.size(); q += passes[p].lines.empty() ? 1 : 2, ++p) {
@@ -344,6 +345,25 @@ TEST_CASE("compact grid line passes with horizontal and slash lines count what l
     }
   }
   REQUIRE(compared > 100);
+}
+
+TEST_CASE("SF-fixed's summary keys are a compact grid line pass that counts what a listed one counts",
+          "[plan][exact]") {
+  std::mt19937_64 rng(73);
+  int compared = 0;
+  for (const SequenceLayout& layout : test_layouts()) {
+    for (BoundaryKind boundary : kBoundaries) {
+      for (const PlanOptions& tiles : kCompactTiles) {
+        ResolvedHead head = random_head(boundary, {PatternKind::kSfFixed}, layout, rng);
+        for (auto& row : head.patterns) {
+          for (ResolvedPattern& p : row) p.params.block_head = 1;
+        }
+        compared += compare_compact_passes(layout, head, tiles, PassForm::kGridLine);
+        REQUIRE(first_mismatch(layout, head, build_plan(layout, {head}, tiles)) == "");
+      }
+    }
+  }
+  REQUIRE(compared > 20);
 }
 
 TEST_CASE("grids with horizontal and slash lines count exactly the oracle mask", "[plan][exact]") {
