@@ -654,16 +654,7 @@ class PlanAssembler {
     summary.min_distance = l;
     const PassSpec spec{IndexMap::of_segments(rows), IndexMap::grid_line(from_multiple, l, 0), summary,
                         scope + ": sf_fixed summary keys"};
-    if (compact_passes_ && !spec.rows.empty() && !spec.cols.empty()) {
-      Pass pass = compact_pass(spec, PassForm::kGridLine);
-      pass.phase_rows.assign(l + 1, 0);
-      pass.phase_col_bands = phase_starts(spec.cols, l, /*span_phases=*/false, /*logical=*/false);
-      if (!pass.phase_col_bands.empty()) {
-        out.passes.push_back(std::move(pass));
-        return;
-      }
-    }
-    add(out, spec);
+    if (!add_grid_lines(out, spec, /*span_phases=*/false, /*phased_rows=*/false)) add(out, spec);
   }
 
   void add_strided(HeadPlan& out, const ResolvedPattern& p, const Segments& rows, const Segments& cols,
@@ -779,14 +770,16 @@ class PlanAssembler {
     if (!add_grid_lines(out, spec, /*span_phases=*/true)) add(out, spec);
   }
 
-  // A pass of grid lines (or SF-strided's diagonals) over phase-major rows and keys as a compact grid line
-  // pass, when compact passes are on and its maps have the structure one needs (phase_starts); false
-  // otherwise. `span_phases`: phases count from each visual span's start, else from position 0.
-  bool add_grid_lines(HeadPlan& out, const PassSpec& spec, bool span_phases) {
+  // A pass of grid lines (or SF-strided's diagonals, SF-fixed's summary keys) over phase-major keys as a
+  // compact grid line pass, when compact passes are on and its maps have the structure one needs
+  // (phase_starts); false otherwise. `span_phases`: phases count from each visual span's start, else from
+  // position 0. `phased_rows`: the rows are phase-major too, else none of them has a phase.
+  bool add_grid_lines(HeadPlan& out, const PassSpec& spec, bool span_phases, bool phased_rows = true) {
     if (!compact_passes_ || spec.rows.empty() || spec.cols.empty()) return false;
     const int64_t stride = grid_lines_of(spec.rule).stride;
     Pass pass = compact_pass(spec, PassForm::kGridLine);
-    pass.phase_rows = phase_starts(spec.rows, stride, span_phases, /*logical=*/true);
+    pass.phase_rows = phased_rows ? phase_starts(spec.rows, stride, span_phases, /*logical=*/true)
+                                  : std::vector<int64_t>(stride + 1, 0);
     pass.phase_col_bands = phase_starts(spec.cols, stride, span_phases, /*logical=*/false);
     if (pass.phase_rows.empty() || pass.phase_col_bands.empty()) return false;
     out.passes.push_back(std::move(pass));
