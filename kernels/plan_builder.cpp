@@ -777,9 +777,9 @@ class PlanAssembler {
   bool add_grid_lines(HeadPlan& out, const PassSpec& spec, bool span_phases, bool phased_rows = true) {
     if (!compact_passes_ || spec.rows.empty() || spec.cols.empty()) return false;
     const int64_t stride = grid_lines_of(spec.rule).stride;
-    // The phase tables take O(stride): with more phases than keys (a block longer than the sequence),
-    // listing the few runs costs less.
-    if (stride > spec.cols.size()) return false;
+    // The phase tables take O(stride): with more phases than positions (a block longer than the
+    // sequence), listing the few runs costs less.
+    if (stride > layout_.length()) return false;
     Pass pass = compact_pass(spec, PassForm::kGridLine);
     pass.phase_rows = phased_rows ? phase_starts(spec.rows, stride, span_phases, /*logical=*/true)
                                   : std::vector<int64_t>(stride + 1, 0);

@@ -364,6 +364,12 @@ TEST_CASE("SF-fixed's summary keys are a compact grid line pass that counts what
     }
   }
   REQUIRE(compared > 20);
+  // Blocks of a frame: few summary keys, far more phases than keys, still a compact pass.
+  const SequenceLayout frames = LayoutBuilder().text(129).video(7, 16, 16).text(61).build();
+  ResolvedHead head;
+  head.patterns[0][0].params.kind = PatternKind::kSfFixed;
+  head.patterns[0][0].index.block = 256;
+  REQUIRE(compare_compact_passes(frames, head, {128, 64}, PassForm::kGridLine) == 1);
 }
 
 TEST_CASE("grids with horizontal and slash lines count exactly the oracle mask", "[plan][exact]") {
