@@ -13,7 +13,6 @@
 
 #include "kernels/cuda/sparse_attention.cuh"
 #include "kernels/cuda/window_profile.cuh"
-#include "kernels/grid_line_walk.h"
 #include "kernels/parallel.h"
 #include "kernels/rule_bits.h"
 
@@ -82,17 +81,6 @@ bool rows_end_at(const HeadPlan& head, size_t index) {
   return true;
 }
 
-// Whether a pass's tiles can run in the order the block index names them (tile_of: later rows first)
-// rather than listed heaviest first: compact passes, except grid line passes with horizontal or slash
-// lines (SF-strided's diagonals included), whose tiles' weights follow their phases rather than their
-// index (and with a horizontal line, the few tiles with rows of the line's phase reach every key).
-bool names_tiles_by_index(const Pass& pass) {
-  if (pass.form == PassForm::kGridLine) {
-    const GridLines lines = grid_lines_of(pass.rule);
-    return !lines.hline && !lines.slash;
-  }
-  return pass.form != PassForm::kListed;
-}
 
 // The plan flattened into device arrays; each level is the p-th pass of every head that has one.
 // Passes and bands are few and converted in order; the runs, columns and tiles (millions for long
@@ -191,7 +179,7 @@ struct DevicePlan {
       const size_t first_slot = level_start[level], last_slot = level_start[level + 1];
       Level l;
       l.derived = std::all_of(slots.begin() + first_slot, slots.begin() + last_slot, [&](const Slot& slot) {
-        return names_tiles_by_index(*slot.pass) && slot.pass->num_tiles() == slots[first_slot].pass->num_tiles();
+        return slot.pass->form != PassForm::kListed && slot.pass->num_tiles() == slots[first_slot].pass->num_tiles();
       });
       if (l.derived) {
         l.pass_begin = slots[first_slot].index;

@@ -539,11 +539,23 @@ __device__ __forceinline__ void merge_row(const SparseAttentionParams& p, int he
 
 // This CTA's tile: from the launch's list, or for a level of compact passes, from the block index:
 // the last row tile of every pass first, then the one before (under causality a compact pass's later
-// rows reach more keys, so this is heaviest first without weighing anything).
+// rows reach more keys, so this is heaviest first without weighing anything). A grid line pass with a
+// horizontal line first runs the tiles with rows of the line's phase, which reach every key.
 __device__ __forceinline__ DeviceTile tile_of(const SparseAttentionParams& p) {
   if (p.tiles) return p.tiles[blockIdx.x];
-  const int32_t x = static_cast<int32_t>(blockIdx.x);
-  return DeviceTile{p.level_pass_begin + x % p.level_passes, p.level_tiles - 1 - x / p.level_passes, 0, 0, 0, 0};
+  const int32_t x = static_cast<int32_t>(blockIdx.x), pass = p.level_pass_begin + x % p.level_passes;
+  const int32_t k = x / p.level_passes, last = p.level_tiles - 1;  // the pass's k-th tile to run
+  int32_t heavy_first = 0, heavy_last = -1;  // the tiles with rows of the horizontal line's phase
+  const MaskRule& rule = p.passes[pass].rule;
+  if (p.passes[pass].form == 3 && rule.grid_hline) {
+    const int32_t* row_start = p.phase_tables + p.passes[pass].phase_table;
+    const int32_t rows_begin = row_start[rule.grid_phase], rows_end = row_start[rule.grid_phase + 1];
+    if (rows_begin < rows_end) heavy_first = rows_begin / kBlockM, heavy_last = (rows_end - 1) / kBlockM;
+  }
+  // Then the others from the last: those after the heavy tiles, then those before them.
+  const int32_t heavy = heavy_last - heavy_first + 1, after = last - heavy_last;
+  const int32_t tile = k < heavy ? heavy_first + k : k - heavy < after ? last - (k - heavy) : last - k;
+  return DeviceTile{pass, tile, 0, 0, 0, 0};
 }
 
 // A tile's start, the same in both kernels: the cursor (thread 0, into meta.cursor[0]) and the tile's
