@@ -59,30 +59,33 @@ MMI_HD Int grid_line_keys(BandAt band_at, Int first, Int last, Int limit) {
   return keys;
 }
 
-// The lines a compact grid line pass walks: a grid head's (phases relative to each visual span's start),
-// SF-strided's diagonals, which are slash lines of its period, or SF-fixed's summary keys, a vertical
-// line of its block (phases relative to position 0).
+// The lines a compact grid line pass walks, and the period its phases count (0 where the phases are
+// blocks, counted by the plan): a grid head's (phases relative to each visual span's start); SF-strided's
+// diagonals, slash lines of its period; SF-fixed's summary keys, a vertical line of its block (phases
+// relative to position 0); SF-fixed's own blocks, slash lines whose phases are the blocks.
 struct GridLines {
-  int64_t stride, phase;
+  int64_t period, phase;
   bool vline, hline, slash;
 };
 MMI_HD GridLines grid_lines_of(const MaskRule& r) {
   if (r.grid_stride > 0) return {r.grid_stride, r.grid_phase, r.grid_vline, r.grid_hline, r.grid_slash};
-  if (r.block > 0) return {r.block, 0, true, false, false};
+  if (r.block > 0 && r.block_head > 0) return {r.block, 0, true, false, false};
+  if (r.block > 0) return {0, 0, false, false, true};
   return {r.diagonal_period, 0, false, false, true};
 }
 
 // The sections of a compact grid line pass (PassForm::kGridLine) that one of its query tiles visits
-// (its lines: grid_lines_of). The pass's rows and keys are phase-major: the rows of grid phase q are logical rows [row_start(q),
-// row_start(q + 1)) for q < stride, followed by text rows (which only a vertical line reaches); the keys
-// of phase q are column bands [col_band(q), col_band(q + 1)), followed from col_band(stride) by the bands
-// of text keys (which only a horizontal line reaches). Section q < stride holds the keys of phase q,
-// section `stride` the text keys. A tile visits the vertical line's section; with slash lines, the
+// (its lines: grid_lines_of; `phases` of them, the size of its tables less one). The pass's rows and keys
+// are phase-major: the rows of phase q are logical rows [row_start(q), row_start(q + 1)) for q < phases,
+// followed by text rows (which only a vertical line reaches); the keys of phase q are column bands
+// [col_band(q), col_band(q + 1)), followed from col_band(phases) by the bands of text keys (which only a
+// horizontal line reaches). Section q < phases holds the keys of phase q, section `phases` the text keys. A tile visits the vertical line's section; with slash lines, the
 // section of every phase its rows have; with a horizontal line, every section once it has rows of the
 // line's phase. In each, it visits the keys up to the highest row that keeps them, less the minimum
 // distance (limit), so every key it visits is kept by some row. row_start(q) is any callable.
 template <typename Int>
 struct GridTileSections {
+  Int phases;                    // the pass's
   Int first, last;               // the tile's logical rows
   Int first_phase, last_phase;   // the grid phases of its rows (none when first_phase > last_phase)
   bool text_rows;                // whether it has text rows
@@ -90,14 +93,14 @@ struct GridTileSections {
 
   GridTileSections() = default;  // trivial, so that it can live in CUDA shared memory
   template <typename RowStart>
-  MMI_HD GridTileSections(const MaskRule& r, RowStart row_start, Int first_, Int last_)
-      : first(first_), last(last_), first_phase(0), last_phase(-1) {
+  MMI_HD GridTileSections(const MaskRule& r, Int phases_, RowStart row_start, Int first_, Int last_)
+      : phases(phases_), first(first_), last(last_), first_phase(0), last_phase(-1) {
     const GridLines lines = grid_lines_of(r);
-    const Int stride = Int(lines.stride), visual_rows = row_start(stride);
+    const Int visual_rows = row_start(phases);
     text_rows = last >= visual_rows;
     if (first < visual_rows) {
-      first_phase = phase_of(row_start, stride, first);
-      last_phase = phase_of(row_start, stride, last < visual_rows ? last : visual_rows - 1);
+      first_phase = phase_of(row_start, first);
+      last_phase = phase_of(row_start, last < visual_rows ? last : visual_rows - 1);
     }
     every_section = lines.hline && has_phase(row_start, Int(lines.phase));
   }
@@ -113,12 +116,12 @@ struct GridTileSections {
     const GridLines lines = grid_lines_of(r);
     return (lines.vline && q == Int(lines.phase)) || (one_phase && (every_section || (lines.slash && q == first_phase)));
   }
-  // The first section after q that the tile visits; stride + 1 when none is left (q = -1: the first).
+  // The first section after q that the tile visits; phases + 1 when none is left (q = -1: the first).
   template <typename RowStart>
   MMI_HD Int next(const MaskRule& r, RowStart row_start, Int q) const {
     if (every_section) return q + 1;
     const GridLines lines = grid_lines_of(r);
-    Int next = Int(lines.stride) + 1;
+    Int next = phases + 1;
     if (lines.vline && Int(lines.phase) > q) next = Int(lines.phase);
     if (lines.slash) {
       for (Int x = q + 1 > first_phase ? q + 1 : first_phase; x <= last_phase && x < next; ++x) {
@@ -137,7 +140,7 @@ struct GridTileSections {
       highest = -1;
       const GridLines lines = grid_lines_of(r);
       if (every_section) highest = highest_of_phase(row_start, row_band_at, row_bands, Int(lines.phase));
-      if (lines.slash && q < Int(lines.stride) && has_phase(row_start, q)) {
+      if (lines.slash && q < phases && has_phase(row_start, q)) {
         const Int h = highest_of_phase(row_start, row_band_at, row_bands, q);
         if (h > highest) highest = h;
       }
@@ -149,8 +152,8 @@ struct GridTileSections {
  private:
   // The phase of visual logical row x: the last q whose rows start at or before x.
   template <typename RowStart>
-  MMI_HD static Int phase_of(RowStart row_start, Int stride, Int x) {
-    Int lo = 0, hi = stride - 1;
+  MMI_HD Int phase_of(RowStart row_start, Int x) const {
+    Int lo = 0, hi = phases - 1;
     while (lo < hi) {
       const Int mid = (lo + hi + 1) / 2;
       if (row_start(mid) <= x) lo = mid; else hi = mid - 1;

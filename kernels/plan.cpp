@@ -47,18 +47,31 @@ IndexMap IndexMap::grid_line(const std::vector<std::pair<int64_t, int64_t>>& seg
   return map;
 }
 
+IndexMap IndexMap::blocks(const std::vector<std::pair<int64_t, int64_t>>& segments, int64_t block) {
+  if (block <= 0) throw std::invalid_argument("blocks: block must be positive");
+  IndexMap map;
+  for (const auto& [begin, end] : segments) {
+    for (int64_t x = begin; x < end;) {
+      const int64_t next = std::min(end, (x / block + 1) * block);
+      map.append(x, 1, next - x, /*merge=*/false);
+      x = next;
+    }
+  }
+  return map;
+}
+
 IndexMap IndexMap::concat(const IndexMap& first, const IndexMap& second) {
   IndexMap map = first;
   for (const Band& b : second.bands_) map.append(b.orig, b.step, b.count);
   return map;
 }
 
-void IndexMap::append(int64_t orig, int64_t step, int64_t count) {
+void IndexMap::append(int64_t orig, int64_t step, int64_t count, bool merge) {
   if (count <= 0) return;
   if (!bands_.empty()) {
     Band& last = bands_.back();
     // Merge a step-1 band that continues the previous one (keeps identity-like maps a single band).
-    if (step == 1 && last.step == 1 && last.orig + last.count == orig) {
+    if (merge && step == 1 && last.step == 1 && last.orig + last.count == orig) {
       last.count += count;
       size_ += count;
       return;
@@ -204,11 +217,12 @@ void for_each_grid_section(const SparsePlan& plan, const Pass& pass, int64_t t, 
   const auto& cols = pass.cols.bands();
   auto row_start = [&](int64_t q) { return pass.phase_rows[q]; };
   const int64_t first = t * plan.block_m, last = std::min(pass.rows.size(), (t + 1) * plan.block_m) - 1;
-  const GridTileSections<int64_t> tile(r, row_start, first, last);
-  const int64_t row_max = tile_row_extent(plan, pass, t).second, stride = grid_lines_of(r).stride;
-  for (int64_t q = tile.next(r, row_start, -1); q <= stride; q = tile.next(r, row_start, q)) {
+  const int64_t phases = static_cast<int64_t>(pass.phase_rows.size()) - 1;
+  const GridTileSections<int64_t> tile(r, phases, row_start, first, last);
+  const int64_t row_max = tile_row_extent(plan, pass, t).second;
+  for (int64_t q = tile.next(r, row_start, -1); q <= phases; q = tile.next(r, row_start, q)) {
     const int64_t band_first = pass.phase_col_bands[q];
-    const int64_t band_last = q < stride ? pass.phase_col_bands[q + 1] : static_cast<int64_t>(cols.size());
+    const int64_t band_last = q < phases ? pass.phase_col_bands[q + 1] : static_cast<int64_t>(cols.size());
     if (band_first >= band_last) continue;
     const int64_t limit = tile.limit(r, row_start, [&](int64_t b) { return rows[b]; },
                                      static_cast<int64_t>(rows.size()), row_max, q);

@@ -47,6 +47,9 @@ class IndexMap {
   // The positions of phase `phase` only (relative to each segment's begin), ascending: one band of step
   // `stride` per segment, the keys of a grid's vertical line.
   static IndexMap grid_line(const std::vector<std::pair<int64_t, int64_t>>& segments, int64_t stride, int64_t phase);
+  // The positions of `segments` in order, one band per piece of a block [k * block, (k + 1) * block)
+  // (so that each block's positions are bands of their own, which identity-like maps would merge).
+  static IndexMap blocks(const std::vector<std::pair<int64_t, int64_t>>& segments, int64_t block);
   // `first` followed by `second` (positions must not repeat).
   static IndexMap concat(const IndexMap& first, const IndexMap& second);
 
@@ -60,7 +63,7 @@ class IndexMap {
   void gather(int64_t begin, int64_t end, std::vector<int64_t>& out) const;
 
  private:
-  void append(int64_t orig, int64_t step, int64_t count);
+  void append(int64_t orig, int64_t step, int64_t count, bool merge = true);
   std::vector<Band> bands_;
   int64_t size_ = 0;
   bool unit_steps_ = true;  // every band has step 1 and bands ascend in orig: to_logical can bisect
@@ -112,9 +115,9 @@ struct Pass {
   // rule alone; a grid lines pass (phase-major rows and columns) from where each phase starts.
   PassForm form = PassForm::kListed;
   std::shared_ptr<const VerticalSlashIndex> vertical_slash;  // set when form is kVerticalSlash
-  // kGridLine (kernels/grid_line_walk.h, GridTileSections): per grid phase q in [0, stride), the logical
-  // row where the rows of phase q start and the column band where its keys start; at [stride], where
-  // the text rows and the text keys' bands start.
+  // kGridLine (kernels/grid_line_walk.h, GridTileSections): per phase q in [0, phases) (grid phases, or
+  // SF-fixed's blocks), the logical row where the rows of phase q start and the column band where its
+  // keys start; at [phases], where the text rows and the text keys' bands start.
   std::vector<int64_t> phase_rows, phase_col_bands;
   // kRanges of a grid head with vertical lines only: the line's keys (IndexMap::grid_line). A tile
   // visits those its ranges leave out (range_line_gap) after its ranges, as gathered columns; the rule

@@ -632,16 +632,18 @@ class PlanAssembler {
                       scope + ": " + pattern_name(c.kind)});
   }
 
-  // SF-fixed with at most one summary key per block, as two passes: each block's own keys, and the
-  // summary keys (the multiples of the block) of earlier blocks, which are a vertical line of period
-  // `block` over every row: a compact grid line pass. Every row is a text row to it (no phase), and
-  // i - j >= block picks exactly the earlier blocks' multiples.
+  // SF-fixed with at most one summary key per block, as two compact grid line passes: each block's own
+  // keys, slash lines whose phases are the blocks (a band per block, rows and keys), and the summary keys
+  // (the multiples of the block) of earlier blocks, a vertical line of period `block` over every row.
+  // Every row is a text row to the second (no phase), and i - j >= block picks exactly the earlier
+  // blocks' multiples.
   void add_fixed(HeadPlan& out, const ResolvedPattern& p, const Segments& rows, const Segments& cols,
                  const std::string& scope) {
     const int64_t l = p.index.block;
     MaskRule own_block;
     own_block.block = l;
-    add(out, PassSpec{IndexMap::of_segments(rows), IndexMap::of_segments(cols), own_block, scope + ": sf_fixed blocks"});
+    const PassSpec blocks{IndexMap::blocks(rows, l), IndexMap::blocks(cols, l), own_block, scope + ": sf_fixed blocks"};
+    if (!add_grid_lines(out, blocks, PhaseOrigin::kBlock, l)) add(out, blocks);
     if (p.params.block_head == 0) return;
     Segments from_multiple;  // each column segment from its first multiple of l
     for (const auto& [begin, end] : cols) {
@@ -654,7 +656,7 @@ class PlanAssembler {
     summary.min_distance = l;
     const PassSpec spec{IndexMap::of_segments(rows), IndexMap::grid_line(from_multiple, l, 0), summary,
                         scope + ": sf_fixed summary keys"};
-    if (!add_grid_lines(out, spec, /*span_phases=*/false, /*phased_rows=*/false)) add(out, spec);
+    if (!add_grid_lines(out, spec, PhaseOrigin::kPosition, l, /*phased_rows=*/false)) add(out, spec);
   }
 
   void add_strided(HeadPlan& out, const ResolvedPattern& p, const Segments& rows, const Segments& cols,
@@ -668,7 +670,7 @@ class PlanAssembler {
     diagonals.min_distance = l;
     const PassSpec spec{IndexMap::phase_major(rows, l, false), IndexMap::phase_major(cols, l, false), diagonals,
                         scope + ": strided diagonals (phase-major)"};
-    if (!add_grid_lines(out, spec, /*span_phases=*/false)) add(out, spec);
+    if (!add_grid_lines(out, spec, PhaseOrigin::kPosition, l)) add(out, spec);
   }
 
   void add_vertical_slash(HeadPlan& out, const ResolvedPattern& p, const Segments& rows,
@@ -767,23 +769,29 @@ class PlanAssembler {
     lines.grid_hline = c.hline;
     lines.grid_slash = c.slash;
     const PassSpec spec{row_map, col_map, lines, scope + ": grid lines (phase-major)"};
-    if (!add_grid_lines(out, spec, /*span_phases=*/true)) add(out, spec);
+    if (!add_grid_lines(out, spec, PhaseOrigin::kVisualSpan, p.index.stride)) add(out, spec);
   }
 
-  // A pass of grid lines (or SF-strided's diagonals, SF-fixed's summary keys) over phase-major keys as a
-  // compact grid line pass, when compact passes are on and its maps have the structure one needs
-  // (phase_starts); false otherwise. `span_phases`: phases count from each visual span's start, else from
-  // position 0. `phased_rows`: the rows are phase-major too, else none of them has a phase.
-  bool add_grid_lines(HeadPlan& out, const PassSpec& spec, bool span_phases, bool phased_rows = true) {
+  // How a compact grid line pass counts the phase of a position x, for a period l: (x - start of x's
+  // visual span) % l, with none for text (a grid); x % l (SF-strided, SF-fixed's summary keys); or x / l
+  // (SF-fixed's blocks).
+  enum class PhaseOrigin { kVisualSpan, kPosition, kBlock };
+
+  // A pass of grid lines (or SF-strided's diagonals, SF-fixed's summary keys or blocks) over phase-major
+  // keys as a compact grid line pass, when compact passes are on and its maps have the structure one
+  // needs (phase_starts); false otherwise. `phased_rows`: the rows are phase-major too, else none of
+  // them has a phase.
+  bool add_grid_lines(HeadPlan& out, const PassSpec& spec, PhaseOrigin origin, int64_t period,
+                      bool phased_rows = true) {
     if (!compact_passes_ || spec.rows.empty() || spec.cols.empty()) return false;
-    const int64_t stride = grid_lines_of(spec.rule).stride;
-    // The phase tables take O(stride): with more phases than positions (a block longer than the
+    const int64_t phases = origin == PhaseOrigin::kBlock ? (layout_.length() + period - 1) / period : period;
+    // The phase tables take O(phases): with more phases than positions (a period longer than the
     // sequence), listing the few runs costs less.
-    if (stride > layout_.length()) return false;
+    if (phases > layout_.length()) return false;
     Pass pass = compact_pass(spec, PassForm::kGridLine);
-    pass.phase_rows = phased_rows ? phase_starts(spec.rows, stride, span_phases, /*logical=*/true)
-                                  : std::vector<int64_t>(stride + 1, 0);
-    pass.phase_col_bands = phase_starts(spec.cols, stride, span_phases, /*logical=*/false);
+    pass.phase_rows = phased_rows ? phase_starts(spec.rows, origin, period, phases, /*logical=*/true)
+                                  : std::vector<int64_t>(phases + 1, 0);
+    pass.phase_col_bands = phase_starts(spec.cols, origin, period, phases, /*logical=*/false);
     if (pass.phase_rows.empty() || pass.phase_col_bands.empty()) return false;
     out.passes.push_back(std::move(pass));
     return true;
@@ -802,30 +810,41 @@ class PlanAssembler {
     out.passes.push_back(std::move(pass));
   }
 
-  // Where each grid phase q in [0, stride) starts in a phase-major map, and at [stride] where the text
-  // after its visual positions starts: as a logical index when `logical`, else as a band index (what a
-  // compact grid line pass holds, GridTileSections). Phases count from each visual span's start when
-  // `span_phases` (text has none), else from position 0. Empty unless each band lies at one phase (and
-  // in one visual span), the phases ascend, text bands come last, and within a phase, and among the
-  // text, the bands ascend in original order (as the line walk reads them).
-  std::vector<int64_t> phase_starts(const IndexMap& map, int64_t stride, bool span_phases, bool logical) const {
-    std::vector<int64_t> starts(stride + 1, -1);
+  // Where each phase q in [0, phases) starts in a phase-major map, and at [phases] where the text
+  // after its phased positions starts: as a logical index when `logical`, else as a band index (what a
+  // compact grid line pass holds, GridTileSections). Empty unless each band lies at one phase (and in
+  // one visual span), the phases ascend, text bands come last, and within a phase, and among the text,
+  // the bands ascend in original order (as the line walk reads them).
+  std::vector<int64_t> phase_starts(const IndexMap& map, PhaseOrigin origin, int64_t period, int64_t phases,
+                                    bool logical) const {
+    std::vector<int64_t> starts(phases + 1, -1);
     const auto& bands = map.bands();
-    int64_t phase = 0;  // the phase whose start comes next; stride once in the text
+    int64_t phase = 0;  // the phase whose start comes next; `phases` once in the text
     for (size_t b = 0; b < bands.size(); ++b) {
       const Band& band = bands[b];
-      const int64_t p =
-          span_phases ? chunk_key_phase<int64_t>(plan_.visual_spans(), stride, band.orig, band.orig_last(), band.step)
-          : band.step % stride == 0 || band.count == 1 ? band.orig % stride
-                                                       : kMixedPhases;
-      const int64_t band_phase = p == -1 ? stride : p;
+      const int64_t p = band_phase_of(band, origin, period);
+      const int64_t band_phase = p == -1 ? phases : p;
       if (p == kMixedPhases || band_phase + 1 < phase) return {};
       const bool same_section = b > 0 && band_phase + 1 == phase;
       if (same_section && band.orig <= bands[b - 1].orig_last()) return {};
       for (; phase <= band_phase; ++phase) starts[phase] = logical ? band.logical : static_cast<int64_t>(b);
     }
-    for (; phase <= stride; ++phase) starts[phase] = logical ? map.size() : static_cast<int64_t>(bands.size());
+    for (; phase <= phases; ++phase) starts[phase] = logical ? map.size() : static_cast<int64_t>(bands.size());
     return starts;
+  }
+
+  // The phase every position of a band has (PhaseOrigin); -1 when none has one, kMixedPhases when they
+  // differ.
+  int64_t band_phase_of(const Band& band, PhaseOrigin origin, int64_t period) const {
+    switch (origin) {
+      case PhaseOrigin::kVisualSpan:
+        return chunk_key_phase<int64_t>(plan_.visual_spans(), period, band.orig, band.orig_last(), band.step);
+      case PhaseOrigin::kPosition:
+        return band.step % period == 0 || band.count == 1 ? band.orig % period : kMixedPhases;
+      case PhaseOrigin::kBlock:
+        return band.orig / period == band.orig_last() / period ? band.orig / period : kMixedPhases;
+    }
+    return kMixedPhases;
   }
 
   int64_t add_bitmap(const std::vector<int64_t>& bits) {

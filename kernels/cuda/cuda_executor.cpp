@@ -166,6 +166,7 @@ struct DevicePlan {
         }
         if (pass.form == PassForm::kGridLine) {
           dp.phase_table = narrow32(phase_tables_total, "phase tables");
+          dp.phases = narrow32(static_cast<int64_t>(pass.phase_rows.size()) - 1, "phases");
           phase_tables_total += static_cast<int64_t>(pass.phase_rows.size() + pass.phase_col_bands.size());
         }
         slots.push_back({&pass, static_cast<int32_t>(passes_h.size()), dp.col_bands, runs_total, columns_total, 0});

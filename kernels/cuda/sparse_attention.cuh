@@ -47,11 +47,11 @@ struct DevicePass {
   // whose tiles derive their runs from the rule (kernels/range_walk.h), then, with line bands
   // [line_band_begin, line_band_end), the line's keys in the runs' gap; 3 a compact grid line pass whose
   // tiles take a run from each grid section they visit (GridTileSections in kernels/grid_line_walk.h),
-  // with phase_tables[phase_table, + stride + 1) where each phase's rows start (logical rows) and
-  // phase_tables[phase_table + stride + 1, + stride + 1) where its column bands start (band array indices).
+  // with phase_tables[phase_table, + phases + 1) where each phase's rows start (logical rows) and
+  // phase_tables[phase_table + phases + 1, + phases + 1) where its column bands start (band array indices).
   int32_t form;
   int32_t line_band_begin, line_band_end;  // indices into the band array
-  int32_t phase_table;
+  int32_t phase_table, phases;
   int32_t slash_group_begin, slash_group_end;
   int32_t vertical_begin, vertical_end;
   int32_t head, kv_head;

@@ -123,7 +123,7 @@ struct ChunkCursor {
                          lowest, highest);
     walk = SlashRunWalk<int32_t>(lowest, highest, 0, -1, 0, 0);
     const int32_t* row_start = p.phase_tables + pass.phase_table;
-    sections = GridTileSections<int32_t>(pass.rule, [&](int32_t q) { return row_start[q]; }, first, last);
+    sections = GridTileSections<int32_t>(pass.rule, pass.phases, [&](int32_t q) { return row_start[q]; }, first, last);
     section = -1;
     run = 0;
     run_end = 1;
@@ -132,14 +132,14 @@ struct ChunkCursor {
   }
   __device__ void next_grid_section(const SparseAttentionParams& p, const DevicePass& pass,
                                     const GridTileSections<int32_t>& sections) {
-    const int32_t stride = static_cast<int32_t>(grid_lines_of(pass.rule).stride);
+    const int32_t phases = pass.phases;
     const int32_t* row_start = p.phase_tables + pass.phase_table;
-    const int32_t* col_band = row_start + stride + 1;
+    const int32_t* col_band = row_start + phases + 1;
     auto row_start_at = [&](int32_t q) { return row_start[q]; };
-    for (section = sections.next(pass.rule, row_start_at, section); section <= stride;
+    for (section = sections.next(pass.rule, row_start_at, section); section <= phases;
          section = sections.next(pass.rule, row_start_at, section)) {
       const int32_t first = col_band[section];
-      const int32_t last = section < stride ? col_band[section + 1] : pass.col_bands + pass.num_col_bands;
+      const int32_t last = section < phases ? col_band[section + 1] : pass.col_bands + pass.num_col_bands;
       if (first >= last) continue;
       const int32_t limit = sections.limit(pass.rule, row_start_at, [&](int32_t b) { return p.bands[pass.row_bands + b]; },
                                            pass.num_row_bands, walk.row_max, section);

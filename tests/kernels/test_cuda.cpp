@@ -182,7 +182,7 @@ TEST_CASE("CUDA executor at long, odd lengths", "[cuda][long]") {
     heads.emplace_back();  // SF-strided over frames: its diagonals are a compact grid line pass too
     heads[4].patterns[0][0].params.kind = PatternKind::kSfStrided;
     heads[4].patterns[0][0].index.block = 256;
-    heads.push_back(heads[4]);  // SF-fixed over frames: its summary keys are a compact grid line pass
+    heads.push_back(heads[4]);  // SF-fixed over frames: its blocks and summary keys are compact grid line passes
     heads[5].patterns[0][0].params.kind = PatternKind::kSfFixed;
     INFO(layout.length() << " tokens");
     const SparsePlan plan = build_plan(layout, heads);
@@ -192,6 +192,7 @@ TEST_CASE("CUDA executor at long, odd lengths", "[cuda][long]") {
     REQUIRE(plan.heads[3].passes.size() == 1);  // vertical lines only: one range pass with the line
     REQUIRE(!plan.heads[3].passes[0].lines.empty());
     REQUIRE(plan.heads[4].passes.at(1).form == PassForm::kGridLine);
+    REQUIRE(plan.heads[5].passes.at(0).form == PassForm::kGridLine);
     REQUIRE(plan.heads[5].passes.at(1).form == PassForm::kGridLine);
     compare_executors(plan, random_qkv(n, static_cast<int64_t>(heads.size()), 1, 128, frames, at::kBFloat16), 1e-2);
   }
