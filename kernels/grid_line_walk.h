@@ -14,6 +14,25 @@
 
 namespace mmi {
 
+// The last k in [lo, hi] with key(k) <= x, for key ascending and key(lo) <= x, looked up first at
+// `guess`: tables of equal steps (phases of a grid, blocks, their bands) take two loads instead of a
+// bisection's dependent chain, which the kernels pay at every tile's start.
+template <typename Int, typename Key>
+MMI_HD Int last_at_most(Key key, Int lo, Int hi, Int x, Int guess) {
+  guess = guess < lo ? lo : guess > hi ? hi : guess;
+  if (key(guess) <= x) {
+    if (guess == hi || key(guess + 1) > x) return guess;
+    lo = guess + 1;
+  } else {
+    hi = guess - 1;
+  }
+  while (lo < hi) {
+    const Int mid = (lo + hi + 1) / 2;
+    if (key(mid) <= x) lo = mid; else hi = mid - 1;
+  }
+  return lo;
+}
+
 // Index of the band holding logical index x, among bands [0, count) ascending in `logical`;
 // band_at(b) returns band b (any type with logical, orig, step, count).
 template <typename Int, typename BandAt>
@@ -26,11 +45,25 @@ MMI_HD Int band_holding(BandAt band_at, Int count, Int x) {
   return lo;
 }
 
-// The smallest and largest original position of logical indices [first, last] of a band list.
+// The same, looked up first where x would be if the bands were equally long (the bands of a grid line
+// pass's phases or blocks are; band_orig, per row of every pass, keeps the plain bisection, whose code
+// the kernels' main loop holds fewer registers around).
 template <typename Int, typename BandAt>
-MMI_HD void band_extent(BandAt band_at, Int count, Int first, Int last, Int& lowest, Int& highest) {
+MMI_HD Int band_holding_guessed(BandAt band_at, Int count, Int x) {
+  if (count <= 1) return 0;
+  const auto tail = band_at(count - 1);
+  const int64_t size = int64_t(tail.logical) + int64_t(tail.count);
+  const Int guess = size > 0 ? Int(int64_t(x) * int64_t(count) / size) : Int(0);
+  return last_at_most<Int>([&](Int b) { return Int(band_at(b).logical); }, Int(0), count - 1, x, guess);
+}
+
+// The smallest and largest original position of logical indices [first, last] of a band list, from
+// band b_first (the band holding first) on.
+template <typename Int, typename BandAt>
+MMI_HD void band_extent_from(BandAt band_at, Int count, Int b_first, Int first, Int last, Int& lowest,
+                             Int& highest) {
   bool any = false;
-  for (Int b = band_holding(band_at, count, first); b < count; ++b) {
+  for (Int b = b_first; b < count; ++b) {
     const auto band = band_at(b);
     if (band.logical > last) break;
     const Int lo = first > Int(band.logical) ? first : Int(band.logical);
@@ -42,6 +75,10 @@ MMI_HD void band_extent(BandAt band_at, Int count, Int first, Int last, Int& low
     if (!any || high > highest) highest = high;
     any = true;
   }
+}
+template <typename Int, typename BandAt>
+MMI_HD void band_extent(BandAt band_at, Int count, Int first, Int last, Int& lowest, Int& highest) {
+  band_extent_from(band_at, count, band_holding(band_at, count, first), first, last, lowest, highest);
 }
 
 // How many keys of the line's section (bands [first, last), each ascending, one after another in
@@ -153,12 +190,8 @@ struct GridTileSections {
   // The phase of visual logical row x: the last q whose rows start at or before x.
   template <typename RowStart>
   MMI_HD Int phase_of(RowStart row_start, Int x) const {
-    Int lo = 0, hi = phases - 1;
-    while (lo < hi) {
-      const Int mid = (lo + hi + 1) / 2;
-      if (row_start(mid) <= x) lo = mid; else hi = mid - 1;
-    }
-    return lo;
+    const int64_t rows = int64_t(row_start(phases));  // > x
+    return last_at_most<Int>(row_start, Int(0), phases - 1, x, Int(int64_t(x) * int64_t(phases) / rows));
   }
   // The highest original position among the tile's rows of phase q.
   template <typename RowStart, typename RowBandAt>

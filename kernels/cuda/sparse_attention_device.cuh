@@ -119,8 +119,9 @@ struct ChunkCursor {
                                   GridTileSections<int32_t>& sections) {
     int32_t lowest = 0, highest = -1;
     const int32_t first = t.tile * kBlockM, last = min(pass.num_rows, first + kBlockM) - 1;
-    band_extent<int32_t>([&](int32_t b) { return p.bands[pass.row_bands + b]; }, pass.num_row_bands, first, last,
-                         lowest, highest);
+    auto row_band = [&](int32_t b) { return p.bands[pass.row_bands + b]; };
+    band_extent_from<int32_t>(row_band, pass.num_row_bands, band_holding_guessed(row_band, pass.num_row_bands, first),
+                              first, last, lowest, highest);
     walk = SlashRunWalk<int32_t>(lowest, highest, 0, -1, 0, 0);
     const int32_t* row_start = p.phase_tables + pass.phase_table;
     sections = GridTileSections<int32_t>(pass.rule, pass.phases, [&](int32_t q) { return row_start[q]; }, first, last);
