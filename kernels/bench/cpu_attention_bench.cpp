@@ -96,17 +96,24 @@ mmi::ResolvedHead resolved_head(int kind, int64_t length, int head) {
   return h;
 }
 
-void BM_BuildPlan(benchmark::State& state) {
-  const int64_t length = state.range(2) * 1024;
-  const int64_t frames = (length - 192) / 256;
-  const mmi::SequenceLayout layout =
-      mmi::LayoutBuilder().text(128).video(frames, 16, 16).text(length - 128 - frames * 256).build();
+// 28 heads of one kind (resolved_head) over `length` tokens: text, 256-token frames, text.
+struct PlanInputs {
+  mmi::SequenceLayout layout;
   std::vector<mmi::ResolvedHead> heads;
-  for (int h = 0; h < 28; ++h) heads.push_back(resolved_head(static_cast<int>(state.range(0)), length, h));
+};
+PlanInputs plan_inputs(int kind, int64_t length) {
+  const int64_t frames = (length - 192) / 256;
+  PlanInputs in{mmi::LayoutBuilder().text(128).video(frames, 16, 16).text(length - 128 - frames * 256).build(), {}};
+  for (int h = 0; h < 28; ++h) in.heads.push_back(resolved_head(kind, length, h));
+  return in;
+}
+
+void BM_BuildPlan(benchmark::State& state) {
+  const PlanInputs in = plan_inputs(static_cast<int>(state.range(0)), state.range(2) * 1024);
   mmi::PlanOptions options;
   options.compact_passes = state.range(1) != 0;
   mmi::SparsePlan plan;
-  for (auto _ : state) benchmark::DoNotOptimize(plan = mmi::build_plan(layout, heads, options));
+  for (auto _ : state) benchmark::DoNotOptimize(plan = mmi::build_plan(in.layout, in.heads, options));
   double runs = 0, columns = 0, tiles = 0;  // the plan's size: what an executor's upload converts
   for (const mmi::HeadPlan& head : plan.heads) {
     for (const mmi::Pass& pass : head.passes) {
@@ -122,17 +129,12 @@ void BM_BuildPlan(benchmark::State& state) {
   state.SetLabel(std::string(labels[state.range(0)]) + (options.compact_passes ? "" : " listed"));
 }
 
-// Chunk counts of every tile from the plan's structure alone (plan_stats without exact counts): the work
-// the CUDA upload does to order the tiles of passes it lists heaviest first. Same kinds and heads as
-// BM_BuildPlan, compact plans.
+// Chunk counts of every tile from the plan's structure alone (plan_stats without exact counts): what the
+// statistics of a long pre-fill cost per layer, and the CUDA upload per listed pass to order its tiles.
+// Same kinds and heads as BM_BuildPlan, compact plans.
 void BM_TileChunks(benchmark::State& state) {
-  const int64_t length = state.range(1) * 1024;
-  const int64_t frames = (length - 192) / 256;
-  const mmi::SequenceLayout layout =
-      mmi::LayoutBuilder().text(128).video(frames, 16, 16).text(length - 128 - frames * 256).build();
-  std::vector<mmi::ResolvedHead> heads;
-  for (int h = 0; h < 28; ++h) heads.push_back(resolved_head(static_cast<int>(state.range(0)), length, h));
-  const mmi::SparsePlan plan = mmi::build_plan(layout, heads);
+  const PlanInputs in = plan_inputs(static_cast<int>(state.range(0)), state.range(1) * 1024);
+  const mmi::SparsePlan plan = mmi::build_plan(in.layout, in.heads);
   mmi::PlanStats stats;
   for (auto _ : state) benchmark::DoNotOptimize(stats = mmi::plan_stats(plan, /*exact=*/false));
   state.counters["chunks"] = static_cast<double>(stats.tiles);
