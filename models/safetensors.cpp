@@ -293,6 +293,11 @@ Checkpoint::Checkpoint(const std::string& path) {
     folder_ = S_ISDIR(st.st_mode) ? path : parent_directory(path);
     const std::string file = S_ISDIR(st.st_mode) ? join_path(path, "model.safetensors") : path;
     if (!file_exists(file)) {
+      // Committed checkpoints travel packed; configuring the build expands them (cmake/fixtures.cmake).
+      if (file_exists(file + ".tar.xz")) {
+        fail(path, "holds model.safetensors.tar.xz but not model.safetensors: configure the build "
+                   "(make build) to expand it, or run: tar -xJf " + file + ".tar.xz -C " + folder_);
+      }
       fail(path, "holds neither model.safetensors.index.json nor model.safetensors");
     }
     files_.emplace_back(file);

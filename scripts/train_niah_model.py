@@ -27,8 +27,9 @@ The recipe (README, "The trained tiny model"), each step runnable alone:
   7. evaluate    python3 scripts/train_niah_model.py evaluate --data FILE... --model DIR
                  accuracy per task and frame count on held-out exports (configs/examples/*_tiny*.yaml)
   8. export      .venv/bin/python scripts/train_niah_model.py export --model DIR --out DIR
-                 the weights in bf16, half the size, for the repository (training and evaluation keep
-                 fp32 and load a bf16 checkpoint as fp32)
+                 the weights in bf16, half the size, and packed as model.safetensors.tar.xz for the
+                 repository (training and evaluation keep fp32 and load a bf16 checkpoint as fp32;
+                 configuring the build expands the archive)
 
 Files ending in .xz are read compressed. Nothing is downloaded. Positions are the canonical 3-axis ids (SPEC.md section 6), passed explicitly:
 transformers 5.17 computes different video positions on its own.
@@ -294,11 +295,29 @@ def evaluate_command(args):
             print(f"{path}: {cell}: {100 * accuracy:.0f}%", flush=True)
 
 
+def pack_weights(folder):
+    """model.safetensors -> model.safetensors.tar.xz, the form committed (about 70% of the size;
+    configuring the build expands it again). Reproducible: no times or owners in the archive."""
+    import lzma
+    import tarfile
+
+    def anonymous(info):
+        info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = 0, 0, 0, "", "", 0o644
+        return info
+
+    archive = os.path.join(folder, "model.safetensors.tar.xz")
+    with tarfile.open(archive, "w:xz", preset=9 | lzma.PRESET_EXTREME) as tar:
+        tar.add(os.path.join(folder, "model.safetensors"), arcname="model.safetensors", filter=anonymous)
+    return archive
+
+
 def export(args):
     from transformers import Qwen2_5_VLForConditionalGeneration
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(args.model, dtype=torch.float32)
     model.to(torch.bfloat16).save_pretrained(args.out)
-    print(f"wrote {args.out}: bf16 weights of {args.model}", flush=True)
+    archive = pack_weights(args.out)
+    print(f"wrote {args.out}: bf16 weights of {args.model}, packed as {archive} "
+          f"({os.path.getsize(archive) / 2**20:.1f} MiB) for the repository", flush=True)
 
 
 def train(args):

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -391,6 +392,10 @@ TEST_CASE("malformed checkpoints: errors name the folder, index or shard", "[saf
   REQUIRE_THROWS_WITH(
       Checkpoint(dir.path()),
       Contains(dir.path() + ": holds neither model.safetensors.index.json nor model.safetensors"));
+  write_file(dir.file("model.safetensors.tar.xz"), "packed");
+  REQUIRE_THROWS_WITH(Checkpoint(dir.path()),
+                      Contains(dir.path() + ": holds model.safetensors.tar.xz but not model.safetensors"));
+  std::remove(dir.file("model.safetensors.tar.xz").c_str());
 
   Writer().add("x", "F32", {1}, std::vector<float>{3.0f}).write(dir.file("shard1.safetensors"));
   write_file(index, "{\"weight_map\": ");
