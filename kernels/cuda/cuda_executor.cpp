@@ -154,6 +154,7 @@ struct DevicePlan {
         }
         dp.num_rows = narrow32(pass.rows.size(), "rows");
         dp.writes_output = rows_end_at(plan.heads[h], level) ? 1 : 0;
+        dp.reads_state = level > 0 ? 1 : 0;  // a head's passes run in order, one level a launch
         dp.form = static_cast<int32_t>(pass.form);
         if (pass.form == PassForm::kVerticalSlash) {
           const VerticalSlashIndex& index = *pass.vertical_slash;

@@ -59,6 +59,7 @@ struct DevicePass {
   int32_t col_bands, num_col_bands;
   int32_t num_rows;                  // logical rows of the pass
   int32_t writes_output;             // 1: no later pass of its head visits its rows (they end here)
+  int32_t reads_state;               // 1: an earlier pass of its head may have written its rows' state
 };
 
 struct DeviceTile {

@@ -492,8 +492,22 @@ __device__ __forceinline__ void load_tile_rows(const SparseAttentionParams& p, c
 // Merging one row's result into the running state by log-sum-exp: every thread of the row's quad reads
 // the old lse (old_lse) before any of them writes the new one (merge_row). value(n, e) is this thread's
 // unnormalised output at column n * 8 + (lane % 4) * 2 + e; m is the row max in log2 units, l its sum.
-__device__ __forceinline__ float old_lse(const SparseAttentionParams& p, int head, int32_t i, float l) {
-  return (i >= 0 && l > 0.f) ? p.lse_state[static_cast<int64_t>(head) * p.n + i] : 0.f;
+// A head's first pass has no state to read (-inf without a load, which costs a round trip to memory).
+__device__ __forceinline__ float old_lse(const SparseAttentionParams& p, const DevicePass& pass, int32_t i, float l) {
+  if (!pass.reads_state) return -INFINITY;
+  return (i >= 0 && l > 0.f) ? p.lse_state[static_cast<int64_t>(pass.head) * p.n + i] : 0.f;
+}
+
+// The log-sum-exp merge of a row's new result (natural-log lse) into an earlier one (previous; -inf:
+// none): the weights of the old state and of the new normalised output, and the merged lse.
+struct MergeWeights {
+  float old_weight, new_weight, lse;
+};
+__device__ __forceinline__ MergeWeights merge_weights(float previous, float lse) {
+  if (previous == -INFINITY) return {0.f, 1.f, lse};
+  const float top = fmaxf(previous, lse);
+  const float w_old = expf(previous - top), w_new = expf(lse - top), total = w_old + w_new;
+  return {w_old / total, w_new / total, top + logf(total)};
 }
 
 // The state is read only where an earlier pass wrote it (previous > -inf). When the row ends with this
@@ -502,19 +516,9 @@ template <int D, typename T, typename ValueFn>
 __device__ __forceinline__ void merge_row(const SparseAttentionParams& p, int head, int32_t i, float m, float l,
                                           float previous, bool writes_output, int lane, ValueFn value) {
   if (i < 0 || !(l > 0.f)) return;
-  const float lse = m * kLn2 + logf(l);
-  float w_old = 0.f, w_new = 1.f, new_lse = lse;
+  const MergeWeights w = merge_weights(previous, m * kLn2 + logf(l));
   const bool has_previous = previous != -INFINITY;
-  if (has_previous) {
-    const float top = fmaxf(previous, lse);
-    w_old = expf(previous - top);
-    w_new = expf(lse - top);
-    new_lse = top + logf(w_old + w_new);
-    const float inv_total = 1.f / (w_old + w_new);
-    w_old *= inv_total;
-    w_new *= inv_total;
-  }
-  const float scale_new = w_new / l;
+  const float scale_new = w.new_weight / l;
   const int64_t at = (static_cast<int64_t>(i) * p.q_heads + head) * D + (lane % 4) * 2;
   float* state = p.out_state + at;
 #pragma unroll
@@ -522,8 +526,8 @@ __device__ __forceinline__ void merge_row(const SparseAttentionParams& p, int he
     float2 x = make_float2(value(n, 0) * scale_new, value(n, 1) * scale_new);
     if (has_previous) {
       const float2 prev = *reinterpret_cast<const float2*>(state + n * 8);
-      x.x += prev.x * w_old;
-      x.y += prev.y * w_old;
+      x.x += prev.x * w.old_weight;
+      x.y += prev.y * w.old_weight;
     }
     if (writes_output) {
       *reinterpret_cast<uint32_t*>(static_cast<T*>(p.out) + at + n * 8) = Mma<T>::pack(x.x, x.y);
@@ -533,7 +537,7 @@ __device__ __forceinline__ void merge_row(const SparseAttentionParams& p, int he
   }
   if (lane % 4 == 0) {
     const int64_t row = static_cast<int64_t>(head) * p.n + i;
-    p.lse_state[row] = new_lse;
+    p.lse_state[row] = w.lse;
     if (writes_output) p.row_done[row] = 1;
   }
 }
@@ -566,7 +570,9 @@ template <int kThreads, int D, typename QLayout, typename KvLayout, typename T>
 __device__ __forceinline__ bool start_tile(const SparseAttentionParams& p, const DeviceTile& tile,
                                            const DevicePass& pass, TileMeta& meta, T* q_smem, T* k_chunk,
                                            T* v_chunk) {
-  if (threadIdx.x == 0) {
+  // The cursor's start and the rows are two serial chains of loads: where the CTA has a thread that
+  // loads no row, that thread starts the cursor while the others load the rows.
+  if (threadIdx.x == (kThreads > kBlockM ? kBlockM : 0)) {
     ChunkCursor cursor;
     cursor.start(p, tile, pass, meta.sections);
     meta.cursor[0] = cursor;
@@ -594,7 +600,7 @@ __device__ __forceinline__ void merge_block(const SparseAttentionParams& p, cons
   for (int h = 0; h < 2; ++h) {
     l[h] += __shfl_xor_sync(0xffffffff, l[h], 1);
     l[h] += __shfl_xor_sync(0xffffffff, l[h], 2);
-    previous[h] = old_lse(p, pass.head, meta.rows[rows[h]], l[h]);
+    previous[h] = old_lse(p, pass, meta.rows[rows[h]], l[h]);
   }
   __syncwarp();
 #pragma unroll

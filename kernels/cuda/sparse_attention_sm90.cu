@@ -3,7 +3,8 @@
 // the 128-byte swizzled layout wgmma reads through matrix descriptors; S = Q K^T is a chain of eight
 // m64n64k16 wgmmas from shared memory, and O += P V four m64n128k16 wgmmas with P taken straight from
 // the S accumulators as register fragments (V read MN-major, so it needs no transpose). Chunks are
-// gathered with cp.async exactly as in the mma.sync kernel (same cursor, masks and merge).
+// gathered with cp.async exactly as in the mma.sync kernel (same cursor and masks; the merge is staged
+// through shared memory, merge_tile).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -20,13 +21,93 @@ constexpr int kThreads = kWarpGroups * 128;
 constexpr int kGroupRows = kBlockM / kWarpGroups;  // 64: one wgmma M
 static_assert(kBlockN == 64 && kGroupRows == 64, "the wgmma shapes below assume 64 x 64 score tiles");
 
+// The epilogue stages the tile's normalised outputs as fp32 rows of kStageStride floats (8 of padding,
+// so that a quad's stores of 8 rows hit distinct banks) over Q and the K/V buffers, free by then.
+constexpr int kStageStride = kD + 8;
+
 template <typename T>
 struct Sm90Storage {
   alignas(1024) T q[kBlockM * kD];
   alignas(1024) T k[2][kBlockN * kD];
   alignas(1024) T v[2][kBlockN * kD];
+  float row_lse[kBlockM];  // the epilogue's: each row's lse in this pass (-inf: it kept no key)
   TileMeta meta;
+  __device__ float* stage() { return reinterpret_cast<float*>(q); }
 };
+static_assert(sizeof(float) * kBlockM * kStageStride <= offsetof(Sm90Storage<__half>, row_lse),
+              "the epilogue's staging rows fit over Q and the K/V buffers");
+
+// The tile's epilogue: each row's result merged into the running state (or the output) by log-sum-exp.
+// The normalised outputs go through shared memory first, so that a warp then takes whole rows in
+// 512-byte lines and issues the state loads of eight rows before any store: one round trip to memory
+// per eight rows, where merge_row's quad layout (the mma.sync kernel's, which has no shared memory to
+// spare for a stage) waits for one per line it stores.
+template <typename T>
+__device__ __forceinline__ void merge_tile(const SparseAttentionParams& p, const DevicePass& pass,
+                                           Sm90Storage<T>& s, const int (&rows)[2], const float (&m)[2],
+                                           float (&l)[2], const float (&o)[16][4], int lane) {
+  float* stage = s.stage();
+  __syncthreads();  // every warpgroup's last P V has read the buffers the stage overwrites
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    l[h] += __shfl_xor_sync(0xffffffff, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffff, l[h], 2);
+    const float inv = l[h] > 0.f ? 1.f / l[h] : 0.f;
+    float* row = stage + rows[h] * kStageStride + (lane % 4) * 2;
+#pragma unroll
+    for (int n = 0; n < 16; ++n) {
+      *reinterpret_cast<float2*>(row + n * 8) = make_float2(o[n][2 * h] * inv, o[n][2 * h + 1] * inv);
+    }
+    if (lane % 4 == 0) s.row_lse[rows[h]] = l[h] > 0.f ? m[h] * kLn2 + logf(l[h]) : -INFINITY;
+  }
+  __syncthreads();
+
+  constexpr int kWarps = kThreads / 32, kBatch = 8;  // rows per round trip (more would spill)
+  const int warp = threadIdx.x / 32;
+  const bool reads_state = pass.reads_state != 0, writes_output = pass.writes_output != 0;
+#pragma unroll 1
+  for (int first = warp; first < kBlockM; first += kBatch * kWarps) {
+    // Rows first, first + kWarps, ...: their earlier lse and this lane's four values of their state.
+    float previous[kBatch];
+    float4 old[kBatch];
+#pragma unroll
+    for (int k = 0; k < kBatch; ++k) {
+      const int r = first + k * kWarps;
+      const int32_t i = s.meta.rows[r];
+      previous[k] = -INFINITY;
+      if (reads_state && i >= 0 && s.row_lse[r] != -INFINITY) {
+        // Read before it is known whether an earlier pass wrote the row: stale values are never used.
+        previous[k] = p.lse_state[static_cast<int64_t>(pass.head) * p.n + i];
+        old[k] = __ldcg(reinterpret_cast<const float4*>(p.out_state + (static_cast<int64_t>(i) * p.q_heads + pass.head) * kD) + lane);
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < kBatch; ++k) {
+      const int r = first + k * kWarps;
+      const int32_t i = s.meta.rows[r];
+      const float lse = s.row_lse[r];
+      if (i < 0 || lse == -INFINITY) continue;
+      const MergeWeights w = merge_weights(previous[k], lse);
+      float4 x = reinterpret_cast<const float4*>(stage + r * kStageStride)[lane];
+      x.x *= w.new_weight, x.y *= w.new_weight, x.z *= w.new_weight, x.w *= w.new_weight;
+      if (previous[k] != -INFINITY) {
+        x.x += old[k].x * w.old_weight, x.y += old[k].y * w.old_weight;
+        x.z += old[k].z * w.old_weight, x.w += old[k].w * w.old_weight;
+      }
+      const int64_t at = (static_cast<int64_t>(i) * p.q_heads + pass.head) * kD / 4 + lane;  // in fours
+      if (writes_output) {
+        reinterpret_cast<uint2*>(p.out)[at] = make_uint2(Mma<T>::pack(x.x, x.y), Mma<T>::pack(x.z, x.w));
+      } else {
+        reinterpret_cast<float4*>(p.out_state)[at] = x;
+      }
+      if (lane == 0) {
+        const int64_t row = static_cast<int64_t>(pass.head) * p.n + i;
+        p.lse_state[row] = w.lse;
+        if (writes_output) p.row_done[row] = 1;
+      }
+    }
+  }
+}
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(const SparseAttentionParams p) {
@@ -124,9 +205,8 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
     have_chunk = more;
   }
 
-  // Merge this pass's rows into the running state (or the output) by log-sum-exp.
   const int rows[2] = {row_of(0), row_of(1)};
-  merge_block<kD, T>(p, pass, meta, rows, m, l, o, lane);
+  merge_tile<T>(p, pass, s, rows, m, l, o, lane);
 #endif
 }
 
