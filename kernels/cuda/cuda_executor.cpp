@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <cudaTypedefs.h>
 
 #include <algorithm>
 #include <cmath>
@@ -21,6 +22,32 @@ namespace {
 
 void check_cuda(cudaError_t err, const char* what) {
   if (err != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
+}
+
+// The wgmma kernel's TMA descriptor of K or V (t: [N, Hkv, 128] contiguous, bf16 or fp16) as a 3-D
+// tensor [N][Hkv][128] read in boxes of 64 keys x 64 values of one head, 128-byte swizzled as wgmma
+// reads them. The encoder is the driver's, reached through the runtime (nothing links libcuda).
+CUtensorMap kv_tensor_map(const at::Tensor& t) {
+  static const PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    check_cuda(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found),
+               "looking up cuTensorMapEncodeTiled");
+    if (found != cudaDriverEntryPointSuccess || !fn) throw std::runtime_error("the CUDA driver has no cuTensorMapEncodeTiled");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+  }();
+  const cuuint64_t dims[3] = {static_cast<cuuint64_t>(t.size(2)), static_cast<cuuint64_t>(t.size(1)),
+                              static_cast<cuuint64_t>(t.size(0))};
+  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(t.stride(1) * t.element_size()),
+                                 static_cast<cuuint64_t>(t.stride(0) * t.element_size())};
+  const cuuint32_t box[3] = {64, 1, static_cast<cuuint32_t>(cuda::kBlockN)}, unit[3] = {1, 1, 1};
+  CUtensorMap map;
+  const CUresult status =
+      encode(&map, t.scalar_type() == at::kBFloat16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+             3, t.data_ptr(), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+             CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (status != CUDA_SUCCESS) throw std::runtime_error("cuTensorMapEncodeTiled failed (error " + std::to_string(static_cast<int>(status)) + ")");
+  return map;
 }
 
 int32_t narrow32(int64_t x, const char* what) {
@@ -530,6 +557,10 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in
   p.q_heads = static_cast<int32_t>(hq);
   p.kv_heads = static_cast<int32_t>(hkv);
   p.softmax_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  if (use_wgmma) {
+    p.k_map = kv_tensor_map(k);
+    p.v_map = kv_tensor_map(v);
+  }
   const cuda::DType kind = dtype == at::kBFloat16 ? cuda::DType::kBFloat16 : cuda::DType::kFloat16;
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const cuda::DeviceTile* tiles = dp.tiles;

@@ -11,6 +11,7 @@
 // distinct, so no two CTAs of a launch touch a row.
 #pragma once
 
+#include <cuda.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -71,6 +72,9 @@ struct DeviceTile {
 
 // Everything a launch reads. Tensors are [N, heads, head_dim] contiguous; states are fp32.
 struct SparseAttentionParams {
+  // The wgmma kernel's TMA descriptors of K and V, viewed as [N][Hkv][D] in boxes of 64 keys x 64
+  // values, 128-byte swizzled: its chunks of consecutive keys load through them (unused elsewhere).
+  CUtensorMap k_map, v_map;
   const void* q;          // [N, Hq, D] bf16 or fp16
   const void* k;          // [N, Hkv, D]
   const void* v;          // [N, Hkv, D]

@@ -9,6 +9,7 @@
 
 #include "kernels/cuda/mma.cuh"
 #include "kernels/cuda/sparse_attention.cuh"
+#include "kernels/cuda/tma.cuh"
 #include "kernels/grid_line_walk.h"
 #include "kernels/range_walk.h"
 #include "kernels/rule_bits.h"
@@ -287,9 +288,12 @@ __device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, Ti
 // row is loaded by kRowThreads consecutive threads, which locate its column once and then issue
 // interleaved 16-byte pieces (a warp covers whole 32-byte sectors of 32 / kRowThreads rows at a time);
 // this runs once per chunk on every thread, so it is kept to a few instructions per piece.
-template <int kThreads, int D, typename KvLayout, typename T>
+// With kTma (the wgmma kernel: KvLayout 128-byte swizzled, D = 128), a chunk of consecutive keys is
+// instead loaded by thread 0 with four TMA boxes completing on tma_full[buf] (TileMeta::step == 1 says
+// so to the waiting threads): issuing 16-byte copies took every thread some 1,700 cycles a chunk.
+template <int kThreads, int D, typename KvLayout, bool kTma = false, typename T>
 __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pass, TileMeta& s, T* k_chunk,
-                            T* v_chunk, int buf, const T* k_base, const T* v_base) {
+                            T* v_chunk, int buf, const T* k_base, const T* v_base, uint64_t* tma_full = nullptr) {
   constexpr int kPieces = D / 8;  // 16-byte pieces per row
   constexpr int kRowThreads = kThreads / kBlockN;
   constexpr int kRowPieces = kPieces / kRowThreads;
@@ -301,19 +305,32 @@ __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pa
   const int32_t len = min(kBlockN, from_run ? cursor.current.end - pos : cursor.column_end - cursor.column);
   int32_t j = -1;
   if (r < len) j = from_run ? cursor.col_at(p, pos + r) : (form == 1 ? p.verticals : p.columns)[cursor.column + r];
-  // The thread's first piece of the row; the others follow at fixed offsets.
-  const int64_t first = (static_cast<int64_t>(j < 0 ? 0 : j) * p.kv_heads + cursor.kv_head) * D + first_piece * 8;
-  const T* k_row = k_base + first;
-  const T* v_row = v_base + first;
-#pragma unroll
-  for (int k = 0; k < kRowPieces; ++k) {
-    const int c = first_piece + k * kRowThreads;
-    cp_async_16(k_chunk + KvLayout::offset(r, c), k_row + k * kRowThreads * 8, j >= 0);
-    cp_async_16(v_chunk + KvLayout::offset(r, c), v_row + k * kRowThreads * 8, j >= 0);
-  }
   const DeviceBand band = cursor.band;
   const bool one_band = from_run && pos + len <= band.logical + band.count;
   const int32_t step = one_band ? band.step : 0;
+  if (kTma && step == 1) {
+    // Keys past the chunk's length (or past the sequence, zero-filled) land too; their scores are masked.
+    if (tid == 0) {
+      constexpr int kHalf = kBlockN * 64;  // elements of one 128-byte-wide half of the rows
+      const int32_t key = band.orig + (pos - band.logical), head = cursor.kv_head;
+      mbarrier_expect_bytes(tma_full + buf, 4 * kHalf * sizeof(T));
+      for (int half = 0; half < 2; ++half) {
+        tma_load_3d(k_chunk + half * kHalf, &p.k_map, tma_full + buf, half * 64, head, key);
+        tma_load_3d(v_chunk + half * kHalf, &p.v_map, tma_full + buf, half * 64, head, key);
+      }
+    }
+  } else {
+    // The thread's first piece of the row; the others follow at fixed offsets.
+    const int64_t first = (static_cast<int64_t>(j < 0 ? 0 : j) * p.kv_heads + cursor.kv_head) * D + first_piece * 8;
+    const T* k_row = k_base + first;
+    const T* v_row = v_base + first;
+#pragma unroll
+    for (int k = 0; k < kRowPieces; ++k) {
+      const int c = first_piece + k * kRowThreads;
+      cp_async_16(k_chunk + KvLayout::offset(r, c), k_row + k * kRowThreads * 8, j >= 0);
+      cp_async_16(v_chunk + KvLayout::offset(r, c), v_row + k * kRowThreads * 8, j >= 0);
+    }
+  }
   if (first_piece == 0) {
     if (form == 1 && !from_run && j >= 0 &&
         vertical_covered(p.words + pass.rule.slash_words, cursor.walk.row_min, cursor.walk.row_max, j)) {
@@ -566,10 +583,10 @@ __device__ __forceinline__ DeviceTile tile_of(const SparseAttentionParams& p) {
 // A tile's start, the same in both kernels: the cursor (thread 0, into meta.cursor[0]) and the tile's
 // rows; then, unless the tile has nothing to visit (it returns false before loading Q or any key), its
 // Q rows (into q_smem, laid out by QLayout) and the first chunk's K/V loads into buffer 0 (KvLayout).
-template <int kThreads, int D, typename QLayout, typename KvLayout, typename T>
+template <int kThreads, int D, typename QLayout, typename KvLayout, bool kTma = false, typename T>
 __device__ __forceinline__ bool start_tile(const SparseAttentionParams& p, const DeviceTile& tile,
                                            const DevicePass& pass, TileMeta& meta, T* q_smem, T* k_chunk,
-                                           T* v_chunk) {
+                                           T* v_chunk, uint64_t* tma_full = nullptr) {
   // The cursor's start and the rows are two serial chains of loads: where the CTA has a thread that
   // loads no row, that thread starts the cursor while the others load the rows.
   if (threadIdx.x == (kThreads > kBlockM ? kBlockM : 0)) {
@@ -582,8 +599,8 @@ __device__ __forceinline__ bool start_tile(const SparseAttentionParams& p, const
   if (meta.cursor[0].done()) return false;
   load_rows<kThreads, D, kBlockM, QLayout>(q_smem, static_cast<const T*>(p.q), meta.rows, p.q_heads, pass.head);
   cp_async_commit();
-  fetch_chunk<kThreads, D, KvLayout>(p, pass, meta, k_chunk, v_chunk, 0, static_cast<const T*>(p.k),
-                                     static_cast<const T*>(p.v));
+  fetch_chunk<kThreads, D, KvLayout, kTma>(p, pass, meta, k_chunk, v_chunk, 0, static_cast<const T*>(p.k),
+                                           static_cast<const T*>(p.v), tma_full);
   cp_async_commit();
   return true;
 }

@@ -31,6 +31,7 @@ struct Sm90Storage {
   alignas(1024) T k[2][kBlockN * kD];
   alignas(1024) T v[2][kBlockN * kD];
   float row_lse[kBlockM];  // the epilogue's: each row's lse in this pass (-inf: it kept no key)
+  uint64_t tma_full[2];    // completes when buffer b's TMA loads have landed (chunks of consecutive keys)
   TileMeta meta;
   __device__ float* stage() { return reinterpret_cast<float*>(q); }
 };
@@ -110,7 +111,7 @@ __device__ __forceinline__ void merge_tile(const SparseAttentionParams& p, const
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(const SparseAttentionParams p) {
+__global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(const __grid_constant__ SparseAttentionParams p) {
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
   __trap();  // built for a GPU without wgmma: the host side only launches this kernel on sm_90
 #else
@@ -121,8 +122,13 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
   const DevicePass& pass = p.passes[tile.pass];
   const int tid = threadIdx.x, group = tid / 128, warp = (tid % 128) / 32, lane = tid % 32;
 
-  bool have_chunk = start_tile<kThreads, kD, Swizzled<kBlockM>, Swizzled<kBlockN>>(p, tile, pass, meta, s.q, s.k[0],
-                                                                                  s.v[0]);
+  if (tid == 0) {
+    mbarrier_init(&s.tma_full[0], 1);
+    mbarrier_init(&s.tma_full[1], 1);
+    fence_barrier_init();  // start_tile's barrier then publishes them
+  }
+  bool have_chunk = start_tile<kThreads, kD, Swizzled<kBlockM>, Swizzled<kBlockN>, true>(p, tile, pass, meta, s.q,
+                                                                                        s.k[0], s.v[0], s.tma_full);
   if (!have_chunk) return;  // nothing to add to these rows
   const T* k_base = static_cast<const T*>(p.k);
   const T* v_base = static_cast<const T*>(p.v);
@@ -139,15 +145,22 @@ __global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(cons
   for (int n = 0; n < 16; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 
+  uint32_t tma_phase = 0;  // bit b: the parity of buffer b's next TMA completion
   for (int buf = 0; have_chunk; buf ^= 1) {
     // One barrier per chunk: it makes the chunk in `buf` visible, and it frees the other buffer (every
     // warp is done with the chunk before), which the next chunk's loads then fill while this one computes.
+    // A chunk that TMA loads (consecutive keys) is waited for on its buffer's barrier after that.
     cp_async_wait<0>();
     fence_async_proxy();
     __syncthreads();
+    if (meta.step[buf] == 1) {
+      mbarrier_wait(&s.tma_full[buf], (tma_phase >> buf) & 1u);
+      tma_phase ^= 1u << buf;
+    }
     const bool more = !meta.cursor[buf ^ 1].done();
     if (more) {
-      fetch_chunk<kThreads, kD, Swizzled<kBlockN>>(p, pass, meta, s.k[buf ^ 1], s.v[buf ^ 1], buf ^ 1, k_base, v_base);
+      fetch_chunk<kThreads, kD, Swizzled<kBlockN>, true>(p, pass, meta, s.k[buf ^ 1], s.v[buf ^ 1], buf ^ 1, k_base,
+                                                         v_base, s.tma_full);
     }
     cp_async_commit();
     const int mask = meta.mask[buf];
