@@ -10,6 +10,10 @@
 namespace mmi {
 namespace {
 
+// SF-fixed with up to this many summary keys per block runs one compact pass per summary phase; more
+// keys make one listed pass (its tiles' runs enumerated), cheaper than that many passes.
+constexpr int64_t kMaxSummaryPhases = 8;
+
 using Segments = std::vector<std::pair<int64_t, int64_t>>;  // half-open [begin, end), ascending
 
 // Sorts ascending. The requirements of a tile mostly arrive already in order (rows and verticals
@@ -620,7 +624,7 @@ class PlanAssembler {
         rule.local = c.local;
         break;
       case PatternKind::kSfFixed:
-        if (c.block_head <= 1) return add_fixed(out, p, rows, cols, scope);
+        if (c.block_head <= kMaxSummaryPhases) return add_fixed(out, p, rows, cols, scope);
         rule.block = p.index.block;
         rule.block_head = c.block_head;
         break;
@@ -632,11 +636,12 @@ class PlanAssembler {
                       scope + ": " + pattern_name(c.kind)});
   }
 
-  // SF-fixed with at most one summary key per block, as two compact grid line passes: each block's own
-  // keys, slash lines whose phases are the blocks (a band per block, rows and keys), and the summary keys
-  // (the multiples of the block) of earlier blocks, a vertical line of period `block` over every row.
-  // Every row is a text row to the second (no phase), and i - j >= block picks exactly the earlier
-  // blocks' multiples.
+  // SF-fixed with at most kMaxSummaryPhases summary keys per block (c), as compact grid line passes:
+  // each block's own keys, slash lines whose phases are the blocks (a band per block, rows and keys),
+  // then per phase p < c the earlier blocks' summary keys of that phase, a vertical line of period
+  // `block` over every row. Every row is a text row to those (no phase), and i - j >= block - p picks
+  // exactly the keys of phase p in earlier blocks; the rule's block_head = p + 1 keeps phase p and
+  // names the line (grid_lines_of).
   void add_fixed(HeadPlan& out, const ResolvedPattern& p, const Segments& rows, const Segments& cols,
                  const std::string& scope) {
     const int64_t l = p.index.block;
@@ -644,19 +649,22 @@ class PlanAssembler {
     own_block.block = l;
     const PassSpec blocks{IndexMap::blocks(rows, l), IndexMap::blocks(cols, l), own_block, scope + ": sf_fixed blocks"};
     if (!add_grid_lines(out, blocks, PhaseOrigin::kBlock, l)) add(out, blocks);
-    if (p.params.block_head == 0) return;
-    Segments from_multiple;  // each column segment from its first multiple of l
-    for (const auto& [begin, end] : cols) {
-      const int64_t first = (begin + l - 1) / l * l;
-      if (first < end) from_multiple.emplace_back(first, end);
+    const int64_t summary_phases = std::min(p.params.block_head, l);
+    for (int64_t phase = 0; phase < summary_phases; ++phase) {
+      Segments from_phase;  // each column segment from its first key of this phase
+      for (const auto& [begin, end] : cols) {
+        const int64_t first = begin + ((phase - begin % l) % l + l) % l;
+        if (first < end) from_phase.emplace_back(first, end);
+      }
+      MaskRule summary;
+      summary.block = l;
+      summary.block_head = phase + 1;
+      summary.min_distance = l - phase;
+      const PassSpec spec{IndexMap::of_segments(rows), IndexMap::grid_line(from_phase, l, 0), summary,
+                          scope + ": sf_fixed summary keys" +
+                              (summary_phases > 1 ? " (phase " + std::to_string(phase) + ")" : "")};
+      if (!add_grid_lines(out, spec, PhaseOrigin::kPosition, l, /*phased_rows=*/false)) add(out, spec);
     }
-    MaskRule summary;
-    summary.block = l;
-    summary.block_head = 1;
-    summary.min_distance = l;
-    const PassSpec spec{IndexMap::of_segments(rows), IndexMap::grid_line(from_multiple, l, 0), summary,
-                        scope + ": sf_fixed summary keys"};
-    if (!add_grid_lines(out, spec, PhaseOrigin::kPosition, l, /*phased_rows=*/false)) add(out, spec);
   }
 
   void add_strided(HeadPlan& out, const ResolvedPattern& p, const Segments& rows, const Segments& cols,

@@ -184,6 +184,8 @@ TEST_CASE("CUDA executor at long, odd lengths", "[cuda][long]") {
     heads[4].patterns[0][0].index.block = 256;
     heads.push_back(heads[4]);  // SF-fixed over frames: its blocks and summary keys are compact grid line passes
     heads[5].patterns[0][0].params.kind = PatternKind::kSfFixed;
+    heads.push_back(heads[5]);  // with three summary keys per block: a pass per summary phase
+    heads[6].patterns[0][0].params.block_head = 3;
     INFO(layout.length() << " tokens");
     const SparsePlan plan = build_plan(layout, heads);
     REQUIRE(plan.heads[0].passes.at(0).form == PassForm::kRanges);
@@ -194,6 +196,8 @@ TEST_CASE("CUDA executor at long, odd lengths", "[cuda][long]") {
     REQUIRE(plan.heads[4].passes.at(1).form == PassForm::kGridLine);
     REQUIRE(plan.heads[5].passes.at(0).form == PassForm::kGridLine);
     REQUIRE(plan.heads[5].passes.at(1).form == PassForm::kGridLine);
+    REQUIRE(plan.heads[6].passes.size() == 4);
+    for (const Pass& pass : plan.heads[6].passes) REQUIRE(pass.form == PassForm::kGridLine);
     compare_executors(plan, random_qkv(n, static_cast<int64_t>(heads.size()), 1, 128, frames, at::kBFloat16), 1e-2);
   }
 }

@@ -354,23 +354,30 @@ TEST_CASE("SF-fixed's blocks and summary keys are compact grid line passes that 
   for (const SequenceLayout& layout : test_layouts()) {
     for (BoundaryKind boundary : kBoundaries) {
       for (const PlanOptions& tiles : kCompactTiles) {
+        // Summary keys per block 0 to 3 (random_head's range): a pass per summary phase.
         ResolvedHead head = random_head(boundary, {PatternKind::kSfFixed}, layout, rng);
-        for (auto& row : head.patterns) {
-          for (ResolvedPattern& p : row) p.params.block_head = 1;
-        }
         compared += compare_compact_passes(layout, head, tiles, PassForm::kGridLine);
         REQUIRE(first_mismatch(layout, head, build_plan(layout, {head}, tiles)) == "");
       }
     }
   }
   REQUIRE(compared > 20);
-  // Blocks of a frame: the blocks and the summary keys (few of them: far more phases than keys) are
-  // both compact passes.
+  // Blocks of a frame: the blocks and the summary keys of each phase (few of them: far more phases than
+  // keys) are all compact passes.
   const SequenceLayout frames = LayoutBuilder().text(129).video(7, 16, 16).text(61).build();
   ResolvedHead head;
   head.patterns[0][0].params.kind = PatternKind::kSfFixed;
   head.patterns[0][0].index.block = 256;
   REQUIRE(compare_compact_passes(frames, head, {128, 64}, PassForm::kGridLine) == 2);
+  head.patterns[0][0].params.block_head = 3;
+  REQUIRE(compare_compact_passes(frames, head, {128, 64}, PassForm::kGridLine) == 4);
+  REQUIRE(first_mismatch(frames, head, build_plan(frames, {head}, {128, 64})) == "");
+  // Beyond kMaxSummaryPhases summary keys, one listed pass takes them all.
+  head.patterns[0][0].params.block_head = 9;
+  const SparsePlan listed = build_plan(frames, {head}, {128, 64});
+  REQUIRE(listed.heads[0].passes.size() == 1);
+  REQUIRE(listed.heads[0].passes[0].form == PassForm::kListed);
+  REQUIRE(first_mismatch(frames, head, listed) == "");
 }
 
 TEST_CASE("grids with horizontal and slash lines count exactly the oracle mask", "[plan][exact]") {
