@@ -520,7 +520,13 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in
   const SparseKernel best = auto_sparse_kernel(d);
   if (kernel == SparseKernel::kWgmma && best != kernel) fail("the wgmma kernel needs head_dim 128 on an sm_90 GPU");
   const bool use_wgmma = (kernel == SparseKernel::kAuto ? best : kernel) == SparseKernel::kWgmma;
-  const at::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+  // The kernels load 16-byte pieces (cp.async) and TMA boxes, which need 16-byte aligned rows: a view
+  // that starts mid-row is copied.
+  auto aligned = [](const at::Tensor& t) {
+    at::Tensor c = t.contiguous();
+    return reinterpret_cast<uintptr_t>(c.data_ptr()) % 16 == 0 ? c : c.clone();
+  };
+  const at::Tensor q = aligned(q_in), k = aligned(k_in), v = aligned(v_in);
   // The upload made at planning time, or one made now.
   auto uploaded = std::static_pointer_cast<const DevicePlan>(plan.device);
   if (!uploaded || uploaded->group != hq / hkv || uploaded->device != q.device()) {

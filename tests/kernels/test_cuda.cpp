@@ -257,6 +257,28 @@ TEST_CASE("CUDA executor rejects what it cannot run", "[cuda]") {
                       Contains("wgmma kernel needs head_dim 128"));
 }
 
+TEST_CASE("CUDA executor takes inputs that start mid-row", "[cuda]") {
+  if (!have_gpu()) return;
+  const SequenceLayout layout = SequenceLayout::parse("text:21,video:3x4x5,text:11");
+  std::mt19937_64 rng(9);
+  const SparsePlan plan = build_plan(layout, compact_heads(layout, rng));
+  const RandomQKV x = random_qkv(layout.length(), 4, 2, 128, 11, at::kBFloat16);
+  // Each input one element into a larger buffer: contiguous, but not 16-byte aligned.
+  auto shifted = [](const at::Tensor& t) {
+    const at::Tensor buffer = at::empty({t.numel() + 1}, t.options().device(at::kCUDA));
+    at::Tensor view = buffer.narrow(0, 1, t.numel()).view(t.sizes());
+    view.copy_(t);
+    return view;
+  };
+  const at::Tensor q = shifted(x.q), k = shifted(x.k), v = shifted(x.v);
+  REQUIRE(reinterpret_cast<uintptr_t>(k.data_ptr()) % 16 != 0);
+  for (SparseKernel kernel : {SparseKernel::kMmaSync, SparseKernel::kWgmma}) {
+    INFO(sparse_kernel_name(kernel));
+    const at::Tensor want = execute_plan_cuda(plan, x.q.cuda(), x.k.cuda(), x.v.cuda(), kernel).out;
+    REQUIRE(at::equal(execute_plan_cuda(plan, q, k, v, kernel).out, want));
+  }
+}
+
 TEST_CASE("fused window profile equals the ATen profile on the GPU and the CPU", "[cuda]") {
   if (!have_gpu()) return;
   struct Case {
