@@ -33,7 +33,9 @@ CUtensorMap kv_tensor_map(const at::Tensor& t) {
     cudaDriverEntryPointQueryResult found{};
     check_cuda(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found),
                "looking up cuTensorMapEncodeTiled");
-    if (found != cudaDriverEntryPointSuccess || !fn) throw std::runtime_error("the CUDA driver has no cuTensorMapEncodeTiled");
+    if (found != cudaDriverEntryPointSuccess || !fn) {
+      throw std::runtime_error("the CUDA driver has no cuTensorMapEncodeTiled");
+    }
     return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
   }();
   const cuuint64_t dims[3] = {static_cast<cuuint64_t>(t.size(2)), static_cast<cuuint64_t>(t.size(1)),
@@ -41,12 +43,15 @@ CUtensorMap kv_tensor_map(const at::Tensor& t) {
   const cuuint64_t strides[2] = {static_cast<cuuint64_t>(t.stride(1) * t.element_size()),
                                  static_cast<cuuint64_t>(t.stride(0) * t.element_size())};
   const cuuint32_t box[3] = {64, 1, static_cast<cuuint32_t>(cuda::kBlockN)}, unit[3] = {1, 1, 1};
+  const CUtensorMapDataType type =
+      t.scalar_type() == at::kBFloat16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
   CUtensorMap map;
-  const CUresult status =
-      encode(&map, t.scalar_type() == at::kBFloat16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
-             3, t.data_ptr(), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-             CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (status != CUDA_SUCCESS) throw std::runtime_error("cuTensorMapEncodeTiled failed (error " + std::to_string(static_cast<int>(status)) + ")");
+  const CUresult status = encode(&map, type, 3, t.data_ptr(), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                 CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (status != CUDA_SUCCESS) {
+    throw std::runtime_error("cuTensorMapEncodeTiled failed (error " + std::to_string(static_cast<int>(status)) + ")");
+  }
   return map;
 }
 

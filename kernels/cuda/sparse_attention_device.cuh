@@ -580,8 +580,8 @@ __device__ __forceinline__ DeviceTile tile_of(const SparseAttentionParams& p) {
   return DeviceTile{pass, tile, 0, 0, 0, 0};
 }
 
-// A tile's start, the same in both kernels: the cursor (thread 0, into meta.cursor[0]) and the tile's
-// rows; then, unless the tile has nothing to visit (it returns false before loading Q or any key), its
+// A tile's start, the same in both kernels: the cursor (into meta.cursor[0]) and the tile's rows;
+// then, unless the tile has nothing to visit (it returns false before loading Q or any key), its
 // Q rows (into q_smem, laid out by QLayout) and the first chunk's K/V loads into buffer 0 (KvLayout).
 template <int kThreads, int D, typename QLayout, typename KvLayout, bool kTma = false, typename T>
 __device__ __forceinline__ bool start_tile(const SparseAttentionParams& p, const DeviceTile& tile,

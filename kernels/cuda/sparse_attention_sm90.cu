@@ -2,9 +2,9 @@
 // Two warpgroups take 64 of the tile's 128 query rows each. Q and every K/V chunk sit in shared memory in
 // the 128-byte swizzled layout wgmma reads through matrix descriptors; S = Q K^T is a chain of eight
 // m64n64k16 wgmmas from shared memory, and O += P V four m64n128k16 wgmmas with P taken straight from
-// the S accumulators as register fragments (V read MN-major, so it needs no transpose). Chunks are
-// gathered with cp.async exactly as in the mma.sync kernel (same cursor and masks; the merge is staged
-// through shared memory, merge_tile).
+// the S accumulators as register fragments (V read MN-major, so it needs no transpose). The chunk walk
+// and masks are the mma.sync kernel's; chunks of consecutive keys load with TMA, the others with
+// cp.async as there, and the merge is staged through shared memory (merge_tile).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -79,7 +79,8 @@ __device__ __forceinline__ void merge_tile(const SparseAttentionParams& p, const
       if (reads_state && i >= 0 && s.row_lse[r] != -INFINITY) {
         // Read before it is known whether an earlier pass wrote the row: stale values are never used.
         previous[k] = p.lse_state[static_cast<int64_t>(pass.head) * p.n + i];
-        old[k] = __ldcg(reinterpret_cast<const float4*>(p.out_state + (static_cast<int64_t>(i) * p.q_heads + pass.head) * kD) + lane);
+        const float* state = p.out_state + (static_cast<int64_t>(i) * p.q_heads + pass.head) * kD;
+        old[k] = __ldcg(reinterpret_cast<const float4*>(state) + lane);
       }
     }
 #pragma unroll
@@ -110,8 +111,10 @@ __device__ __forceinline__ void merge_tile(const SparseAttentionParams& p, const
   }
 }
 
+// __grid_constant__: the TMA unit reads p's tensor maps where they are, in parameter space.
 template <typename T>
-__global__ void __launch_bounds__(kThreads, 2) sparse_attention_sm90_kernel(const __grid_constant__ SparseAttentionParams p) {
+__global__ void __launch_bounds__(kThreads, 2)
+    sparse_attention_sm90_kernel(const __grid_constant__ SparseAttentionParams p) {
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
   __trap();  // built for a GPU without wgmma: the host side only launches this kernel on sm_90
 #else
