@@ -653,7 +653,7 @@ class PlanAssembler {
     for (int64_t phase = 0; phase < summary_phases; ++phase) {
       Segments from_phase;  // each column segment from its first key of this phase
       for (const auto& [begin, end] : cols) {
-        const int64_t first = begin + ((phase - begin % l) % l + l) % l;
+        const int64_t first = begin + (phase - begin % l + l) % l;  // begin >= 0
         if (first < end) from_phase.emplace_back(first, end);
       }
       MaskRule summary;
