@@ -281,9 +281,55 @@ __device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, Ti
   s.keep[buf][r][1] = static_cast<uint32_t>(bits >> 32);
 }
 
+// Where the chunk a cursor points at lies: in a run (from_run) or the gathered columns, its length, and
+// whether its keys sit in one band (step: the band's, 0 when they do not).
+struct ChunkGeometry {
+  bool from_run, one_band;
+  int32_t len, step;
+  DeviceBand band;
+  __device__ explicit ChunkGeometry(const ChunkCursor& cursor) : band(cursor.band) {
+    from_run = cursor.run < cursor.run_end;
+    len = min(kBlockN, from_run ? cursor.current.end - cursor.pos : cursor.column_end - cursor.column);
+    one_band = from_run && cursor.pos + len <= band.logical + band.count;
+    step = one_band ? band.step : 0;
+  }
+};
+
+// Thread 0's part of a chunk's fetch: the chunk's mask, length, key step and line bits into slot `buf`
+// of the meta. Every thread reads them only after the barrier that follows, so the wgmma kernel calls
+// it where the tensor cores are busy rather than inside fetch_chunk.
+__device__ __forceinline__ void describe_chunk(const SparseAttentionParams& p, const DevicePass& pass, TileMeta& s, int buf) {
+  const ChunkCursor& cursor = s.cursor[buf];
+  const ChunkGeometry g(cursor);
+  const int32_t form = cursor.form, rule_kind = cursor.rule_kind, pos = cursor.pos, len = g.len, step = g.step;
+  const DeviceBand& band = g.band;
+  // Gathered columns are tested by the rule, except a compact pass's verticals: the rule keeps every
+  // causal element of those, and the covered ones are -1. A compact range pass classifies each chunk.
+  const int32_t c0 = band.orig + band.step * (pos - band.logical), c_last = c0 + band.step * (len - 1);
+  const SlashRunWalk<int32_t>& walk = cursor.walk;
+  const bool classified = cursor.on_line || (form == 3 && cursor.current.mask != 2);
+  const int mask = !g.from_run                    ? (form == 1 ? 1 : 2)
+                   : classified                   ? grid_line_chunk_mask<int32_t>(s.rule, g.one_band, walk.row_min, c0, c_last)
+                   : form == 2                    ? range_chunk_mask<int32_t>(s.rule, walk.row_min, walk.row_max, c0, c_last)
+                                                  : cursor.current.mask;
+  s.mask[buf] = mask;
+  s.len[buf] = len;
+  s.step[buf] = step;
+  const bool grid_line = mask == 2 && step == 1 && rule_kind == 2 && pass.rule.grid_vline && pass.rule.grid_stride > 0;
+  const bool grid_rule = mask == 2 && step > 0 && rule_kind == 3;
+  const VisualSpans spans{p.visual_starts, p.visual_ends, p.num_visual_spans};
+  s.line[buf] = mask == 2 && step == 1 && rule_kind == 1 ? vertical_window<int32_t>(p.words, s.rule, c0)
+                : grid_line ? grid_line_chunk_bits(spans, pass.rule.grid_stride, pass.rule.grid_phase, c0, len)
+                : grid_rule ? static_cast<uint64_t>(
+                                  (form == 3 ? cursor.section_phase(pass)
+                                             : chunk_key_phase<int32_t>(spans, pass.rule.grid_stride, c0, c_last, step)) + 2)
+                            : 0;
+}
+
 // Issues the K and V loads of the chunk that cursor[buf] points at into buffer `buf`, records its
-// columns, phases, mask and length for the masking step, and (thread kThreads / 2) writes the advanced
-// cursor.
+// columns and phases for the masking step, and (thread kThreads / 2) writes the advanced cursor; with
+// kDescribe, thread 0 also describes the chunk (describe_chunk), which is otherwise the caller's to do
+// before the next barrier.
 // K and V rows land in k_chunk and v_chunk, piece c of row r at KvLayout::offset(r, c) elements. Each key
 // row is loaded by kRowThreads consecutive threads, which locate its column once and then issue
 // interleaved 16-byte pieces (a warp covers whole 32-byte sectors of 32 / kRowThreads rows at a time);
@@ -291,7 +337,7 @@ __device__ __forceinline__ void evaluate_rule(const SparseAttentionParams& p, Ti
 // With kTma (the wgmma kernel: KvLayout 128-byte swizzled, D = 128), a chunk of consecutive keys is
 // instead loaded by thread 0 with four TMA boxes completing on tma_full[buf] (TileMeta::step == 1 says
 // so to the waiting threads): issuing 16-byte copies took every thread some 1,700 cycles a chunk.
-template <int kThreads, int D, typename KvLayout, bool kTma = false, typename T>
+template <int kThreads, int D, typename KvLayout, bool kTma = false, bool kDescribe = true, typename T>
 __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pass, TileMeta& s, T* k_chunk,
                             T* v_chunk, int buf, const T* k_base, const T* v_base, uint64_t* tma_full = nullptr) {
   constexpr int kPieces = D / 8;  // 16-byte pieces per row
@@ -301,13 +347,12 @@ __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pa
   const ChunkCursor& cursor = s.cursor[buf];
   const int tid = threadIdx.x, r = tid / kRowThreads, first_piece = tid % kRowThreads;
   const int32_t form = cursor.form, rule_kind = cursor.rule_kind, pos = cursor.pos;
-  const bool from_run = cursor.run < cursor.run_end;
-  const int32_t len = min(kBlockN, from_run ? cursor.current.end - pos : cursor.column_end - cursor.column);
+  const ChunkGeometry g(cursor);
+  const bool from_run = g.from_run;
+  const int32_t len = g.len, step = g.step;
+  const DeviceBand& band = g.band;
   int32_t j = -1;
   if (r < len) j = from_run ? cursor.col_at(p, pos + r) : (form == 1 ? p.verticals : p.columns)[cursor.column + r];
-  const DeviceBand band = cursor.band;
-  const bool one_band = from_run && pos + len <= band.logical + band.count;
-  const int32_t step = one_band ? band.step : 0;
   if (kTma && step == 1) {
     // Keys past the chunk's length (or past the sequence, zero-filled) land too; their scores are masked.
     if (tid == 0) {
@@ -346,31 +391,9 @@ __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pa
       s.col_phase[buf][r] = j >= 0 ? static_cast<int32_t>(rule_phase(pass.rule, spans, j)) : -1;
     }
   }
-  if (tid == 0) {
-    // Gathered columns are tested by the rule, except a compact pass's verticals: the rule keeps every
-    // causal element of those, and the covered ones are -1. A compact range pass classifies each chunk.
-    const int32_t c0 = band.orig + band.step * (pos - band.logical), c_last = c0 + band.step * (len - 1);
-    const SlashRunWalk<int32_t>& walk = cursor.walk;
-    const bool classified = cursor.on_line || (form == 3 && cursor.current.mask != 2);
-    const int mask = !from_run                      ? (form == 1 ? 1 : 2)
-                     : classified                   ? grid_line_chunk_mask<int32_t>(s.rule, one_band, walk.row_min, c0, c_last)
-                     : form == 2                    ? range_chunk_mask<int32_t>(s.rule, walk.row_min, walk.row_max, c0, c_last)
-                                                    : cursor.current.mask;
-    s.mask[buf] = mask;
-    s.len[buf] = len;
-    s.step[buf] = step;
-    const bool grid_line = mask == 2 && step == 1 && rule_kind == 2 && pass.rule.grid_vline && pass.rule.grid_stride > 0;
-    const bool grid_rule = mask == 2 && step > 0 && rule_kind == 3;
-    const VisualSpans spans{p.visual_starts, p.visual_ends, p.num_visual_spans};
-    s.line[buf] = mask == 2 && step == 1 && rule_kind == 1 ? vertical_window<int32_t>(p.words, s.rule, c0)
-                  : grid_line ? grid_line_chunk_bits(spans, pass.rule.grid_stride, pass.rule.grid_phase, c0, len)
-                  : grid_rule ? static_cast<uint64_t>(
-                                    (form == 3 ? cursor.section_phase(pass)
-                                               : chunk_key_phase<int32_t>(spans, pass.rule.grid_stride, c0, c_last, step)) + 2)
-                              : 0;
-  }
+  if (kDescribe && tid == 0) describe_chunk(p, pass, s, buf);
   // The cursor advances on a thread of the other half of the CTA (the other warpgroup in the wgmma
-  // kernel), in parallel with thread 0's description above: each is a serial chain of loads that holds
+  // kernel), in parallel with thread 0's description: each is a serial chain of loads that holds
   // up its warp, and with it its warpgroup's next MMA.
   if (tid == kThreads / 2) {
     ChunkCursor& next = s.cursor[buf ^ 1];  // advanced in place: a copy in registers adds spills to the loop

@@ -162,8 +162,8 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
     const bool more = !meta.cursor[buf ^ 1].done();
     if (more) {
-      fetch_chunk<kThreads, kD, Swizzled<kBlockN>, true>(p, pass, meta, s.k[buf ^ 1], s.v[buf ^ 1], buf ^ 1, k_base,
-                                                         v_base, s.tma_full);
+      fetch_chunk<kThreads, kD, Swizzled<kBlockN>, true, false>(p, pass, meta, s.k[buf ^ 1], s.v[buf ^ 1], buf ^ 1,
+                                                                k_base, v_base, s.tma_full);
     }
     cp_async_commit();
     const int mask = meta.mask[buf];
@@ -216,6 +216,9 @@ __global__ void __launch_bounds__(kThreads, 2)
       Wgmma<T>::pv(flat<64>(o), pa[kk], b, 1);
     }
     wgmma_commit();
+    // Thread 0 describes the next chunk while the tensor cores compute P V: its serial chain of loads
+    // at the fetch held up its warpgroup's next wgmma, and with it, at the barrier, the other one.
+    if (more && tid == 0) describe_chunk(p, pass, meta, buf ^ 1);
     wgmma_wait_all();
     fence_registers(flat<64>(o));
     have_chunk = more;
