@@ -326,10 +326,20 @@ __device__ __forceinline__ void describe_chunk(const SparseAttentionParams& p, c
                             : 0;
 }
 
-// Issues the K and V loads of the chunk that cursor[buf] points at into buffer `buf`, records its
-// columns and phases for the masking step, and (thread kThreads / 2) writes the advanced cursor; with
-// kDescribe, thread 0 also describes the chunk (describe_chunk), which is otherwise the caller's to do
-// before the next barrier.
+// The cursor past the chunk cursor[buf] points at, into cursor[buf ^ 1] (in place: a copy in registers
+// adds spills to the MMA loop).
+__device__ __forceinline__ void advance_cursor(const SparseAttentionParams& p, const DevicePass& pass, TileMeta& s,
+                                               int buf) {
+  ChunkCursor& next = s.cursor[buf ^ 1];
+  next = s.cursor[buf];
+  next.advance(p, pass, s.sections);
+}
+
+// Issues the K and V loads of the chunk that cursor[buf] points at into buffer `buf` and records its
+// columns and phases for the masking step. With kWalk, thread 0 then describes the chunk
+// (describe_chunk) and thread kThreads / 2 advances the cursor (advance_cursor), in parallel (each is a
+// serial chain of loads that holds up its warp); without, both are the caller's to do before the next
+// barrier.
 // K and V rows land in k_chunk and v_chunk, piece c of row r at KvLayout::offset(r, c) elements. Each key
 // row is loaded by kRowThreads consecutive threads, which locate its column once and then issue
 // interleaved 16-byte pieces (a warp covers whole 32-byte sectors of 32 / kRowThreads rows at a time);
@@ -337,7 +347,7 @@ __device__ __forceinline__ void describe_chunk(const SparseAttentionParams& p, c
 // With kTma (the wgmma kernel: KvLayout 128-byte swizzled, D = 128), a chunk of consecutive keys is
 // instead loaded by thread 0 with four TMA boxes completing on tma_full[buf] (TileMeta::step == 1 says
 // so to the waiting threads): issuing 16-byte copies took every thread some 1,700 cycles a chunk.
-template <int kThreads, int D, typename KvLayout, bool kTma = false, bool kDescribe = true, typename T>
+template <int kThreads, int D, typename KvLayout, bool kTma = false, bool kWalk = true, typename T>
 __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pass, TileMeta& s, T* k_chunk,
                             T* v_chunk, int buf, const T* k_base, const T* v_base, uint64_t* tma_full = nullptr) {
   constexpr int kPieces = D / 8;  // 16-byte pieces per row
@@ -391,15 +401,8 @@ __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pa
       s.col_phase[buf][r] = j >= 0 ? static_cast<int32_t>(rule_phase(pass.rule, spans, j)) : -1;
     }
   }
-  if (kDescribe && tid == 0) describe_chunk(p, pass, s, buf);
-  // The cursor advances on a thread of the other half of the CTA (the other warpgroup in the wgmma
-  // kernel), in parallel with thread 0's description: each is a serial chain of loads that holds
-  // up its warp, and with it its warpgroup's next MMA.
-  if (tid == kThreads / 2) {
-    ChunkCursor& next = s.cursor[buf ^ 1];  // advanced in place: a copy in registers adds spills to the loop
-    next = cursor;
-    next.advance(p, pass, s.sections);
-  }
+  if (kWalk && tid == 0) describe_chunk(p, pass, s, buf);
+  if (kWalk && tid == kThreads / 2) advance_cursor(p, pass, s, buf);
 }
 
 // The keep bits of `row` for a rule-tested chunk, as evaluate_rule stored them.

@@ -216,9 +216,10 @@ __global__ void __launch_bounds__(kThreads, 2)
       Wgmma<T>::pv(flat<64>(o), pa[kk], b, 1);
     }
     wgmma_commit();
-    // Thread 0 describes the next chunk while the tensor cores compute P V: its serial chain of loads
-    // at the fetch held up its warpgroup's next wgmma, and with it, at the barrier, the other one.
+    // The next chunk's description and the cursor's advance, each a serial chain of loads on one thread,
+    // run while the tensor cores compute P V: at the fetch they held up their warpgroups' next wgmma.
     if (more && tid == 0) describe_chunk(p, pass, meta, buf ^ 1);
+    if (more && tid == kThreads / 2) advance_cursor(p, pass, meta, buf ^ 1);
     wgmma_wait_all();
     fence_registers(flat<64>(o));
     have_chunk = more;
