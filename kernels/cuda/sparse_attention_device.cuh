@@ -298,7 +298,8 @@ struct ChunkGeometry {
 // Thread 0's part of a chunk's fetch: the chunk's mask, length, key step and line bits into slot `buf`
 // of the meta. Every thread reads them only after the barrier that follows, so the wgmma kernel calls
 // it where the tensor cores are busy rather than inside fetch_chunk.
-__device__ __forceinline__ void describe_chunk(const SparseAttentionParams& p, const DevicePass& pass, TileMeta& s, int buf) {
+__device__ __forceinline__ void describe_chunk(const SparseAttentionParams& p, const DevicePass& pass, TileMeta& s,
+                                               int buf) {
   const ChunkCursor& cursor = s.cursor[buf];
   const ChunkGeometry g(cursor);
   const int32_t form = cursor.form, rule_kind = cursor.rule_kind, pos = cursor.pos, len = g.len, step = g.step;
@@ -308,10 +309,10 @@ __device__ __forceinline__ void describe_chunk(const SparseAttentionParams& p, c
   const int32_t c0 = band.orig + band.step * (pos - band.logical), c_last = c0 + band.step * (len - 1);
   const SlashRunWalk<int32_t>& walk = cursor.walk;
   const bool classified = cursor.on_line || (form == 3 && cursor.current.mask != 2);
-  const int mask = !g.from_run                    ? (form == 1 ? 1 : 2)
-                   : classified                   ? grid_line_chunk_mask<int32_t>(s.rule, g.one_band, walk.row_min, c0, c_last)
-                   : form == 2                    ? range_chunk_mask<int32_t>(s.rule, walk.row_min, walk.row_max, c0, c_last)
-                                                  : cursor.current.mask;
+  const int mask = !g.from_run  ? (form == 1 ? 1 : 2)
+                   : classified ? grid_line_chunk_mask<int32_t>(s.rule, g.one_band, walk.row_min, c0, c_last)
+                   : form == 2  ? range_chunk_mask<int32_t>(s.rule, walk.row_min, walk.row_max, c0, c_last)
+                                : cursor.current.mask;
   s.mask[buf] = mask;
   s.len[buf] = len;
   s.step[buf] = step;
@@ -322,7 +323,8 @@ __device__ __forceinline__ void describe_chunk(const SparseAttentionParams& p, c
                 : grid_line ? grid_line_chunk_bits(spans, pass.rule.grid_stride, pass.rule.grid_phase, c0, len)
                 : grid_rule ? static_cast<uint64_t>(
                                   (form == 3 ? cursor.section_phase(pass)
-                                             : chunk_key_phase<int32_t>(spans, pass.rule.grid_stride, c0, c_last, step)) + 2)
+                                             : chunk_key_phase<int32_t>(spans, pass.rule.grid_stride, c0, c_last,
+                                                                        step)) + 2)
                             : 0;
 }
 
