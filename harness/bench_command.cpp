@@ -1,7 +1,8 @@
 // `mmi bench attention`: pre-fill attention of one layer, methods x context lengths, on a paper-like
 // video layout (text, frames x tokens per frame, question) with Qwen2-7B geometry by default. Times the
 // index build (plan) and the kernel (run) separately, and the dense baselines (cuDNN and flash SDPA) in
-// the same process; prints a table and writes JSON.
+// the same process; prints a table and each method's crossover length, and writes JSON and/or rows of
+// the SQLite result database as each case finishes.
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
@@ -11,31 +12,24 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <functional>
+#include <memory>
 #include <sstream>
 #include <vector>
 
+#include "harness/bench_results.h"
 #include "harness/cli.h"
 #include "harness/commands.h"
 #include "harness/run_info.h"
+#ifdef MMI_WITH_STORE
+#include "harness/store.h"
+#endif
 #include "kernels/cuda/cuda_executor.h"
 #include "kernels/method.h"
 #include "kernels/synthetic.h"
 
 namespace mmi {
 namespace {
-
-struct Case {
-  int64_t tokens = 0;
-  std::string method;  // method name or a dense baseline
-  std::string configuration;
-  std::string error;
-  double plan_ms = NAN, run_ms = NAN, density = NAN, flops_ratio = NAN;
-  double estimate_ms = NAN, build_ms = NAN, upload_ms = NAN;
-  double peak_gb = NAN;  // peak GPU memory of the case, inputs included
-  double achieved_tflops = NAN, effective_tflops = NAN, speedup = NAN, speedup_with_plan = NAN;
-};
 
 int64_t parse_length(const std::string& text) {
   std::string digits = text;
@@ -79,8 +73,8 @@ std::string format(double x, const char* fmt) {
   return text;
 }
 
-void print_row(const Case& c) {
-  if (!c.error.empty()) {
+void print_row(const KernelBenchRecord& c) {
+  if (c.status != "ok") {
     std::printf("%8lld %-16s error: %s\n", (long long)c.tokens, c.method.c_str(), c.error.c_str());
   } else {
     std::printf("%8lld %-16s %9s %9s %8s %8s %9s %9s %8s %8s %7s\n", (long long)c.tokens, c.method.c_str(),
@@ -88,17 +82,225 @@ void print_row(const Case& c) {
                 format(100 * c.density, "%.2f%%").c_str(), format(100 * c.flops_ratio, "%.2f%%").c_str(),
                 format(c.achieved_tflops, "%.1f").c_str(), format(c.effective_tflops, "%.1f").c_str(),
                 format(c.speedup, "%.2fx").c_str(), format(c.speedup_with_plan, "%.2fx").c_str(),
-                format(c.peak_gb, "%.1f").c_str());
+                format(c.peak_memory_gb, "%.1f").c_str());
   }
   std::fflush(stdout);
 }
 
-}  // namespace
-
-int bench_command(int argc, char** argv) {
-  if (argc < 3 || std::string(argv[2]) != "attention") {
-    throw UsageError("usage: mmi bench attention [options] (see mmi bench attention --help)");
+// Where the cases go as each one finishes: the console, the JSON file (rewritten whole each time) and
+// the result database, so a benchmark stopped at 1M keeps every shorter length.
+class BenchOutput {
+ public:
+  BenchOutput(BenchContext context, std::string json_path, const std::string& db_path)
+      : context_(std::move(context)), json_path_(std::move(json_path)) {
+    if (db_path.empty()) return;
+#ifdef MMI_WITH_STORE
+    store_ = std::make_unique<ResultStore>(ResultStore::open(db_path));
+    run_.run_id = new_run_id();
+    run_.started_at = context_.time;
+    run_.sweep_name = "bench attention";
+    run_.git_commit = context_.commit;
+    run_.host = host_name();
+    run_.device = context_.device;
+    run_.torch_version = context_.libtorch;
+    run_.sweep_yaml = bench_document(context_, {})["context"].dump();  // JSON is YAML too
+    store_->begin_run(run_);
+#else
+    throw UsageError("--db: this mmi was built without SQLite (libsqlite3-dev); write --json and record it "
+                     "where SQLite is, with mmi bench import");
+#endif
   }
+
+  void add(KernelBenchRecord c) {
+    c.heads = context_.heads;
+    c.kv_heads = context_.kv_heads;
+    c.head_dim = context_.head_dim;
+    c.dtype = context_.dtype;
+    c.inputs = context_.inputs;
+    c.finished_at = utc_timestamp();
+    print_row(c);
+    cases_.push_back(c);
+    if (!json_path_.empty()) write_json_file(json_path_, bench_document(context_, cases_));
+#ifdef MMI_WITH_STORE
+    if (store_) {
+      c.run_id = run_.run_id;
+      store_->record(c);
+    }
+#endif
+  }
+
+  const std::vector<KernelBenchRecord>& cases() const { return cases_; }
+  std::string database() const {
+#ifdef MMI_WITH_STORE
+    if (store_) return store_->path() + " (run " + run_.run_id + ")";
+#endif
+    return "";
+  }
+
+ private:
+  BenchContext context_;
+  std::string json_path_;
+  std::vector<KernelBenchRecord> cases_;
+#ifdef MMI_WITH_STORE
+  std::unique_ptr<ResultStore> store_;
+  RunRecord run_;
+#endif
+};
+
+KernelBenchRecord failed_case(int64_t tokens, const std::string& method, const std::string& error) {
+  KernelBenchRecord c;
+  c.tokens = tokens;
+  c.method = method;
+  c.status = "failed";
+  c.error = error;
+  return c;
+}
+
+// The first lengths at which each method beat cuDNN SDPA in this run.
+void print_crossovers(const std::vector<KernelBenchRecord>& cases) {
+  const std::vector<Crossover> found = crossovers(cases);
+  if (found.empty()) return;
+  std::printf("faster than cuDNN SDPA from (kernel / with index build):\n");
+  for (const Crossover& x : found) {
+    auto label = [](int64_t tokens) { return tokens > 0 ? length_label(tokens) : std::string("never"); };
+    std::printf("  %-16s %s / %s   %s\n", x.method.c_str(), label(x.kernel_tokens).c_str(),
+                label(x.with_plan_tokens).c_str(), x.configuration.c_str());
+  }
+}
+
+// The benchmark's inputs and timing, as the options give them.
+struct BenchSettings {
+  int64_t heads = 0, kv_heads = 0, dim = 0, tokens_per_frame = 0;
+  int warmup = 0, repeats = 0;
+  at::ScalarType dtype = at::kBFloat16;
+  bool structured = true;
+  uint64_t seed = 0;
+  std::vector<DenseBackend> baselines;
+};
+
+// Median of `repeats` timed runs; cases slower than a quarter second get one warm-up and 3 runs. The
+// others warm up for at least `warmup` runs and kSettleMs: right after a long dense baseline the GPU's
+// clocks take a while to recover, and a kernel of a few milliseconds timed then ran up to 25% slower
+// than on its own.
+double timed_ms(const BenchSettings& s, const std::function<void()>& fn) {
+  constexpr double kSettleMs = 200.0;
+  const double first = time_cuda_ms(fn, 0, 1);
+  if (first > 250.0) return time_cuda_ms(fn, 0, std::min(s.repeats, 3));
+  const int settle = static_cast<int>(std::min(1000.0, std::ceil(kSettleMs / std::max(first, 0.01))));
+  return time_cuda_ms(fn, std::max(s.warmup, settle), s.repeats);
+}
+
+// Each dense baseline at one length; returns cuDNN SDPA's time (NaN when not timed).
+double time_baselines(const BenchSettings& s, const QKV& x, BenchOutput& out) {
+  const int64_t n = x.q.size(0);
+  const double dense_flops = 2.0 * double(n) * double(n) * s.dim * s.heads;  // causal: 2 N^2 d per head
+  double baseline_ms = NAN;
+  for (DenseBackend backend : s.baselines) {
+    KernelBenchRecord c;
+    c.tokens = n;
+    c.method = dense_backend_name(backend);
+    c.configuration = "PyTorch SDPA, causal";
+    try {
+      cuda_reset_peak_memory();
+      const DenseInputs dense = prepare_dense_inputs(x.q, x.k, x.v);
+      c.run_ms = timed_ms(s, [&] { run_dense_cuda(dense, backend); });
+      c.density = 1.0;
+      c.flops_ratio = 1.0;
+      c.achieved_tflops = c.effective_tflops = dense_flops / (c.run_ms * 1e9);
+      if (backend == DenseBackend::kCudnn) baseline_ms = c.run_ms;
+      c.peak_memory_gb = cuda_peak_memory_bytes() / 1e9;
+    } catch (const std::exception& e) {
+      c.status = "failed";
+      c.error = e.what();
+    }
+    c.speedup = baseline_ms / c.run_ms;
+    out.add(c);
+    cuda_release_cached_memory();
+  }
+  return baseline_ms;
+}
+
+// One method at one length: its kernel, then its index build (timed after the kernel, so after its
+// settling warm-up too): the median of kIndexBuilds builds (more with more repeats), with that build's
+// split into estimation, plan and upload. A build of a millisecond is a wall-clock time with host work
+// in it, and its spread from build to build is wider than a kernel's.
+KernelBenchRecord time_method(const BenchSettings& s, const AttentionMethod& method, const SequenceLayout& layout,
+                              const QKV& x, double baseline_ms) {
+  const int64_t n = x.q.size(0);
+  KernelBenchRecord c;
+  c.tokens = n;
+  c.method = method.name();
+  c.configuration = method.describe();
+  const AttentionContext ctx{&layout, 0};
+  cuda_reset_peak_memory();
+  // The first build is a warm-up (first-call library and allocator costs are not the method's).
+  const SparsePlan plan = method.plan(ctx, x.q, x.k);
+  cuda_synchronize();
+  const PlanStats stats = plan_stats(plan, /*exact=*/n <= 65536);
+  c.run_ms = timed_ms(s, [&] { method.run(plan, x.q, x.k, x.v); });
+  constexpr int kIndexBuilds = 5;
+  std::vector<std::pair<double, std::array<double, 3>>> builds;
+  for (int r = 0; r < std::clamp(s.repeats, kIndexBuilds, 2 * kIndexBuilds - 1); ++r) {
+    const double t0 = now_ms();
+    const SparsePlan rebuilt = method.plan(ctx, x.q, x.k);
+    cuda_synchronize();
+    builds.push_back({now_ms() - t0, {rebuilt.estimate_ms, rebuilt.build_ms, rebuilt.upload_ms}});
+  }
+  std::sort(builds.begin(), builds.end());
+  const auto& median = builds[builds.size() / 2];
+  c.plan_ms = median.first;
+  c.estimate_ms = median.second[0];
+  c.build_ms = median.second[1];
+  c.upload_ms = median.second[2];
+  if (n <= 65536) c.density = stats.density();
+  c.flops_ratio = stats.flops_ratio(n);
+  c.achieved_tflops = computed_flops(stats, s.dim) / (c.run_ms * 1e9);
+  c.effective_tflops = 2.0 * double(n) * double(n) * s.dim * s.heads / (c.run_ms * 1e9);
+  c.speedup = baseline_ms / c.run_ms;
+  c.speedup_with_plan = baseline_ms / (c.run_ms + c.plan_ms);
+  c.peak_memory_gb = cuda_peak_memory_bytes() / 1e9;
+  if (!plan.heads.empty()) c.configuration += " " + plan.heads[0].description;
+  return c;
+}
+
+// One length: inputs, baselines, methods. A case that fails (out of memory at 1M) is a row with its
+// reason, and the others go on.
+void bench_length(const BenchSettings& s, int64_t n, const std::vector<std::unique_ptr<AttentionMethod>>& methods,
+                  BenchOutput& out) {
+  const SequenceLayout layout = video_layout(n, s.tokens_per_frame);
+  QKV x;
+  try {
+    SyntheticOptions o;
+    o.heads = s.heads;
+    o.kv_heads = s.kv_heads;
+    o.head_dim = s.dim;
+    o.dtype = s.dtype;
+    o.structured = s.structured;
+    o.seed = s.seed;
+    o.device = at::Device(at::kCUDA);
+    x = make_qkv(layout, o);
+  } catch (const c10::OutOfMemoryError&) {
+    out.add(failed_case(n, "inputs", "out of GPU memory allocating q, k, v"));
+    return;
+  }
+  const double baseline_ms = time_baselines(s, x, out);
+  for (const auto& method : methods) {
+    KernelBenchRecord c;
+    try {
+      c = time_method(s, *method, layout, x, baseline_ms);
+    } catch (const c10::OutOfMemoryError&) {
+      c = failed_case(n, method->name(), "out of GPU memory");
+      c.configuration = method->describe();
+    } catch (const std::exception& e) {
+      c = failed_case(n, method->name(), e.what());
+      c.configuration = method->describe();
+    }
+    out.add(c);
+    cuda_release_cached_memory();
+  }
+}
+
+int bench_attention(int argc, char** argv) {
   ArgParser args("bench attention",
                  "One layer of pre-fill attention on a video layout: every method's index build and kernel\n"
                  "time against cuDNN SDPA (the fastest dense kernel) measured in the same run.");
@@ -114,187 +316,85 @@ int bench_command(int argc, char** argv) {
       .option("seed", "N", "random seed", "0")
       .option("warmup", "N", "untimed runs before timing (and at least 0.2 s of them)", "2")
       .option("repeats", "N", "timed runs (median reported)", "10")
-      .option("json", "FILE", "write the results as JSON", "")
+      .option("json", "FILE", "write the results as JSON (rewritten after every case)", "")
+      .option("db", "FILE", "also record every case into this SQLite result database (mmi export, mmi merge)", "")
       .option("baselines", "LIST", "dense SDPA baselines to time: cudnn, flash, efficient, or none", "cudnn,flash");
   if (!args.parse(argc, argv, 3)) {
     std::printf("%s", args.help().c_str());
     return 0;
   }
   if (!cuda_available()) throw std::runtime_error("mmi bench attention needs a CUDA GPU and the CUDA build");
-  const int64_t heads = args.get_int("heads"), kv_heads = args.get_int("kv-heads"), dim = args.get_int("head-dim");
-  const int warmup = static_cast<int>(args.get_int("warmup")), repeats = static_cast<int>(args.get_int("repeats"));
-  const at::ScalarType dtype = args.get("dtype") == "fp16" ? at::kHalf : at::kBFloat16;
-  std::vector<DenseBackend> baselines;
+  BenchSettings s;
+  s.heads = args.get_int("heads");
+  s.kv_heads = args.get_int("kv-heads");
+  s.dim = args.get_int("head-dim");
+  s.tokens_per_frame = args.get_int("tokens-per-frame");
+  s.warmup = static_cast<int>(args.get_int("warmup"));
+  s.repeats = static_cast<int>(args.get_int("repeats"));
+  s.dtype = args.get("dtype") == "fp16" ? at::kHalf : at::kBFloat16;
+  s.structured = args.get("inputs") != "random";
+  s.seed = static_cast<uint64_t>(args.get_int("seed"));
   for (const std::string& name : split(args.get("baselines"), ',')) {
-    if (name == "cudnn") baselines.push_back(DenseBackend::kCudnn);
-    else if (name == "flash") baselines.push_back(DenseBackend::kFlash);
-    else if (name == "efficient") baselines.push_back(DenseBackend::kEfficient);
+    if (name == "cudnn") s.baselines.push_back(DenseBackend::kCudnn);
+    else if (name == "flash") s.baselines.push_back(DenseBackend::kFlash);
+    else if (name == "efficient") s.baselines.push_back(DenseBackend::kEfficient);
     else if (name != "none") throw UsageError("--baselines takes cudnn, flash, efficient or none, got '" + name + "'");
   }
+  std::vector<int64_t> lengths;
+  for (const std::string& length : split(args.get("lengths"), ',')) lengths.push_back(parse_length(length));
   std::vector<std::unique_ptr<AttentionMethod>> methods;
   for (std::string spec : split(args.get("methods"), ',')) {
     for (char& c : spec) c = c == ';' ? ',' : c;
     methods.push_back(make_method_from_spec(spec));
   }
-  const std::string device = cuda_device_description();
-  const std::string kernel = sparse_kernel_name(auto_sparse_kernel(dim));
-  std::printf("mmi bench attention: %s, commit %s, LibTorch %s; sparse kernel %s\n", device.c_str(),
-              git_commit().c_str(), libtorch_version().c_str(), kernel.c_str());
+  BenchContext context;
+  context.device = cuda_device_description();
+  context.kernel = sparse_kernel_name(auto_sparse_kernel(s.dim));
+  context.commit = git_commit();
+  context.libtorch = libtorch_version();
+  context.time = utc_timestamp();
+  context.heads = s.heads;
+  context.kv_heads = s.kv_heads;
+  context.head_dim = s.dim;
+  context.tokens_per_frame = s.tokens_per_frame;
+  context.repeats = s.repeats;
+  context.seed = args.get_int("seed");
+  context.dtype = args.get("dtype");
+  context.inputs = args.get("inputs");
+  BenchOutput out(context, args.get("json"), args.get("db"));
+
+  std::printf("mmi bench attention: %s, commit %s, LibTorch %s; sparse kernel %s\n", context.device.c_str(),
+              context.commit.c_str(), context.libtorch.c_str(), context.kernel.c_str());
   std::printf("%lld query heads, %lld KV heads, head_dim %lld, %s, %s inputs; median of %d runs after %d warm-up\n",
-              (long long)heads, (long long)kv_heads, (long long)dim, args.get("dtype").c_str(),
-              args.get("inputs").c_str(), repeats, warmup);
+              (long long)s.heads, (long long)s.kv_heads, (long long)s.dim, context.dtype.c_str(),
+              context.inputs.c_str(), s.repeats, s.warmup);
   std::printf("%8s %-16s %9s %9s %8s %8s %9s %9s %8s %8s %7s\n", "tokens", "method", "plan ms", "run ms", "density",
               "FLOPs", "TF/s ach", "TF/s eff", "speedup", "w/ plan", "peak GB");
-
-  // Median of `repeats` timed runs; cases slower than a quarter second get one warm-up and 3 runs. The
-  // others warm up for at least `warmup` runs and kSettleMs: right after a long dense baseline the GPU's
-  // clocks take a while to recover, and a kernel of a few milliseconds timed then ran up to 25% slower
-  // than on its own.
-  constexpr double kSettleMs = 200.0;
-  auto timed = [&](const std::function<void()>& fn) {
-    const double first = time_cuda_ms(fn, 0, 1);
-    if (first > 250.0) return time_cuda_ms(fn, 0, std::min(repeats, 3));
-    const int settle = static_cast<int>(std::min(1000.0, std::ceil(kSettleMs / std::max(first, 0.01))));
-    return time_cuda_ms(fn, std::max(warmup, settle), repeats);
-  };
-  std::vector<Case> cases;
-  for (const std::string& length : split(args.get("lengths"), ',')) {
-    const int64_t n = parse_length(length);
-    const SequenceLayout layout = video_layout(n, args.get_int("tokens-per-frame"));
-    const double dense_flops = 2.0 * double(n) * double(n) * dim * heads;  // causal: 2 N^2 d per head
-    at::Tensor q, k, v;
-    try {
-      SyntheticOptions o;
-      o.heads = heads;
-      o.kv_heads = kv_heads;
-      o.head_dim = dim;
-      o.dtype = dtype;
-      o.structured = args.get("inputs") != "random";
-      o.seed = static_cast<uint64_t>(args.get_int("seed"));
-      o.device = at::Device(at::kCUDA);
-      QKV x = make_qkv(layout, o);
-      q = std::move(x.q);
-      k = std::move(x.k);
-      v = std::move(x.v);
-    } catch (const c10::OutOfMemoryError& e) {
-      Case c;
-      c.tokens = n;
-      c.method = "inputs";
-      c.error = "out of GPU memory allocating q, k, v";
-      print_row(c);
-      cases.push_back(c);
-      continue;
-    }
-    double baseline_ms = NAN;
-    {
-      for (DenseBackend backend : baselines) {
-        Case c;
-        c.tokens = n;
-        c.method = dense_backend_name(backend);
-        c.configuration = "PyTorch SDPA, causal";
-        try {
-          cuda_reset_peak_memory();
-          const DenseInputs dense = prepare_dense_inputs(q, k, v);
-          c.run_ms = timed([&] { run_dense_cuda(dense, backend); });
-          c.density = 1.0;
-          c.flops_ratio = 1.0;
-          c.achieved_tflops = c.effective_tflops = dense_flops / (c.run_ms * 1e9);
-          if (backend == DenseBackend::kCudnn) baseline_ms = c.run_ms;
-          c.peak_gb = cuda_peak_memory_bytes() / 1e9;
-        } catch (const std::exception& e) {
-          c.error = e.what();
-        }
-        c.speedup = baseline_ms / c.run_ms;
-        print_row(c);
-        cases.push_back(c);
-        cuda_release_cached_memory();
-      }
-    }
-    for (const auto& method : methods) {
-      Case c;
-      c.tokens = n;
-      c.method = method->name();
-      c.configuration = method->describe();
-      try {
-        const AttentionContext ctx{&layout, 0};
-        cuda_reset_peak_memory();
-        // The first build is a warm-up (first-call library and allocator costs are not the method's).
-        const SparsePlan plan = method->plan(ctx, q, k);
-        cuda_synchronize();
-        const PlanStats stats = plan_stats(plan, /*exact=*/n <= 65536);
-        c.run_ms = timed([&] { method->run(plan, q, k, v); });
-        // The index build, timed after the kernel (so after its settling warm-up too): the median of
-        // kIndexBuilds builds (more with more repeats), with that build's split into estimation, plan and
-        // upload. A build of a millisecond is a wall-clock time with host work in it, and its spread
-        // from build to build is wider than a kernel's.
-        constexpr int kIndexBuilds = 5;
-        std::vector<std::pair<double, std::array<double, 3>>> builds;
-        for (int r = 0; r < std::clamp(repeats, kIndexBuilds, 2 * kIndexBuilds - 1); ++r) {
-          const double t0 = now_ms();
-          const SparsePlan rebuilt = method->plan(ctx, q, k);
-          cuda_synchronize();
-          builds.push_back({now_ms() - t0, {rebuilt.estimate_ms, rebuilt.build_ms, rebuilt.upload_ms}});
-        }
-        std::sort(builds.begin(), builds.end());
-        const auto& median = builds[builds.size() / 2];
-        c.plan_ms = median.first;
-        c.estimate_ms = median.second[0];
-        c.build_ms = median.second[1];
-        c.upload_ms = median.second[2];
-        if (n <= 65536) c.density = stats.density();
-        c.flops_ratio = stats.flops_ratio(n);
-        c.achieved_tflops = computed_flops(stats, dim) / (c.run_ms * 1e9);
-        c.effective_tflops = dense_flops / (c.run_ms * 1e9);
-        c.speedup = baseline_ms / c.run_ms;
-        c.speedup_with_plan = baseline_ms / (c.run_ms + c.plan_ms);
-        c.peak_gb = cuda_peak_memory_bytes() / 1e9;
-        if (!plan.heads.empty()) c.configuration += " " + plan.heads[0].description;
-      } catch (const c10::OutOfMemoryError&) {
-        c.error = "out of GPU memory";
-      } catch (const std::exception& e) {
-        c.error = e.what();
-      }
-      print_row(c);
-      cases.push_back(c);
-      cuda_release_cached_memory();
-    }
-  }
+  for (int64_t n : lengths) bench_length(s, n, methods, out);
   std::printf("plan ms: index build (estimation + plan + upload, wall clock, median of 5 to 9 builds;\n"
               "         the JSON splits it);\n"
               "run ms: the kernel (CUDA events);\n"
               "TF/s ach: computed-tile FLOPs / run; TF/s eff: dense causal FLOPs (2*N^2*d*heads) / run;\n"
               "speedup: cuDNN SDPA time / run time; w/ plan: / (run + plan);\n"
               "peak GB: peak GPU memory allocated during the case, q/k/v and the plan included.\n");
-  if (!args.get("json").empty()) {
-    nlohmann::json j;
-    j["context"] = {{"command", "mmi bench attention"}, {"device", device}, {"kernel", kernel},
-                    {"commit", git_commit()}, {"libtorch", libtorch_version()}, {"time", utc_timestamp()},
-                    {"heads", heads}, {"kv_heads", kv_heads}, {"head_dim", dim}, {"dtype", args.get("dtype")},
-                    {"tokens_per_frame", args.get_int("tokens-per-frame")}, {"repeats", repeats},
-                    {"inputs", args.get("inputs")}, {"seed", args.get_int("seed")}};
-    for (const Case& c : cases) {
-      nlohmann::json row = {{"tokens", c.tokens}, {"method", c.method}, {"configuration", c.configuration}};
-      auto put = [&](const char* key, double x) { if (!std::isnan(x)) row[key] = x; };
-      put("plan_ms", c.plan_ms);
-      put("plan_estimate_ms", c.estimate_ms);
-      put("plan_build_ms", c.build_ms);
-      put("plan_upload_ms", c.upload_ms);
-      put("peak_gpu_gb", c.peak_gb);
-      put("run_ms", c.run_ms);
-      put("density", c.density);
-      put("flops_ratio", c.flops_ratio);
-      put("achieved_tflops", c.achieved_tflops);
-      put("effective_tflops", c.effective_tflops);
-      put("speedup_vs_cudnn", c.speedup);
-      put("speedup_with_plan_vs_cudnn", c.speedup_with_plan);
-      if (!c.error.empty()) row["error"] = c.error;
-      j["cases"].push_back(row);
-    }
-    std::ofstream file(args.get("json"));
-    if (!file) throw std::runtime_error("cannot write " + args.get("json"));
-    file << j.dump(2) << "\n";
-  }
+  print_crossovers(out.cases());
+  if (!args.get("json").empty()) std::printf("JSON: %s\n", args.get("json").c_str());
+  if (!out.database().empty()) std::printf("database: %s\n", out.database().c_str());
   return 0;
+}
+
+}  // namespace
+
+int bench_command(int argc, char** argv) {
+  const std::string what = argc >= 3 ? argv[2] : "";
+  if (what == "attention") return bench_attention(argc, argv);
+#ifdef MMI_WITH_STORE
+  if (what == "import") return bench_import_command(argc, argv);
+#else
+  if (what == "import") throw std::runtime_error("this mmi was built without SQLite (libsqlite3-dev): no result database");
+#endif
+  throw UsageError("usage: mmi bench attention [options], or mmi bench import FILE.json... --db FILE "
+                   "(see mmi bench attention --help)");
 }
 
 }  // namespace mmi

@@ -15,5 +15,6 @@ int run_command(int argc, char** argv);     // built with FFmpeg and SQLite
 int report_command(int argc, char** argv);  // the commands below need SQLite
 int export_command(int argc, char** argv);
 int merge_command(int argc, char** argv);
+int bench_import_command(int argc, char** argv);  // `mmi bench import`: bench JSON into a database
 
 }  // namespace mmi

@@ -734,6 +734,7 @@ std::string page_header(const Report& report) {
   if (!report.latency.series.empty() || !report.paper.speedups.empty()) {
     nav += "<a href=\"#latency\">Latency</a>";
   }
+  if (!report.kernel_bench.empty()) nav += "<a href=\"#kernels\">Kernels</a>";
   nav += "<a href=\"#runs\">Runs</a><a href=\"#samples-section\">Samples</a>";
   return "<header><h1>mmi report <span>· " +
          escape(report.title.empty() ? "untitled" : report.title) +
@@ -784,6 +785,11 @@ std::string render_html(const Report& report, const std::vector<RunRecord>& runs
   out += niah_summary_section(report) + "\n";
   if (!report.latency.series.empty() || !report.paper.speedups.empty()) {
     out += latency_section(report) + "\n";
+  }
+  if (!report.kernel_bench.empty()) {
+    out += "<section id=\"kernels\"><h2>Attention kernels</h2><p class=\"note\">mmi bench attention: one "
+           "layer of pre-fill attention; speedups over cuDNN SDPA measured in the same run.</p>" +
+           text_table_html(kernel_bench_text(report)) + "</section>\n";
   }
   out += "<section id=\"runs\"><h2>Runs</h2>" + runs_html(runs) + "</section>\n";
   out +=

@@ -561,7 +561,7 @@ PaperNumbers load_paper_numbers(const std::vector<std::string>& files) {
 }
 
 Report build_report(const std::vector<RunRecord>& runs, const std::vector<SampleRecord>& samples,
-                    const ReportOptions& options) {
+                    const ReportOptions& options, const std::vector<KernelBenchRecord>& kernel_bench) {
   Report report;
   report.generated_at = options.generated_at;
   std::set<std::string> sweeps, models, run_ids;
@@ -590,6 +590,11 @@ Report build_report(const std::vector<RunRecord>& runs, const std::vector<Sample
   }
   report.latency = latency_table(keys, samples);
   report.paper = load_paper_numbers(options.paper_files);
+  for (const KernelBenchRecord& c : kernel_bench) {
+    const auto run = std::find_if(runs.begin(), runs.end(), [&](const RunRecord& r) { return r.run_id == c.run_id; });
+    const std::string name = run == runs.end() ? c.run_id : run->device.substr(0, run->device.find(',')) + " " + run->git_commit;
+    report.kernel_bench.push_back({name, c});
+  }
   return report;
 }
 
@@ -713,12 +718,30 @@ TextTable paper_speedup_text(const Report& report) {
   return table;
 }
 
+TextTable kernel_bench_text(const Report& report) {
+  TextTable table;
+  table.header = {"run", "tokens", "method", "kernel ms", "index ms", "TFLOP/s", "speedup", "with index", "error"};
+  table.numeric = {false, true, false, true, true, true, true, true, false};
+  auto times = [](double x) { return std::isnan(x) ? std::string() : format_fixed(x, 2) + "×"; };
+  for (const KernelBenchEntry& entry : report.kernel_bench) {
+    const KernelBenchRecord& c = entry.bench_case;
+    // A sparse method's configuration up to its resolved part tells its variants apart.
+    const bool described = c.configuration.find('(') != std::string::npos;
+    const std::string method = described ? c.configuration.substr(0, c.configuration.find(' ')) : c.method;
+    table.rows.push_back({entry.run, format_tokens(c.tokens), method, format_ms(c.run_ms), format_ms(c.plan_ms),
+                          format_fixed(c.achieved_tflops, 0), times(c.speedup), times(c.speedup_with_plan), c.error});
+  }
+  return table;
+}
+
 std::string render_console(const Report& report) {
   std::string out = "mmi report: " + (report.title.empty() ? "(untitled)" : report.title) + "\n" +
                     summary_line(report) + "\n";
   auto section = [&](const std::string& title) { out += "\n== " + title + " ==\n"; };
-  section("Accuracy: mean score x 100 over ok samples (n); FLOPs in % of dense (kept elements, or computed tiles on long inputs)");
-  out += console_table(accuracy_text(report));
+  if (report.samples > 0 || report.kernel_bench.empty()) {
+    section("Accuracy: mean score x 100 over ok samples (n); FLOPs in % of dense (kept elements, or computed tiles on long inputs)");
+    out += console_table(accuracy_text(report));
+  }
   for (const NiahSection& niah : report.niah) {
     section(task_title(niah.task) + ": mean score per depth x frames");
     for (const HeatMap& map : niah.maps) {
@@ -740,6 +763,10 @@ std::string render_console(const Report& report) {
     section("Published speedups (paper)");
     out += console_table(paper_speedup_text(report));
   }
+  if (!report.kernel_bench.empty()) {
+    section("Attention kernels (mmi bench attention): one layer; speedups over cuDNN SDPA in the same run");
+    out += console_table(kernel_bench_text(report));
+  }
   for (const std::string& source : report.paper.sources) out += "\nPaper: " + source + "\n";
   return out;
 }
@@ -750,8 +777,10 @@ std::string render_markdown(const Report& report) {
   auto section = [&](const std::string& title, const std::string& caption) {
     out += "\n## " + title + "\n\n" + (caption.empty() ? "" : caption + "\n\n");
   };
-  section("Accuracy", "Mean score × 100 over ok samples (n); FLOPs in % of dense attention: the kept elements where they were counted exactly (inputs up to a few thousand tokens), else the computed tiles.");
-  out += markdown_table(accuracy_text(report));
+  if (report.samples > 0 || report.kernel_bench.empty()) {
+    section("Accuracy", "Mean score × 100 over ok samples (n); FLOPs in % of dense attention: the kept elements where they were counted exactly (inputs up to a few thousand tokens), else the computed tiles.");
+    out += markdown_table(accuracy_text(report));
+  }
   for (const NiahSection& niah : report.niah) {
     section(task_title(niah.task), "Mean score per depth × frames; differences are this − dense.");
     for (const HeatMap& map : niah.maps) {
@@ -773,6 +802,10 @@ std::string render_markdown(const Report& report) {
   if (!report.paper.speedups.empty()) {
     section("Published speedups", "");
     out += markdown_table(paper_speedup_text(report));
+  }
+  if (!report.kernel_bench.empty()) {
+    section("Attention kernels", "`mmi bench attention`: one layer of pre-fill attention; speedups over cuDNN SDPA measured in the same run.");
+    out += markdown_table(kernel_bench_text(report));
   }
   if (!report.paper.sources.empty()) out += "\n";
   for (const std::string& source : report.paper.sources) out += "Paper: " + source + "  \n";

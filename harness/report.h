@@ -121,6 +121,12 @@ struct PaperNumbers {
 // Throws std::runtime_error naming the file and the field on bad input.
 PaperNumbers load_paper_numbers(const std::vector<std::string>& files);
 
+// A row of `mmi bench attention` with the run it came from.
+struct KernelBenchEntry {
+  std::string run;  // the run's device (up to its first comma) and commit
+  KernelBenchRecord bench_case;
+};
+
 struct Report {
   std::string title;
   std::string generated_at;
@@ -131,14 +137,16 @@ struct Report {
   std::vector<NiahSection> niah;  // vniah, then mmniah, where the samples have them
   LatencyTable latency;
   PaperNumbers paper;
+  std::vector<KernelBenchEntry> kernel_bench;  // in run order
 
   // The label, prefixed with the model when the report has several.
   std::string name(const MethodKey& key) const;
 };
 
-// `samples` holds the latest row per case (failed rows have status "failed" and a NaN score).
+// `samples` holds the latest row per case (failed rows have status "failed" and a NaN score);
+// `kernel_bench`, the benchmark rows of the runs.
 Report build_report(const std::vector<RunRecord>& runs, const std::vector<SampleRecord>& samples,
-                    const ReportOptions& options);
+                    const ReportOptions& options, const std::vector<KernelBenchRecord>& kernel_bench = {});
 
 std::string render_console(const Report& report);   // aligned plain-text tables
 std::string render_markdown(const Report& report);  // GitHub tables
@@ -159,6 +167,7 @@ TextTable niah_summary_text(const Report& report);  // mean over cells Ã— 100, Î
 TextTable heat_map_text(const NiahSection& section, const HeatMap& map, bool diff);
 TextTable latency_text(const Report& report);
 TextTable paper_speedup_text(const Report& report);
+TextTable kernel_bench_text(const Report& report);  // one row per case, speedups over cuDNN SDPA
 
 // Formatting shared by the renderers; NaN becomes "".
 std::string format_fixed(double value, int decimals);

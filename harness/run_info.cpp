@@ -1,6 +1,7 @@
 #include "harness/run_info.h"
 
 #include <torch/headeronly/version.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdlib>
@@ -41,6 +42,14 @@ std::string utc_timestamp() {
   std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
   return text;
 }
+
+std::string host_name() {
+  char host[256] = "host";
+  gethostname(host, sizeof host - 1);
+  return host;
+}
+
+std::string new_run_id() { return utc_timestamp() + "-" + host_name() + "-" + std::to_string(getpid()); }
 
 std::string libtorch_version() {
   return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +

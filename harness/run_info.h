@@ -9,5 +9,7 @@ namespace mmi {
 std::string git_commit();
 std::string utc_timestamp();    // RFC 3339, e.g. 2026-11-26T10:11:12Z
 std::string libtorch_version();
+std::string host_name();
+std::string new_run_id();       // unique per process and second: "<UTC time>-<host>-<pid>"
 
 }  // namespace mmi

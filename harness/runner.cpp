@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -54,22 +53,14 @@ Qwen25VLConfig model_config(const ModelSpec& m) {
 }
 
 
-std::string run_id() {
-  char host[256] = "host";
-  gethostname(host, sizeof host - 1);
-  return utc_timestamp() + "-" + host + "-" + std::to_string(getpid());
-}
-
 RunRecord new_run(const Sweep& sweep, const RunOptions& options) {
   RunRecord r;
-  r.run_id = run_id();
+  r.run_id = new_run_id();
   r.started_at = utc_timestamp();
   r.sweep_name = sweep.name;
   if (options.shard_count > 1) r.shard = std::to_string(options.shard_index) + "/" + std::to_string(options.shard_count);
   r.git_commit = git_commit();
-  char host[256] = "host";
-  gethostname(host, sizeof host - 1);
-  r.host = host;
+  r.host = host_name();
   r.device = cuda_available() ? cuda_device_description() : "cpu";
   r.torch_version = libtorch_version();
   r.sweep_yaml = sweep.resolved_yaml();

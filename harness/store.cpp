@@ -22,6 +22,7 @@ namespace {
 // Stored in the SQLite header (PRAGMA application_id): tells an mmi database from any other.
 constexpr int64_t kApplicationId = 0x6D6D6952;  // "mmiR"
 constexpr int kBusyTimeoutMs = 30000;
+constexpr int64_t kFirstSchemaVersion = 1;  // the oldest schema this build reads (and upgrades)
 
 // ---- The fields tables: one line per column drives the DDL, INSERT, SELECT and the exporters.
 
@@ -102,6 +103,39 @@ const Table<SampleRecord>& samples_table() {
                                              {"finished_at", &SampleRecord::finished_at},
                                          },
                                          ", FOREIGN KEY (run_id) REFERENCES runs (run_id)"};
+  return table;
+}
+
+const Table<KernelBenchRecord>& kernel_bench_table() {
+  static const Table<KernelBenchRecord> table{"kernel_bench",
+                                              "id INTEGER PRIMARY KEY AUTOINCREMENT, ",
+                                              {
+                                                  {"run_id", &KernelBenchRecord::run_id},
+                                                  {"method", &KernelBenchRecord::method},
+                                                  {"configuration", &KernelBenchRecord::configuration},
+                                                  {"tokens", &KernelBenchRecord::tokens},
+                                                  {"heads", &KernelBenchRecord::heads},
+                                                  {"kv_heads", &KernelBenchRecord::kv_heads},
+                                                  {"head_dim", &KernelBenchRecord::head_dim},
+                                                  {"dtype", &KernelBenchRecord::dtype},
+                                                  {"inputs", &KernelBenchRecord::inputs},
+                                                  {"run_ms", &KernelBenchRecord::run_ms},
+                                                  {"plan_ms", &KernelBenchRecord::plan_ms},
+                                                  {"estimate_ms", &KernelBenchRecord::estimate_ms},
+                                                  {"build_ms", &KernelBenchRecord::build_ms},
+                                                  {"upload_ms", &KernelBenchRecord::upload_ms},
+                                                  {"density", &KernelBenchRecord::density},
+                                                  {"flops_ratio", &KernelBenchRecord::flops_ratio},
+                                                  {"achieved_tflops", &KernelBenchRecord::achieved_tflops},
+                                                  {"effective_tflops", &KernelBenchRecord::effective_tflops},
+                                                  {"speedup", &KernelBenchRecord::speedup},
+                                                  {"speedup_with_plan", &KernelBenchRecord::speedup_with_plan},
+                                                  {"peak_memory_gb", &KernelBenchRecord::peak_memory_gb},
+                                                  {"status", &KernelBenchRecord::status},
+                                                  {"error", &KernelBenchRecord::error},
+                                                  {"finished_at", &KernelBenchRecord::finished_at},
+                                              },
+                                              ", FOREIGN KEY (run_id) REFERENCES runs (run_id)"};
   return table;
 }
 
@@ -336,11 +370,22 @@ void check_schema(const SchemaState& state, const std::string& path) {
                    ", user_version " + std::to_string(state.user_version) + "; this build reads " +
                    ours + ", application_id " + hex(kApplicationId) + ")");
   }
-  if (state.user_version != ResultStore::kSchemaVersion) {
+  if (state.user_version < kFirstSchemaVersion || state.user_version > ResultStore::kSchemaVersion) {
     const bool newer = state.user_version > ResultStore::kSchemaVersion;
     fail(path, "written with mmi result schema version " + std::to_string(state.user_version) +
                    (newer ? " by a newer mmi" : "") + "; this build reads " + ours);
   }
+}
+
+// Brings an older schema (checked) up to this build's, in one transaction that first re-reads the
+// version: processes opening one old database at once upgrade it once.
+void upgrade_schema(sqlite3* db, const std::string& path) {
+  Transaction transaction(db, path);
+  const int64_t version = query_integer(db, path, "PRAGMA user_version");
+  if (version >= ResultStore::kSchemaVersion) return;
+  if (version < 2) exec(db, path, create_table_sql(kernel_bench_table()));
+  exec(db, path, "PRAGMA user_version = " + std::to_string(ResultStore::kSchemaVersion));
+  transaction.commit();
 }
 
 void create_schema(sqlite3* db, const std::string& path) {
@@ -353,6 +398,7 @@ void create_schema(sqlite3* db, const std::string& path) {
   exec(db, path, "PRAGMA user_version = " + std::to_string(ResultStore::kSchemaVersion));
   exec(db, path, create_table_sql(runs_table()));
   exec(db, path, create_table_sql(samples_table()));
+  exec(db, path, create_table_sql(kernel_bench_table()));
   exec(db, path, "CREATE INDEX samples_case_key ON samples (case_key)");
   exec(db, path, "CREATE INDEX samples_run_id ON samples (run_id)");
   transaction.commit();
@@ -486,7 +532,9 @@ ResultStore ResultStore::open(const std::string& path) {
   if (!file_exists(path)) create_database(path);
   ResultStore store(path, open_connection(path, path));
   // Nothing is written before the check: a file that is not ours is left as it was.
-  check_schema(read_schema_state(store.db_, path, "main"), path);
+  const SchemaState state = read_schema_state(store.db_, path, "main");
+  check_schema(state, path);
+  if (state.user_version < kSchemaVersion) upgrade_schema(store.db_, path);
   // With WAL, synchronous=NORMAL still keeps every commit through a killed process (only a power
   // loss may drop the last ones), and commits need no fsync.
   exec(store.db_, path, "PRAGMA synchronous = NORMAL");
@@ -518,6 +566,12 @@ void ResultStore::record(const SampleRecord& sample) {
              "sample \"" + sample.case_key + "\" of run \"" + sample.run_id + "\"");
 }
 
+void ResultStore::record(const KernelBenchRecord& bench_case) {
+  insert_row(db_, path_, kernel_bench_table(), bench_case,
+             "benchmark case " + bench_case.method + " at " + std::to_string(bench_case.tokens) +
+                 " tokens of run \"" + bench_case.run_id + "\"");
+}
+
 std::set<std::string> ResultStore::completed_keys() const {
   Statement statement(db_, path_, "SELECT DISTINCT case_key FROM samples WHERE status = 'ok'");
   std::set<std::string> keys;
@@ -532,6 +586,10 @@ std::vector<RunRecord> ResultStore::runs() const { return select_rows(db_, path_
 
 std::vector<SampleRecord> ResultStore::samples() const {
   return select_rows(db_, path_, samples_table());
+}
+
+std::vector<KernelBenchRecord> ResultStore::kernel_bench() const {
+  return select_rows(db_, path_, kernel_bench_table());
 }
 
 std::vector<SampleRecord> ResultStore::latest_samples() const {
@@ -555,6 +613,7 @@ void ResultStore::export_json(std::ostream& out) const {
   nlohmann::ordered_json document = nlohmann::ordered_json::object();
   document["runs"] = json_rows(runs_table(), runs());
   document["samples"] = json_rows(samples_table(), samples());
+  document["kernel_bench"] = json_rows(kernel_bench_table(), kernel_bench());
   // A prediction may hold invalid UTF-8 (a token cut mid-character): replaced, not an error.
   out << document.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
 }
@@ -562,7 +621,8 @@ void ResultStore::export_json(std::ostream& out) const {
 MergeCounts ResultStore::merge_from(const std::string& other_path) {
   if (!file_exists(other_path)) fail(other_path, "no such database to merge");
   const Attachment attachment(db_, other_path, "merged");
-  check_schema(read_schema_state(db_, other_path, "merged"), other_path);
+  const SchemaState other = read_schema_state(db_, other_path, "merged");
+  check_schema(other, other_path);
   // Deferred, unlike the others: BEGIN IMMEDIATE would also lock the attached file for writing
   // (and time out waiting on itself when a database is merged into itself). The first INSERT
   // still takes main's write lock before it reads anything, so it waits for other writers.
@@ -572,6 +632,7 @@ MergeCounts ResultStore::merge_from(const std::string& other_path) {
   exec(db_, path_, "PRAGMA defer_foreign_keys = ON");
   MergeCounts counts;
   counts.samples = copy_new_rows(db_, path_, samples_table(), "merged");
+  if (other.user_version >= 2) counts.bench_cases = copy_new_rows(db_, path_, kernel_bench_table(), "merged");
   counts.runs = copy_new_rows(db_, path_, runs_table(), "merged");
   transaction.commit();
   return counts;

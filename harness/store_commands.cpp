@@ -1,10 +1,12 @@
 // The commands over a result database: `mmi run` (a sweep into it), `mmi report` (tables, Markdown and
-// the HTML dashboard from it), `mmi export` (CSV/JSON) and `mmi merge` (shards into one).
+// the HTML dashboard from it), `mmi export` (CSV/JSON), `mmi merge` (shards into one) and `mmi bench
+// import` (benchmark JSON into it).
 #include <cstdio>
 #include <set>
 #include <fstream>
 #include <iostream>
 
+#include "harness/bench_results.h"
 #include "harness/cli.h"
 #include "harness/commands.h"
 #include "harness/report.h"
@@ -85,7 +87,12 @@ int report_command(int argc, char** argv) {
   ReportOptions options{args.get("sweep"), utc_timestamp(), {}};
   if (args.has("paper"))
     options.paper_files = {"configs/paper/table1.yaml", "configs/paper/longvila_niah.yaml", "configs/paper/speedup.yaml"};
-  const Report report = build_report(runs, samples, options);
+  std::set<std::string> run_ids;
+  for (const RunRecord& run : runs) run_ids.insert(run.run_id);
+  std::vector<KernelBenchRecord> kernel_bench;
+  for (KernelBenchRecord& c : store.kernel_bench())
+    if (run_ids.count(c.run_id)) kernel_bench.push_back(std::move(c));
+  const Report report = build_report(runs, samples, options, kernel_bench);
   std::printf("%s", render_console(report).c_str());
   if (args.has("markdown")) write_text(args.get("markdown"), render_markdown(report));
   if (args.has("html")) write_text(args.get("html"), render_html(report, runs, samples));
@@ -128,7 +135,52 @@ int merge_command(int argc, char** argv) {
   ResultStore store = ResultStore::open(files[0]);
   for (size_t i = 1; i < files.size(); ++i) {
     const MergeCounts added = store.merge_from(files[i]);
-    std::printf("%s: %lld runs, %lld samples added\n", files[i].c_str(), (long long)added.runs, (long long)added.samples);
+    std::printf("%s: %lld runs, %lld samples, %lld benchmark cases added\n", files[i].c_str(), (long long)added.runs,
+                (long long)added.samples, (long long)added.bench_cases);
+  }
+  return 0;
+}
+
+int bench_import_command(int argc, char** argv) {
+  ArgParser args("bench import",
+                 "record `mmi bench attention --json` files (e.g. from a GPU machine without SQLite) into a\n"
+                 "result database: one run per file, one row per case");
+  args.option("db", "FILE", "the database", kDefaultDatabase)
+      .positionals("FILE.json...", "benchmark files, as mmi bench attention --json writes them");
+  if (!args.parse(argc, argv, 3)) {
+    std::printf("%s", args.help().c_str());
+    return 0;
+  }
+  const std::vector<std::string> files = args.positional();
+  if (files.empty()) throw UsageError("give at least one benchmark JSON file");
+  std::vector<BenchDocument> documents;  // every file read before anything is written
+  for (const std::string& file : files) documents.push_back(read_bench_document(file));
+  ResultStore store = ResultStore::open(args.get("db"));
+  std::set<std::string> known;
+  for (const RunRecord& run : store.runs()) known.insert(run.run_id);
+  for (size_t i = 0; i < files.size(); ++i) {
+    const BenchContext& context = documents[i].context;
+    RunRecord run;
+    // Named by the file's own context, so importing a file twice finds its run.
+    run.run_id = "bench " + context.time + " " + context.commit + " " + context.device;
+    if (known.count(run.run_id)) {
+      std::printf("%s: already recorded (run %s)\n", files[i].c_str(), run.run_id.c_str());
+      continue;
+    }
+    run.started_at = context.time;
+    run.sweep_name = "bench attention";
+    run.git_commit = context.commit;
+    run.device = context.device;
+    run.torch_version = context.libtorch;
+    run.sweep_yaml = bench_document(context, {})["context"].dump();
+    store.begin_run(run);
+    known.insert(run.run_id);
+    for (KernelBenchRecord c : documents[i].cases) {
+      c.run_id = run.run_id;
+      c.finished_at = context.time;
+      store.record(c);
+    }
+    std::printf("%s: %zu cases recorded (run %s)\n", files[i].c_str(), documents[i].cases.size(), run.run_id.c_str());
   }
   return 0;
 }

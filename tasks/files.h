@@ -17,6 +17,7 @@ struct FileIdentity {
 // Throws std::runtime_error naming the file when it cannot be read.
 FileIdentity file_identity(const std::string& path);
 bool file_exists(const std::string& path);
+std::string read_file(const std::string& path);  // the whole file; throws naming it when unreadable
 void make_directories(const std::string& path);  // mkdir -p; throws naming the folder
 std::string parent_directory(const std::string& path);  // "." for a bare file name
 std::string join_path(const std::string& directory, const std::string& name);  // name if absolute

@@ -334,6 +334,49 @@ TEST_CASE("an empty store and a single timed sample render", "[report]") {
   REQUIRE(html.find("nan") == std::string::npos);  // no NaN coordinates from a one-point axis
 }
 
+TEST_CASE("benchmark runs get their kernel table, and no empty accuracy table", "[report]") {
+  RunRecord run;
+  run.run_id = "bench-1";
+  run.sweep_name = "bench attention";
+  run.device = "NVIDIA H100 80GB HBM3, driver CUDA 13.0, runtime CUDA 13.0";
+  run.git_commit = "863ad93";
+  KernelBenchRecord cudnn;
+  cudnn.run_id = "bench-1";
+  cudnn.method = "cudnn_sdpa";
+  cudnn.configuration = "PyTorch SDPA, causal";
+  cudnn.tokens = 1 << 20;
+  cudnn.run_ms = 16093.94;
+  cudnn.speedup = 1.0;
+  cudnn.achieved_tflops = 489.7;
+  KernelBenchRecord grid = cudnn;
+  grid.method = "grid";
+  grid.configuration = "grid(strides=0,lines=v,local=1024,last_q=64) grid(stride=256,phase=3)";
+  grid.run_ms = 147.41;
+  grid.plan_ms = 3.36;
+  grid.speedup = 109.18;
+  grid.speedup_with_plan = 106.74;
+  grid.achieved_tflops = 355.0;
+  KernelBenchRecord failed;
+  failed.run_id = "bench-1";
+  failed.method = "vertical_slash";
+  failed.tokens = 1 << 20;
+  failed.status = "failed";
+  failed.error = "out of GPU memory";
+  const Report report = build_report({run}, {}, {}, {cudnn, grid, failed});
+  const TextTable table = kernel_bench_text(report);
+  REQUIRE(table.rows.size() == 3);
+  REQUIRE(table.rows[0] == std::vector<std::string>{"NVIDIA H100 80GB HBM3 863ad93", "1M", "cudnn_sdpa", "16094", "",
+                                                    "490", "1.00×", "", ""});
+  REQUIRE(table.rows[1][2] == "grid(strides=0,lines=v,local=1024,last_q=64)");
+  REQUIRE((table.rows[1][4] == "3.36" && table.rows[1][6] == "109.18×" && table.rows[1][7] == "106.74×"));
+  REQUIRE(table.rows[2].back() == "out of GPU memory");
+  const std::string console = render_console(report);
+  REQUIRE_THAT(console, Contains("== Attention kernels"));
+  REQUIRE(console.find("Accuracy") == std::string::npos);
+  REQUIRE_THAT(render_markdown(report), Contains("## Attention kernels"));
+  REQUIRE_THAT(render_html(report, {run}, {}), Contains("id=\"kernels\""));
+}
+
 TEST_CASE("number formats", "[report]") {
   REQUIRE(format_tokens(900) == "900");
   REQUIRE(format_tokens(2240) == "2240");

@@ -134,6 +134,55 @@ void require_same(const SampleRecord& a, const SampleRecord& b) {
   REQUIRE(a.finished_at == b.finished_at);
 }
 
+// A benchmark case with every double from `rng` (all 53 bits) and the other fields distinct.
+KernelBenchRecord make_bench_case(const std::string& run_id, int64_t tokens, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  KernelBenchRecord c;
+  c.run_id = run_id;
+  c.method = "grid";
+  c.configuration = "grid(strides=0,lines=v,local=1024) grid(stride=256,phase=3)";
+  c.tokens = tokens;
+  c.heads = 28;
+  c.kv_heads = 4;
+  c.head_dim = 128;
+  c.dtype = "bf16";
+  c.inputs = "structured";
+  for (double* x : {&c.run_ms, &c.plan_ms, &c.estimate_ms, &c.build_ms, &c.upload_ms, &c.density,
+                    &c.flops_ratio, &c.achieved_tflops, &c.effective_tflops, &c.speedup,
+                    &c.speedup_with_plan, &c.peak_memory_gb}) {
+    *x = 1e3 * uniform(rng);
+  }
+  c.finished_at = "2026-11-27T13:00:00Z";
+  return c;
+}
+
+void require_same(const KernelBenchRecord& a, const KernelBenchRecord& b) {
+  REQUIRE(a.run_id == b.run_id);
+  REQUIRE(a.method == b.method);
+  REQUIRE(a.configuration == b.configuration);
+  REQUIRE(a.tokens == b.tokens);
+  REQUIRE(a.heads == b.heads);
+  REQUIRE(a.kv_heads == b.kv_heads);
+  REQUIRE(a.head_dim == b.head_dim);
+  REQUIRE(a.dtype == b.dtype);
+  REQUIRE(a.inputs == b.inputs);
+  REQUIRE(same(a.run_ms, b.run_ms));
+  REQUIRE(same(a.plan_ms, b.plan_ms));
+  REQUIRE(same(a.estimate_ms, b.estimate_ms));
+  REQUIRE(same(a.build_ms, b.build_ms));
+  REQUIRE(same(a.upload_ms, b.upload_ms));
+  REQUIRE(same(a.density, b.density));
+  REQUIRE(same(a.flops_ratio, b.flops_ratio));
+  REQUIRE(same(a.achieved_tflops, b.achieved_tflops));
+  REQUIRE(same(a.effective_tflops, b.effective_tflops));
+  REQUIRE(same(a.speedup, b.speedup));
+  REQUIRE(same(a.speedup_with_plan, b.speedup_with_plan));
+  REQUIRE(same(a.peak_memory_gb, b.peak_memory_gb));
+  REQUIRE(a.status == b.status);
+  REQUIRE(a.error == b.error);
+  REQUIRE(a.finished_at == b.finished_at);
+}
+
 std::vector<std::string> case_keys(const std::vector<SampleRecord>& samples) {
   std::vector<std::string> keys;
   for (const SampleRecord& s : samples) keys.push_back(s.case_key);
@@ -156,6 +205,18 @@ std::string query(const std::string& path, const std::string& sql) {
   sqlite3_close(db);
   REQUIRE((rc == SQLITE_ROW || rc == SQLITE_DONE));
   return text;
+}
+
+// What a database of schema version 1 (before the kernel_bench table) holds: made by this build,
+// then taken back to version 1.
+void make_version_1(const std::string& path, const std::string& run_id, int samples) {
+  {
+    ResultStore store = ResultStore::open(path);
+    store.begin_run(make_run(run_id));
+    for (int i = 0; i < samples; ++i) store.record(bare_sample(run_id, "case-" + std::to_string(i)));
+  }
+  query(path, "DROP TABLE kernel_bench");
+  query(path, "PRAGMA user_version = 1");
 }
 
 // Runs `body` in a child process, which exits 0 when it returns and 1 (with the message on
@@ -346,7 +407,8 @@ TEST_CASE("open refuses newer schemas, other SQLite files and non-SQLite files",
     query(path, "PRAGMA user_version = 99");
     REQUIRE_THROWS_WITH(ResultStore::open(path), Contains(path) && Contains("version 99") &&
                                                      Contains("newer mmi") &&
-                                                     Contains("reads mmi result schema version 1"));
+                                                     Contains("reads mmi result schema version " +
+                                                              std::to_string(ResultStore::kSchemaVersion)));
   }
   SECTION("another program's SQLite database, left untouched") {
     const std::string path = dir.file("foreign.db");
@@ -612,5 +674,75 @@ TEST_CASE("merge_from copies each shard's runs and samples once", "[store]") {
                         Contains(foreign) && Contains("not an mmi result database"));
     REQUIRE(merged.samples().size() == 6);
     REQUIRE(merged.merge_from(shard1).samples == 0);  // still usable, nothing left attached
+  }
+}
+
+TEST_CASE("benchmark cases round-trip, export and merge with their runs", "[store]") {
+  TempDir dir;
+  std::mt19937_64 rng(std::random_device{}());
+  const std::string path = dir.file("bench.db");
+  const KernelBenchRecord full = make_bench_case("bench-1", 131072, rng);
+  KernelBenchRecord failed;
+  failed.run_id = "bench-1";
+  failed.method = "vertical_slash";
+  failed.tokens = 1 << 20;
+  failed.status = "failed";
+  failed.error = "out of GPU memory";
+  {
+    ResultStore store = ResultStore::open(path);
+    REQUIRE_THROWS_WITH(store.record(full), Contains(path) && Contains("grid at 131072 tokens") &&
+                                                Contains("was not recorded by begin_run"));
+    store.begin_run(make_run("bench-1"));
+    store.record(full);
+    store.record(failed);
+    const std::vector<KernelBenchRecord> rows = store.kernel_bench();
+    REQUIRE(rows.size() == 2);
+    require_same(rows[0], full);
+    require_same(rows[1], failed);
+    REQUIRE(store.samples().empty());
+
+    std::ostringstream out;
+    store.export_json(out);
+    const json document = json::parse(out.str());
+    REQUIRE(document["kernel_bench"].size() == 2);
+    REQUIRE(document["kernel_bench"][0]["run_ms"].get<double>() == full.run_ms);
+    REQUIRE(document["kernel_bench"][1]["run_ms"].is_null());
+    REQUIRE(document["kernel_bench"][1]["error"] == failed.error);
+  }
+  REQUIRE(query(path, "SELECT typeof(plan_ms) FROM kernel_bench WHERE method = 'vertical_slash'") == "null");
+
+  ResultStore merged = ResultStore::open(dir.file("merged.db"));
+  MergeCounts counts = merged.merge_from(path);
+  REQUIRE((counts.runs == 1 && counts.samples == 0 && counts.bench_cases == 2));
+  counts = merged.merge_from(path);
+  REQUIRE((counts.runs == 0 && counts.bench_cases == 0));
+  REQUIRE(merged.kernel_bench().size() == 2);
+  require_same(merged.kernel_bench()[0], full);
+}
+
+TEST_CASE("a version 1 database is upgraded in place, its rows kept, and merges", "[store]") {
+  TempDir dir;
+  std::mt19937_64 rng(std::random_device{}());
+  const std::string old_path = dir.file("version1.db");
+  make_version_1(old_path, "old-run", 3);
+  REQUIRE(query(old_path, "SELECT count(*) FROM sqlite_master WHERE name = 'kernel_bench'") == "0");
+
+  SECTION("opening it upgrades it") {
+    {
+      ResultStore store = ResultStore::open(old_path);
+      require_cases_in_order(store.samples(), 3);
+      store.record(make_bench_case("old-run", 4096, rng));
+      REQUIRE(store.kernel_bench().size() == 1);
+    }
+    REQUIRE(query(old_path, "PRAGMA user_version") == std::to_string(ResultStore::kSchemaVersion));
+    ResultStore reopened = ResultStore::open(old_path);
+    REQUIRE(reopened.kernel_bench().size() == 1);
+    REQUIRE(reopened.runs().size() == 1);
+  }
+  SECTION("merging it reads it as it is") {
+    ResultStore merged = ResultStore::open(dir.file("merged.db"));
+    const MergeCounts counts = merged.merge_from(old_path);
+    REQUIRE((counts.runs == 1 && counts.samples == 3 && counts.bench_cases == 0));
+    REQUIRE(query(old_path, "PRAGMA user_version") == "1");  // left as it was
   }
 }

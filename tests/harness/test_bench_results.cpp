@@ -1,0 +1,225 @@
+// `mmi bench attention`'s results as data: the JSON document round-trips (and the committed benchmark
+// files read back), bad files are errors naming the file, crossover lengths, and `mmi bench import`
+// into the result database.
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "harness/bench_results.h"
+#include "harness/commands.h"
+#include "tasks/files.h"
+#include "tests/catch.h"
+#include "tests/temp_dir.h"
+#ifdef MMI_WITH_STORE
+#include "harness/store.h"
+#endif
+
+using namespace mmi;
+using mmi::testing::TempDir;
+using mmi::testing::write_file;
+
+namespace {
+
+const double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+BenchContext make_context() {
+  BenchContext c;
+  c.device = "NVIDIA H100 80GB HBM3, driver CUDA 13.0, runtime CUDA 13.0";
+  c.kernel = "wgmma";
+  c.commit = "863ad93";
+  c.libtorch = "2.11.0";
+  c.time = "2026-11-27T12:56:26Z";
+  c.heads = 28;
+  c.kv_heads = 4;
+  c.head_dim = 128;
+  c.tokens_per_frame = 256;
+  c.repeats = 10;
+  c.seed = 3;
+  c.dtype = "bf16";
+  c.inputs = "structured";
+  return c;
+}
+
+KernelBenchRecord bench_case(const std::string& method, int64_t tokens, double speedup, double speedup_with_plan) {
+  KernelBenchRecord c;
+  c.method = method;
+  c.configuration = method + "(defaults)";
+  c.tokens = tokens;
+  c.run_ms = 1.0 + tokens / 16384.0;
+  c.plan_ms = 0.25;
+  c.estimate_ms = 0.125;
+  c.build_ms = 0.0625;
+  c.upload_ms = 0.03125;
+  c.flops_ratio = 0.5;
+  c.achieved_tflops = 300.5;
+  c.effective_tflops = 600.25;
+  c.speedup = speedup;
+  c.speedup_with_plan = speedup_with_plan;
+  c.peak_memory_gb = 4.5;
+  return c;
+}
+
+std::string source_file(const std::string& relative) { return join_path(MMI_SOURCE_DIR, relative); }
+
+}  // namespace
+
+TEST_CASE("a benchmark document round-trips through its JSON file", "[bench]") {
+  TempDir dir;
+  const BenchContext context = make_context();
+  KernelBenchRecord full = bench_case("grid", 131072, 23.0, 21.4);
+  full.density = 0.0257;
+  KernelBenchRecord failed;
+  failed.method = "vertical_slash";
+  failed.configuration = "vertical_slash(n_vertical=1000,n_slash=1024)";
+  failed.tokens = 1 << 20;
+  failed.status = "failed";
+  failed.error = "out of GPU memory";
+  const std::string path = dir.file("nested/bench.json");
+  write_json_file(path, bench_document(context, {full, failed}));
+  REQUIRE(!file_exists(path + ".partial"));
+
+  const BenchDocument read = read_bench_document(path);
+  REQUIRE(read.context.device == context.device);
+  REQUIRE(read.context.commit == context.commit);
+  REQUIRE(read.context.time == context.time);
+  REQUIRE(read.context.seed == 3);
+  REQUIRE(read.cases.size() == 2);
+  const KernelBenchRecord& a = read.cases[0];
+  REQUIRE(a.method == "grid");
+  REQUIRE(a.configuration == full.configuration);
+  REQUIRE(a.tokens == 131072);
+  REQUIRE(a.status == "ok");
+  for (auto [x, y] : std::vector<std::pair<double, double>>{{a.run_ms, full.run_ms},
+                                                            {a.plan_ms, full.plan_ms},
+                                                            {a.estimate_ms, full.estimate_ms},
+                                                            {a.build_ms, full.build_ms},
+                                                            {a.upload_ms, full.upload_ms},
+                                                            {a.density, full.density},
+                                                            {a.flops_ratio, full.flops_ratio},
+                                                            {a.achieved_tflops, full.achieved_tflops},
+                                                            {a.effective_tflops, full.effective_tflops},
+                                                            {a.speedup, full.speedup},
+                                                            {a.speedup_with_plan, full.speedup_with_plan},
+                                                            {a.peak_memory_gb, full.peak_memory_gb}}) {
+    REQUIRE(x == y);
+  }
+  // The geometry comes from the context.
+  REQUIRE((a.heads == 28 && a.kv_heads == 4 && a.head_dim == 128 && a.dtype == "bf16" && a.inputs == "structured"));
+  const KernelBenchRecord& b = read.cases[1];
+  REQUIRE(b.status == "failed");
+  REQUIRE(b.error == "out of GPU memory");
+  REQUIRE(std::isnan(b.run_ms));
+  REQUIRE(std::isnan(b.speedup));
+}
+
+TEST_CASE("the committed benchmark files read back", "[bench]") {
+  const BenchDocument h100 = read_bench_document(source_file("results/bench/h100-863ad93-16K-1M.json"));
+  REQUIRE(h100.context.device.find("H100") != std::string::npos);
+  REQUIRE(h100.context.commit == "863ad93");
+  REQUIRE(h100.cases.size() == 56);  // 7 lengths x (cuDNN SDPA + 7 methods)
+  for (const KernelBenchRecord& c : h100.cases) {
+    REQUIRE(c.status == "ok");
+    REQUIRE(c.run_ms > 0);
+  }
+  const std::vector<Crossover> found = crossovers(h100.cases);
+  REQUIRE(found.size() == 7);
+  REQUIRE(found[0].method == "grid");
+  REQUIRE(found[0].kernel_tokens == 16384);
+  const auto vertical_slash = std::find_if(found.begin(), found.end(), [](const Crossover& x) {
+    return x.method == "vertical_slash";
+  });
+  REQUIRE(vertical_slash != found.end());
+  REQUIRE(vertical_slash->kernel_tokens == 32768);
+  REQUIRE(vertical_slash->with_plan_tokens == 65536);
+  // An older file, before the context named the kernel.
+  const BenchDocument older = read_bench_document(source_file("results/bench/h100-5423dd7deb74-16K-128K.json"));
+  REQUIRE(older.context.kernel.empty());
+  REQUIRE(!older.cases.empty());
+}
+
+TEST_CASE("a bad benchmark file is one error naming it", "[bench]") {
+  TempDir dir;
+  const std::string path = dir.file("bad.json");
+  SECTION("missing") {
+    REQUIRE_THROWS_WITH(read_bench_document(dir.file("missing.json")), Contains(dir.file("missing.json")));
+  }
+  SECTION("not JSON") {
+    write_file(path, "{\"context\": {");
+    REQUIRE_THROWS_WITH(read_bench_document(path), Contains(path) && Contains("not JSON"));
+  }
+  SECTION("another JSON file") {
+    write_file(path, R"({"runs": [], "samples": []})");
+    REQUIRE_THROWS_WITH(read_bench_document(path), Contains(path) && Contains("mmi bench attention --json"));
+  }
+  SECTION("a case without its length") {
+    write_file(path, R"({"context": {}, "cases": [{"tokens": 16384, "method": "grid"}, {"method": "grid"}]})");
+    REQUIRE_THROWS_WITH(read_bench_document(path), Contains(path + ": case 2") && Contains("\"tokens\""));
+  }
+  SECTION("a time that is not a number") {
+    write_file(path, R"({"context": {}, "cases": [{"tokens": 16384, "method": "grid", "run_ms": "fast"}]})");
+    REQUIRE_THROWS_WITH(read_bench_document(path), Contains(path + ": case 1") && Contains("\"run_ms\" is not a number"));
+  }
+}
+
+TEST_CASE("crossovers: the first length each method beat cuDNN SDPA at", "[bench]") {
+  std::vector<KernelBenchRecord> cases = {
+      bench_case("cudnn_sdpa", 16384, 1.0, kNaN),  bench_case("grid", 16384, 2.9, 2.2),
+      bench_case("vertical_slash", 16384, 0.7, 0.4), bench_case("cudnn_sdpa", 32768, 1.0, kNaN),
+      bench_case("grid", 32768, 6.7, 5.8),          bench_case("vertical_slash", 32768, 1.2, 0.9),
+      bench_case("a_shape", 32768, 0.5, 0.5),       bench_case("vertical_slash", 65536, 1.9, 1.7),
+  };
+  KernelBenchRecord failed = bench_case("a_shape", 65536, kNaN, kNaN);
+  failed.status = "failed";
+  cases.push_back(failed);
+  const std::vector<Crossover> found = crossovers(cases);
+  REQUIRE(found.size() == 3);
+  REQUIRE((found[0].method == "grid" && found[0].kernel_tokens == 16384 && found[0].with_plan_tokens == 16384));
+  REQUIRE((found[1].method == "vertical_slash" && found[1].kernel_tokens == 32768 &&
+           found[1].with_plan_tokens == 65536));
+  REQUIRE((found[2].method == "a_shape" && found[2].kernel_tokens == 0 && found[2].with_plan_tokens == 0));
+
+  REQUIRE(length_label(16384) == "16K");
+  REQUIRE(length_label(1 << 20) == "1M");
+  REQUIRE(length_label(3 << 20) == "3M");
+  REQUIRE(length_label(1000) == "1000");
+}
+
+#ifdef MMI_WITH_STORE
+TEST_CASE("mmi bench import records benchmark files into the result database, once", "[bench][store]") {
+  TempDir dir;
+  const std::string json_path = dir.file("run.json");
+  KernelBenchRecord failed;
+  failed.method = "vertical_slash";
+  failed.tokens = 1 << 20;
+  failed.status = "failed";
+  failed.error = "out of GPU memory";
+  write_json_file(json_path, bench_document(make_context(), {bench_case("grid", 131072, 23.0, 21.4), failed}));
+  const std::string db = dir.file("results.sqlite");
+  auto import = [&](std::vector<std::string> files) {
+    std::vector<std::string> words = {"mmi", "bench", "import", "--db", db};
+    words.insert(words.end(), files.begin(), files.end());
+    std::vector<char*> argv;
+    for (std::string& w : words) argv.push_back(w.data());
+    return bench_command(static_cast<int>(argv.size()), argv.data());
+  };
+  REQUIRE(import({json_path}) == 0);
+  REQUIRE(import({json_path}) == 0);  // already recorded: nothing added
+  const ResultStore store = ResultStore::open(db);
+  REQUIRE(store.runs().size() == 1);
+  REQUIRE(store.runs()[0].sweep_name == "bench attention");
+  REQUIRE(store.runs()[0].git_commit == "863ad93");
+  const std::vector<KernelBenchRecord> rows = store.kernel_bench();
+  REQUIRE(rows.size() == 2);
+  REQUIRE((rows[0].method == "grid" && rows[0].speedup == 23.0 && rows[0].heads == 28));
+  REQUIRE((rows[1].status == "failed" && rows[1].error == "out of GPU memory" && std::isnan(rows[1].run_ms)));
+  REQUIRE(rows[0].run_id == store.runs()[0].run_id);
+
+  // A bad file among good ones: nothing of any of them is written.
+  const std::string bad = dir.file("bad.json");
+  write_file(bad, "[]");
+  write_json_file(dir.file("other.json"), bench_document(BenchContext{}, {bench_case("grid", 4096, 1.5, 1.2)}));
+  REQUIRE_THROWS_WITH(import({dir.file("other.json"), bad}), Contains(bad));
+  REQUIRE(ResultStore::open(db).runs().size() == 1);
+}
+#endif
