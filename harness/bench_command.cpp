@@ -163,8 +163,8 @@ void print_crossovers(const std::vector<KernelBenchRecord>& cases) {
   std::printf("faster than cuDNN SDPA from (kernel / with index build):\n");
   for (const Crossover& x : found) {
     auto label = [](int64_t tokens) { return tokens > 0 ? length_label(tokens) : std::string("never"); };
-    std::printf("  %-16s %s / %s   %s\n", x.method.c_str(), label(x.kernel_tokens).c_str(),
-                label(x.with_plan_tokens).c_str(), x.configuration.c_str());
+    std::printf("  %-5s / %-5s  %s\n", label(x.kernel_tokens).c_str(), label(x.with_plan_tokens).c_str(),
+                x.label.c_str());
   }
 }
 
@@ -387,6 +387,12 @@ int bench_attention(int argc, char** argv) {
 
 int bench_command(int argc, char** argv) {
   const std::string what = argc >= 3 ? argv[2] : "";
+  if (what == "--help" || what == "-h") {
+    std::printf("usage: mmi bench attention [options]    benchmark attention methods against cuDNN SDPA\n"
+                "       mmi bench import FILE.json...    record benchmark JSON files into a result database\n"
+                "Run 'mmi bench attention --help' or 'mmi bench import --help' for the options.\n");
+    return 0;
+  }
   if (what == "attention") return bench_attention(argc, argv);
 #ifdef MMI_WITH_STORE
   if (what == "import") return bench_import_command(argc, argv);

@@ -128,15 +128,19 @@ void write_json_file(const std::string& path, const nlohmann::json& document) {
   }
 }
 
+std::string method_label(const KernelBenchRecord& c) {
+  const bool described = c.configuration.find('(') != std::string::npos;
+  return described ? c.configuration.substr(0, c.configuration.find(' ')) : c.method;
+}
+
 std::vector<Crossover> crossovers(const std::vector<KernelBenchRecord>& cases) {
   std::vector<Crossover> out;
   constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
   for (const KernelBenchRecord& c : cases) {
     if (c.status != "ok" || std::isnan(c.speedup) || c.method.find("_sdpa") != std::string::npos) continue;
-    auto it = std::find_if(out.begin(), out.end(), [&](const Crossover& x) {
-      return x.method == c.method && x.configuration == c.configuration;
-    });
-    if (it == out.end()) it = out.insert(out.end(), Crossover{c.method, c.configuration, kNever, kNever});
+    const std::string label = method_label(c);
+    auto it = std::find_if(out.begin(), out.end(), [&](const Crossover& x) { return x.label == label; });
+    if (it == out.end()) it = out.insert(out.end(), Crossover{label, kNever, kNever});
     if (c.speedup > 1.0) it->kernel_tokens = std::min(it->kernel_tokens, c.tokens);
     if (c.speedup_with_plan > 1.0) it->with_plan_tokens = std::min(it->with_plan_tokens, c.tokens);
   }

@@ -38,10 +38,14 @@ BenchDocument read_bench_document(const std::string& path);
 // killed mid-way leaves the cases written after the last finished one.
 void write_json_file(const std::string& path, const nlohmann::json& document);
 
-// Per method (and configuration), in the order first seen: the first length at which it beat cuDNN
-// SDPA, by its kernel alone and with its index build (0: at no measured length).
+// What tells a case's method apart from its variants: a sparse method's configuration up to its
+// resolved part ("grid(strides=0,lines=vhs,local=1024,last_q=64)"), else the method ("cudnn_sdpa").
+std::string method_label(const KernelBenchRecord& c);
+
+// Per method label, in the order first seen: the first length at which it beat cuDNN SDPA, by its
+// kernel alone and with its index build (0: at no measured length).
 struct Crossover {
-  std::string method, configuration;
+  std::string label;
   int64_t kernel_tokens = 0, with_plan_tokens = 0;
 };
 std::vector<Crossover> crossovers(const std::vector<KernelBenchRecord>& cases);

@@ -1,6 +1,8 @@
 // The report's aggregates, the published numbers' loader, and the console and Markdown renderers.
 #include "harness/report.h"
 
+#include "harness/bench_results.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -725,10 +727,7 @@ TextTable kernel_bench_text(const Report& report) {
   auto times = [](double x) { return std::isnan(x) ? std::string() : format_fixed(x, 2) + "×"; };
   for (const KernelBenchEntry& entry : report.kernel_bench) {
     const KernelBenchRecord& c = entry.bench_case;
-    // A sparse method's configuration up to its resolved part tells its variants apart.
-    const bool described = c.configuration.find('(') != std::string::npos;
-    const std::string method = described ? c.configuration.substr(0, c.configuration.find(' ')) : c.method;
-    table.rows.push_back({entry.run, format_tokens(c.tokens), method, format_ms(c.run_ms), format_ms(c.plan_ms),
+    table.rows.push_back({entry.run, format_tokens(c.tokens), method_label(c), format_ms(c.run_ms), format_ms(c.plan_ms),
                           format_fixed(c.achieved_tflops, 0), times(c.speedup), times(c.speedup_with_plan), c.error});
   }
   return table;

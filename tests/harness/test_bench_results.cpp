@@ -124,10 +124,10 @@ TEST_CASE("the committed benchmark files read back", "[bench]") {
   }
   const std::vector<Crossover> found = crossovers(h100.cases);
   REQUIRE(found.size() == 7);
-  REQUIRE(found[0].method == "grid");
+  REQUIRE(found[0].label == "grid(strides=0,lines=v,local=1024,last_q=64)");
   REQUIRE(found[0].kernel_tokens == 16384);
   const auto vertical_slash = std::find_if(found.begin(), found.end(), [](const Crossover& x) {
-    return x.method == "vertical_slash";
+    return x.label.rfind("vertical_slash(", 0) == 0;
   });
   REQUIRE(vertical_slash != found.end());
   REQUIRE(vertical_slash->kernel_tokens == 32768);
@@ -174,10 +174,13 @@ TEST_CASE("crossovers: the first length each method beat cuDNN SDPA at", "[bench
   cases.push_back(failed);
   const std::vector<Crossover> found = crossovers(cases);
   REQUIRE(found.size() == 3);
-  REQUIRE((found[0].method == "grid" && found[0].kernel_tokens == 16384 && found[0].with_plan_tokens == 16384));
-  REQUIRE((found[1].method == "vertical_slash" && found[1].kernel_tokens == 32768 &&
+  REQUIRE((found[0].label == "grid(defaults)" && found[0].kernel_tokens == 16384 && found[0].with_plan_tokens == 16384));
+  REQUIRE((found[1].label == "vertical_slash(defaults)" && found[1].kernel_tokens == 32768 &&
            found[1].with_plan_tokens == 65536));
-  REQUIRE((found[2].method == "a_shape" && found[2].kernel_tokens == 0 && found[2].with_plan_tokens == 0));
+  REQUIRE((found[2].label == "a_shape(defaults)" && found[2].kernel_tokens == 0 && found[2].with_plan_tokens == 0));
+  KernelBenchRecord dense = bench_case("cudnn_sdpa", 16384, 1.0, kNaN);
+  dense.configuration = "PyTorch SDPA, causal";
+  REQUIRE(method_label(dense) == "cudnn_sdpa");
 
   REQUIRE(length_label(16384) == "16K");
   REQUIRE(length_label(1 << 20) == "1M");
