@@ -1,8 +1,6 @@
 // The report's aggregates, the published numbers' loader, and the console and Markdown renderers.
 #include "harness/report.h"
 
-#include "harness/bench_results.h"
-
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -13,6 +11,8 @@
 #include <set>
 #include <stdexcept>
 #include <tuple>
+
+#include "harness/bench_results.h"
 
 namespace mmi {
 namespace {
