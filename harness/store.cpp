@@ -470,6 +470,19 @@ void write_csv_row(std::ostream& out, const std::vector<std::string>& cells) {
   out << "\r\n";
 }
 
+// A header row of the column names, then one row per record.
+template <typename Record>
+void write_csv(std::ostream& out, const Table<Record>& table, const std::vector<Record>& rows) {
+  std::vector<std::string> cells;
+  for (const Field<Record>& field : table.fields) cells.push_back(field.name);
+  write_csv_row(out, cells);
+  for (const Record& record : rows) {
+    cells.clear();
+    for (const Field<Record>& field : table.fields) cells.push_back(cell_text(field, record));
+    write_csv_row(out, cells);
+  }
+}
+
 template <typename Record>
 nlohmann::ordered_json json_rows(const Table<Record>& table, const std::vector<Record>& rows) {
   nlohmann::ordered_json array = nlohmann::ordered_json::array();
@@ -597,16 +610,10 @@ std::vector<SampleRecord> ResultStore::latest_samples() const {
                      "WHERE id IN (SELECT max(id) FROM samples GROUP BY case_key)");
 }
 
-void ResultStore::export_csv(std::ostream& out) const {
-  const Table<SampleRecord>& table = samples_table();
-  std::vector<std::string> cells;
-  for (const Field<SampleRecord>& field : table.fields) cells.push_back(field.name);
-  write_csv_row(out, cells);
-  for (const SampleRecord& sample : samples()) {
-    cells.clear();
-    for (const Field<SampleRecord>& field : table.fields) cells.push_back(cell_text(field, sample));
-    write_csv_row(out, cells);
-  }
+void ResultStore::export_csv(std::ostream& out, const std::string& table) const {
+  if (table == "samples") return write_csv(out, samples_table(), samples());
+  if (table == "kernel_bench") return write_csv(out, kernel_bench_table(), kernel_bench());
+  throw std::invalid_argument("no table '" + table + "' to export (samples or kernel_bench)");
 }
 
 void ResultStore::export_json(std::ostream& out) const {

@@ -70,9 +70,10 @@ class ResultStore {
   // The runs of one sweep ("" = every run) and the latest sample rows of those runs: what a report shows.
   std::pair<std::vector<RunRecord>, std::vector<SampleRecord>> sweep_results(const std::string& sweep_name) const;
 
-  // Every sample as CSV (RFC 4180: CRLF line ends, quoted where needed), a header row of the column
-  // names first; NaN is an empty cell.
-  void export_csv(std::ostream& out) const;
+  // Every row of `table` ("samples" or "kernel_bench") as CSV (RFC 4180: CRLF line ends, quoted
+  // where needed), a header row of the column names first; NaN is an empty cell. Throws
+  // std::invalid_argument for another table.
+  void export_csv(std::ostream& out, const std::string& table = "samples") const;
   // {"runs": [...], "samples": [...], "kernel_bench": [...]}, one object per row keyed by column name;
   // NaN is null.
   void export_json(std::ostream& out) const;

@@ -100,16 +100,20 @@ int report_command(int argc, char** argv) {
 }
 
 int export_command(int argc, char** argv) {
-  ArgParser args("export", "every run and sample of a result database as CSV or JSON");
+  ArgParser args("export", "every run, sample and benchmark case of a result database as CSV or JSON");
   args.option("db", "FILE", "the database", kDefaultDatabase)
-      .option("format", "F", "csv or json", "csv")
+      .option("format", "F", "csv or json (json: every table)", "csv")
+      .option("table", "T", "with csv: samples or kernel_bench (mmi bench attention's cases)", "samples")
       .option("out", "FILE", "write here instead of standard output");
   if (!args.parse(argc, argv, 2)) {
     std::printf("%s", args.help().c_str());
     return 0;
   }
-  const std::string format = args.get("format");
+  const std::string format = args.get("format"), table = args.get("table");
   if (format != "csv" && format != "json") throw UsageError("--format must be csv or json, got '" + format + "'");
+  if (table != "samples" && table != "kernel_bench") {
+    throw UsageError("--table must be samples or kernel_bench, got '" + table + "'");
+  }
   if (!file_exists(args.get("db"))) throw std::runtime_error(args.get("db") + ": no such database");
   const ResultStore store = ResultStore::open(args.get("db"));
   std::ofstream file;
@@ -119,7 +123,7 @@ int export_command(int argc, char** argv) {
     if (!file) throw std::runtime_error(args.get("out") + ": cannot write");
   }
   std::ostream& out = args.has("out") ? file : std::cout;
-  format == "csv" ? store.export_csv(out) : store.export_json(out);
+  format == "csv" ? store.export_csv(out, table) : store.export_json(out);
   return 0;
 }
 

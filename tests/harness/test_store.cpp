@@ -718,6 +718,15 @@ TEST_CASE("benchmark cases round-trip, export and merge with their runs", "[stor
   REQUIRE((counts.runs == 0 && counts.bench_cases == 0));
   REQUIRE(merged.kernel_bench().size() == 2);
   require_same(merged.kernel_bench()[0], full);
+
+  std::ostringstream csv;
+  merged.export_csv(csv, "kernel_bench");
+  const auto rows = parse_csv(csv.str());
+  REQUIRE(rows.size() == 3);
+  REQUIRE(rows[0][0] == "run_id");
+  REQUIRE(rows[0].size() == rows[1].size());
+  REQUIRE(rows[2][1] == "vertical_slash");
+  REQUIRE_THROWS_AS(merged.export_csv(csv, "runs"), std::invalid_argument);
 }
 
 TEST_CASE("a version 1 database is upgraded in place, its rows kept, and merges", "[store]") {
