@@ -147,15 +147,6 @@ class BenchOutput {
 #endif
 };
 
-KernelBenchRecord failed_case(int64_t tokens, const std::string& method, const std::string& error) {
-  KernelBenchRecord c;
-  c.tokens = tokens;
-  c.method = method;
-  c.status = "failed";
-  c.error = error;
-  return c;
-}
-
 // The first lengths at which each method beat cuDNN SDPA in this run.
 void print_crossovers(const std::vector<KernelBenchRecord>& cases) {
   const std::vector<Crossover> found = crossovers(cases);
@@ -280,7 +271,7 @@ void bench_length(const BenchSettings& s, int64_t n, const std::vector<std::uniq
     o.device = at::Device(at::kCUDA);
     x = make_qkv(layout, o);
   } catch (const c10::OutOfMemoryError&) {
-    out.add(failed_case(n, "inputs", "out of GPU memory allocating q, k, v"));
+    out.add(failed_bench_case(n, "inputs", "out of GPU memory allocating q, k, v"));
     return;
   }
   const double baseline_ms = time_baselines(s, x, out);
@@ -289,10 +280,10 @@ void bench_length(const BenchSettings& s, int64_t n, const std::vector<std::uniq
     try {
       c = time_method(s, *method, layout, x, baseline_ms);
     } catch (const c10::OutOfMemoryError&) {
-      c = failed_case(n, method->name(), "out of GPU memory");
+      c = failed_bench_case(n, method->name(), "out of GPU memory");
       c.configuration = method->describe();
     } catch (const std::exception& e) {
-      c = failed_case(n, method->name(), e.what());
+      c = failed_bench_case(n, method->name(), e.what());
       c.configuration = method->describe();
     }
     out.add(c);

@@ -128,6 +128,15 @@ void write_json_file(const std::string& path, const nlohmann::json& document) {
   }
 }
 
+KernelBenchRecord failed_bench_case(int64_t tokens, const std::string& method, const std::string& error) {
+  KernelBenchRecord c;
+  c.tokens = tokens;
+  c.method = method;
+  c.status = "failed";
+  c.error = error;
+  return c;
+}
+
 std::string method_label(const KernelBenchRecord& c) {
   const bool described = c.configuration.find('(') != std::string::npos;
   return described ? c.configuration.substr(0, c.configuration.find(' ')) : c.method;

@@ -38,6 +38,9 @@ BenchDocument read_bench_document(const std::string& path);
 // killed mid-way leaves the cases written after the last finished one.
 void write_json_file(const std::string& path, const nlohmann::json& document);
 
+// A case that could not be measured, with the reason (out of GPU memory, an error in a method).
+KernelBenchRecord failed_bench_case(int64_t tokens, const std::string& method, const std::string& error);
+
 // What tells a case's method apart from its variants: a sparse method's configuration up to its
 // resolved part ("grid(strides=0,lines=vhs,local=1024,last_q=64)"), else the method ("cudnn_sdpa").
 std::string method_label(const KernelBenchRecord& c);

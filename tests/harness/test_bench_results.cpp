@@ -69,12 +69,8 @@ TEST_CASE("a benchmark document round-trips through its JSON file", "[bench]") {
   const BenchContext context = make_context();
   KernelBenchRecord full = bench_case("grid", 131072, 23.0, 21.4);
   full.density = 0.0257;
-  KernelBenchRecord failed;
-  failed.method = "vertical_slash";
+  KernelBenchRecord failed = failed_bench_case(1 << 20, "vertical_slash", "out of GPU memory");
   failed.configuration = "vertical_slash(n_vertical=1000,n_slash=1024)";
-  failed.tokens = 1 << 20;
-  failed.status = "failed";
-  failed.error = "out of GPU memory";
   const std::string path = dir.file("nested/bench.json");
   write_json_file(path, bench_document(context, {full, failed}));
   REQUIRE(!file_exists(path + ".partial"));
@@ -192,11 +188,7 @@ TEST_CASE("crossovers: the first length each method beat cuDNN SDPA at", "[bench
 TEST_CASE("mmi bench import records benchmark files into the result database, once", "[bench][store]") {
   TempDir dir;
   const std::string json_path = dir.file("run.json");
-  KernelBenchRecord failed;
-  failed.method = "vertical_slash";
-  failed.tokens = 1 << 20;
-  failed.status = "failed";
-  failed.error = "out of GPU memory";
+  const KernelBenchRecord failed = failed_bench_case(1 << 20, "vertical_slash", "out of GPU memory");
   write_json_file(json_path, bench_document(make_context(), {bench_case("grid", 131072, 23.0, 21.4), failed}));
   const std::string db = dir.file("results.sqlite");
   auto import = [&](std::vector<std::string> files) {

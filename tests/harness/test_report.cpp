@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "harness/bench_results.h"
 #include "harness/report.h"
 #include "tests/catch.h"
 #include "tests/temp_dir.h"
@@ -356,12 +357,8 @@ TEST_CASE("benchmark runs get their kernel table, and no empty accuracy table", 
   grid.speedup = 109.18;
   grid.speedup_with_plan = 106.74;
   grid.achieved_tflops = 355.0;
-  KernelBenchRecord failed;
+  KernelBenchRecord failed = failed_bench_case(1 << 20, "vertical_slash", "out of GPU memory");
   failed.run_id = "bench-1";
-  failed.method = "vertical_slash";
-  failed.tokens = 1 << 20;
-  failed.status = "failed";
-  failed.error = "out of GPU memory";
   const Report report = build_report({run}, {}, {}, {cudnn, grid, failed});
   const TextTable table = kernel_bench_text(report);
   REQUIRE(table.rows.size() == 3);

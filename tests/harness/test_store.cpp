@@ -17,6 +17,7 @@
 #include <set>
 #include <sstream>
 
+#include "harness/bench_results.h"
 #include "harness/store.h"
 #include "tests/catch.h"
 #include "tests/temp_dir.h"
@@ -682,12 +683,8 @@ TEST_CASE("benchmark cases round-trip, export and merge with their runs", "[stor
   std::mt19937_64 rng(std::random_device{}());
   const std::string path = dir.file("bench.db");
   const KernelBenchRecord full = make_bench_case("bench-1", 131072, rng);
-  KernelBenchRecord failed;
+  KernelBenchRecord failed = failed_bench_case(1 << 20, "vertical_slash", "out of GPU memory");
   failed.run_id = "bench-1";
-  failed.method = "vertical_slash";
-  failed.tokens = 1 << 20;
-  failed.status = "failed";
-  failed.error = "out of GPU memory";
   {
     ResultStore store = ResultStore::open(path);
     REQUIRE_THROWS_WITH(store.record(full), Contains(path) && Contains("grid at 131072 tokens") &&
