@@ -155,10 +155,20 @@ int bench_import_command(int argc, char** argv) {
     std::printf("%s", args.help().c_str());
     return 0;
   }
-  const std::vector<std::string> files = args.positional();
-  if (files.empty()) throw UsageError("give at least one benchmark JSON file");
-  std::vector<BenchDocument> documents;  // every file read before anything is written
-  for (const std::string& file : files) documents.push_back(read_bench_document(file));
+  const std::vector<std::string> given = args.positional();
+  if (given.empty()) throw UsageError("give at least one benchmark JSON file");
+  // Every file is read before anything is written; one that is not a benchmark file (results/bench/
+  // also holds Google Benchmark output) is named and skipped, and the exit status says so.
+  std::vector<std::string> files;
+  std::vector<BenchDocument> documents;
+  for (const std::string& file : given) {
+    try {
+      documents.push_back(read_bench_document(file));
+      files.push_back(file);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "skipped: %s\n", e.what());
+    }
+  }
   ResultStore store = ResultStore::open(args.get("db"));
   std::set<std::string> known;
   for (const RunRecord& run : store.runs()) known.insert(run.run_id);
@@ -186,7 +196,7 @@ int bench_import_command(int argc, char** argv) {
     }
     std::printf("%s: %zu cases recorded (run %s)\n", files[i].c_str(), documents[i].cases.size(), run.run_id.c_str());
   }
-  return 0;
+  return files.size() == given.size() ? 0 : 1;
 }
 
 }  // namespace mmi
