@@ -47,14 +47,16 @@ IndexMap IndexMap::grid_line(const std::vector<std::pair<int64_t, int64_t>>& seg
   return map;
 }
 
-IndexMap IndexMap::blocks(const std::vector<std::pair<int64_t, int64_t>>& segments, int64_t block) {
+IndexMap IndexMap::blocks(const std::vector<std::pair<int64_t, int64_t>>& segments, int64_t block, int64_t from,
+                          int64_t to) {
   if (block <= 0) throw std::invalid_argument("blocks: block must be positive");
+  if (to < 0) to = block;
+  if (from < 0 || from > to || to > block) throw std::invalid_argument("blocks: needs 0 <= from <= to <= block");
   IndexMap map;
   for (const auto& [begin, end] : segments) {
-    for (int64_t x = begin; x < end;) {
-      const int64_t next = std::min(end, (x / block + 1) * block);
-      map.append(x, 1, next - x, /*merge=*/false);
-      x = next;
+    for (int64_t start = begin / block * block; start < end; start += block) {  // begin >= 0
+      const int64_t lo = std::max(begin, start + from), hi = std::min(end, start + to);
+      map.append(lo, 1, hi - lo, /*merge=*/false);  // nothing when lo >= hi
     }
   }
   return map;

@@ -49,7 +49,10 @@ class IndexMap {
   static IndexMap grid_line(const std::vector<std::pair<int64_t, int64_t>>& segments, int64_t stride, int64_t phase);
   // The positions of `segments` in order, one band per piece of a block [k * block, (k + 1) * block)
   // (so that each block's positions are bands of their own, which identity-like maps would merge).
-  static IndexMap blocks(const std::vector<std::pair<int64_t, int64_t>>& segments, int64_t block);
+  // With [from, to): only the positions at offsets from .. to - 1 of their block (SF-fixed's summary
+  // keys, or the other keys of each block).
+  static IndexMap blocks(const std::vector<std::pair<int64_t, int64_t>>& segments, int64_t block, int64_t from = 0,
+                         int64_t to = -1);
   // `first` followed by `second` (positions must not repeat).
   static IndexMap concat(const IndexMap& first, const IndexMap& second);
 
@@ -59,6 +62,9 @@ class IndexMap {
   int band_at(int64_t logical) const;  // index of the band holding `logical`
   int64_t to_orig(int64_t logical) const { return bands_[band_at(logical)].orig_at(logical); }
   int64_t to_logical(int64_t orig) const;  // -1 when `orig` is not in the map
+  // Every band has step 1 and the bands ascend in position: logical order is position order, so the
+  // positions of any range [lo, hi] in the map are one logical range.
+  bool unit_steps() const { return unit_steps_; }
   // Appends the original positions of logical [begin, end) to `out`.
   void gather(int64_t begin, int64_t end, std::vector<int64_t>& out) const;
 

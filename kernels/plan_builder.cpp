@@ -10,8 +10,8 @@
 namespace mmi {
 namespace {
 
-// SF-fixed with up to this many summary keys per block runs one compact pass per summary phase; more
-// keys make one listed pass (its tiles' runs enumerated), cheaper than that many passes.
+// SF-fixed with up to this many summary keys per block runs one compact pass per summary phase; with
+// more, one listed pass takes every summary key (add_fixed_wide), cheaper than that many passes.
 constexpr int64_t kMaxSummaryPhases = 8;
 
 using Segments = std::vector<std::pair<int64_t, int64_t>>;  // half-open [begin, end), ascending
@@ -257,7 +257,21 @@ class PassBuilder {
   }
 
   void need_range(int64_t lo, int64_t hi) {
-    for (const Band& b : spec_.cols.bands()) need_on_band(b, lo, hi);
+    const auto& bands = spec_.cols.bands();
+    if (!spec_.cols.unit_steps()) {
+      for (const Band& b : bands) need_on_band(b, lo, hi);
+      return;
+    }
+    // Bands in position order: the keys in [lo, hi] are one logical range, found by bisection (a map
+    // of a band per block has thousands of bands, and tiles ask for ranges of each).
+    lo = std::max(lo, r_.min_col);
+    const auto first = std::partition_point(bands.begin(), bands.end(), [&](const Band& b) { return b.orig_last() < lo; });
+    const auto stop = std::partition_point(first, bands.end(), [&](const Band& b) { return b.orig <= hi; });
+    if (first >= stop) return;
+    const Band& last = *(stop - 1);
+    const int64_t begin = first->logical + std::max<int64_t>(0, lo - first->orig);
+    const int64_t end = last.logical + std::min(last.count, hi - last.orig + 1);
+    if (begin < end) intervals_.emplace_back(begin, end);
   }
 
   void need_column(int64_t j) {
@@ -396,6 +410,10 @@ class PassBuilder {
     intervals_.swap(merged);  // the merged intervals, which covered() searches
     first_run_ = pass.runs.size();
     for (const auto& [begin, end] : intervals_) {
+      if (r_.all && spec_.cols.unit_steps()) {
+        emit_ordered_chunks(pass, begin, end);
+        continue;
+      }
       int band = spec_.cols.band_at(begin);  // the band holding the chunk's first column
       for (int64_t c = begin; c < end;) {
         const int64_t chunks = band_decides_keep_ ? chunks_in_band(c, end, band) : 0;
@@ -439,13 +457,29 @@ class PassBuilder {
   // with the chunk: kFull needs the chunk to end early enough (a prefix of chunks) and to start at
   // min_col or later (a suffix), so the chunks split into at most three runs, found by bisection.
   int64_t emit_band_chunks(Pass& pass, int64_t c, int64_t end, int64_t chunks, const Band& b) const {
+    return emit_sorted_chunks(pass, c, end, chunks, [&](int64_t x) { return b.orig_at(x); }, &b);
+  }
+
+  // The same for a rule that keeps every key (up to causality and its limits) over columns in position
+  // order (IndexMap::unit_steps), chunk extremes from the map: a dense pass over a subset of the keys,
+  // such as SF-fixed's summary keys, lists a tile's chunks in O(log) however many bands they cross.
+  void emit_ordered_chunks(Pass& pass, int64_t c, int64_t end) const {
+    const int64_t chunks = (end - c + plan_.block_n - 1) / plan_.block_n;
+    emit_sorted_chunks(pass, c, end, chunks, [&](int64_t x) { return spec_.cols.to_orig(x); }, nullptr);
+  }
+
+  // Chunks from column c, whose extremes ascend with the chunk (position_of(x): column x's position;
+  // band: the single band holding them all, or null).
+  template <typename PositionOf>
+  int64_t emit_sorted_chunks(Pass& pass, int64_t c, int64_t end, int64_t chunks, PositionOf position_of,
+                             const Band* band) const {
     const int64_t n = plan_.block_n;
     auto chunk_end = [&](int64_t k) { return std::min(end, c + (k + 1) * n); };
     auto chunk_of = [&](int64_t k) {
       ChunkCols cols;
-      cols.min = b.orig_at(c + k * n);
-      cols.max = b.orig_at(chunk_end(k) - 1);
-      cols.band = &b;
+      cols.min = position_of(c + k * n);
+      cols.max = position_of(chunk_end(k) - 1);
+      cols.band = band;
       return cols;
     };
     const int64_t stop = chunk_end(chunks - 1);
@@ -625,9 +659,7 @@ class PlanAssembler {
         break;
       case PatternKind::kSfFixed:
         if (c.block_head <= kMaxSummaryPhases) return add_fixed(out, p, rows, cols, scope);
-        rule.block = p.index.block;
-        rule.block_head = c.block_head;
-        break;
+        return add_fixed_wide(out, p, rows, cols, scope);
       case PatternKind::kSfStrided: return add_strided(out, p, rows, cols, scope);
       case PatternKind::kVerticalSlash: return add_vertical_slash(out, p, rows, cols, scope);
       case PatternKind::kGrid: return add_grid(out, p, rows, cols, scope);
@@ -665,6 +697,26 @@ class PlanAssembler {
                               (summary_phases > 1 ? " (phase " + std::to_string(phase) + ")" : "")};
       if (!add_grid_lines(out, spec, PhaseOrigin::kPosition, l, /*phased_rows=*/false)) add(out, spec);
     }
+  }
+
+  // SF-fixed with more summary keys per block (c) than that: each block's own keys from offset c on, as
+  // the blocks pass above, then every summary key up to causality (its own block's too) in one pass whose
+  // columns are the summary keys in position order, c per block. A tile's keys are then a prefix of
+  // those columns, one run of whole chunks (each across 64 / c blocks), listed in O(log) per tile.
+  void add_fixed_wide(HeadPlan& out, const ResolvedPattern& p, const Segments& rows, const Segments& cols,
+                      const std::string& scope) {
+    const int64_t l = p.index.block, c = std::min(p.params.block_head, l);
+    if (c < l) {
+      MaskRule own_block;
+      own_block.block = l;
+      const PassSpec blocks{IndexMap::blocks(rows, l), IndexMap::blocks(cols, l, c), own_block,
+                            scope + ": sf_fixed blocks past their summary keys"};
+      if (!add_grid_lines(out, blocks, PhaseOrigin::kBlock, l)) add(out, blocks);
+    }
+    MaskRule every_key;  // every column is a summary key
+    every_key.all = true;
+    add(out, PassSpec{IndexMap::of_segments(rows), IndexMap::blocks(cols, l, 0, c), every_key,
+                      scope + ": sf_fixed summary keys"});
   }
 
   void add_strided(HeadPlan& out, const ResolvedPattern& p, const Segments& rows, const Segments& cols,

@@ -61,7 +61,7 @@ void BM_Dense(benchmark::State& state) {
 // frame-stride vertical lines; Vertical-Slash: 1000 columns and 1024 distances, forced ones included)
 // for 28 query heads: the host part of the index build that `mmi bench attention` reports. Kinds: 0
 // grid, 1 Vertical-Slash, 2 A-shape, 3 grid with vertical, horizontal and slash lines, 4 SF-fixed and 5
-// SF-strided (blocks of one frame, 256 tokens), 6 SF-fixed with 3 summary keys per block; the second
+// SF-strided (blocks of one frame, 256 tokens), 6 and 7 SF-fixed with 3 and 20 summary keys per block; the second
 // argument 0 lists every tile's runs and columns (PlanOptions::compact_passes off).
 mmi::ResolvedHead resolved_head(int kind, int64_t length, int head) {
   mmi::ResolvedPattern p;
@@ -74,9 +74,9 @@ mmi::ResolvedHead resolved_head(int kind, int64_t length, int head) {
     p.index.phase = (head * 37) % 256;
   } else if (kind == 2) {
     p.params.kind = mmi::PatternKind::kAShape;  // the defaults: 128 sinks, a 4096 window
-  } else if (kind == 4 || kind == 5 || kind == 6) {
+  } else if (kind == 4 || kind == 5 || kind == 6 || kind == 7) {
     p.params.kind = kind == 5 ? mmi::PatternKind::kSfStrided : mmi::PatternKind::kSfFixed;
-    p.params.block_head = kind == 6 ? 3 : 1;
+    p.params.block_head = kind == 6 ? 3 : kind == 7 ? 20 : 1;
     p.index.block = 256;
   } else {
     p.params.kind = mmi::PatternKind::kVerticalSlash;
@@ -126,7 +126,7 @@ void BM_BuildPlan(benchmark::State& state) {
   state.counters["tiles"] = tiles;
   state.counters["runs"] = runs;
   state.counters["columns"] = columns;
-  const char* const labels[] = {"grid", "vertical_slash", "a_shape", "grid_vhs", "sf_fixed", "sf_strided", "sf_fixed_3"};
+  const char* const labels[] = {"grid", "vertical_slash", "a_shape", "grid_vhs", "sf_fixed", "sf_strided", "sf_fixed_3", "sf_fixed_20"};
   state.SetLabel(std::string(labels[state.range(0)]) + (options.compact_passes ? "" : " listed"));
 }
 
@@ -145,7 +145,7 @@ constexpr int kNumSpecs = sizeof(kSpecs) / sizeof(kSpecs[0]);
 BENCHMARK(BM_Plan)->ArgsProduct({benchmark::CreateDenseRange(0, kNumSpecs - 1, 1), {32}})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Run)->ArgsProduct({benchmark::CreateDenseRange(0, kNumSpecs - 1, 1), {32}})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Dense)->Arg(32)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_BuildPlan)->ArgsProduct({{0, 1, 2, 3, 4, 5, 6}, {1, 0}, {128, 1024}})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_BuildPlan)->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 0}, {128, 1024}})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TileChunks)->ArgsProduct({{0, 3, 4, 5}, {128, 1024}})->Unit(benchmark::kMillisecond);
 
 }  // namespace

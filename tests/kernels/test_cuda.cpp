@@ -186,6 +186,8 @@ TEST_CASE("CUDA executor at long, odd lengths", "[cuda][long]") {
     heads[5].patterns[0][0].params.kind = PatternKind::kSfFixed;
     heads.push_back(heads[5]);  // with three summary keys per block: a pass per summary phase
     heads[6].patterns[0][0].params.block_head = 3;
+    heads.push_back(heads[5]);  // with twenty: its blocks past them, then one listed pass over every summary key
+    heads[7].patterns[0][0].params.block_head = 20;
     INFO(layout.length() << " tokens");
     const SparsePlan plan = build_plan(layout, heads);
     REQUIRE(plan.heads[0].passes.at(0).form == PassForm::kRanges);
@@ -198,6 +200,8 @@ TEST_CASE("CUDA executor at long, odd lengths", "[cuda][long]") {
     REQUIRE(plan.heads[5].passes.at(1).form == PassForm::kGridLine);
     REQUIRE(plan.heads[6].passes.size() == 4);
     for (const Pass& pass : plan.heads[6].passes) REQUIRE(pass.form == PassForm::kGridLine);
+    REQUIRE(plan.heads[7].passes.size() == 2);
+    REQUIRE(plan.heads[7].passes[1].form == PassForm::kListed);
     compare_executors(plan, random_qkv(n, static_cast<int64_t>(heads.size()), 1, 128, frames, at::kBFloat16), 1e-2);
   }
 }
@@ -224,11 +228,15 @@ TEST_CASE("CUDA executor: a small case for compute-sanitizer", "[cuda][sanitizer
   std::mt19937_64 rng(5);
   std::vector<ResolvedHead> heads = compact_heads(layout, rng);
   for (int h = 0; h < 2; ++h) heads.push_back(random_head(BoundaryKind::k2D, kKinds, layout, rng));
+  heads.emplace_back();  // SF-fixed with more summary keys per block than passes per summary phase take
+  heads.back().patterns[0][0].params.kind = PatternKind::kSfFixed;
+  heads.back().patterns[0][0].params.block_head = 10;
+  heads.back().patterns[0][0].index.block = 23;
   const SparsePlan plan = build_plan(layout, heads);
   require_forms(plan, {PassForm::kListed, PassForm::kVerticalSlash, PassForm::kRanges, PassForm::kGridLine});
   if (!have_gpu()) return;
   for (int64_t dim : {64, 128}) {  // mma.sync, and wgmma where the GPU has it
-    compare_executors(plan, random_qkv(layout.length(), 6, 1, dim, 3, at::kBFloat16), 1e-2);
+    compare_executors(plan, random_qkv(layout.length(), static_cast<int64_t>(heads.size()), 1, dim, 3, at::kBFloat16), 1e-2);
   }
   // The estimation's fused profile kernels, two 64-row steps of three heads, likewise.
   for (int64_t dim : {64, 128}) {

@@ -30,6 +30,7 @@ TEST_CASE("every registered method plans and runs exactly its mask", "[method][e
       "tri_shape:sink=16,local=48,last_rows=20",
       "sf_fixed",
       "sf_fixed:block=32,block_head=3",
+      "sf_fixed:block=30,block_head=11",
       "sf_strided",
       "vertical_slash:n_vertical=60,n_slash=40",
       "vertical_slash:n_vertical=60,n_slash=40,boundary=q",

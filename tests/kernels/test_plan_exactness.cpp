@@ -372,12 +372,39 @@ TEST_CASE("SF-fixed's blocks and summary keys are compact grid line passes that 
   head.patterns[0][0].params.block_head = 3;
   REQUIRE(compare_compact_passes(frames, head, {128, 64}, PassForm::kGridLine) == 4);
   REQUIRE(first_mismatch(frames, head, build_plan(frames, {head}, {128, 64})) == "");
-  // Beyond kMaxSummaryPhases summary keys, one listed pass takes them all.
-  head.patterns[0][0].params.block_head = 9;
-  const SparsePlan listed = build_plan(frames, {head}, {128, 64});
-  REQUIRE(listed.heads[0].passes.size() == 1);
-  REQUIRE(listed.heads[0].passes[0].form == PassForm::kListed);
-  REQUIRE(first_mismatch(frames, head, listed) == "");
+  // Beyond kMaxSummaryPhases summary keys: the blocks past them, then one pass over every summary key,
+  // whose tiles list a run or two (chunks fully kept, then causal) and no gathered columns.
+  for (const int64_t block : {int64_t(256), int64_t(100), int64_t(7)}) {
+    for (const int64_t summary : {int64_t(9), int64_t(16), int64_t(41), block, block + 3}) {
+      if (summary <= 8) continue;  // kMaxSummaryPhases: one pass per summary phase, above
+      CAPTURE(block, summary);
+      head.patterns[0][0].index.block = block;
+      head.patterns[0][0].params.block_head = summary;
+      const SparsePlan plan = build_plan(frames, {head}, {128, 64});
+      REQUIRE(first_mismatch(frames, head, plan) == "");
+      const std::vector<Pass>& passes = plan.heads[0].passes;
+      REQUIRE(passes.size() == (summary < block ? 2u : 1u));
+      if (summary < block) REQUIRE(passes[0].form == PassForm::kGridLine);
+      const Pass& keys = passes.back();
+      REQUIRE(keys.columns.empty());
+      for (size_t t = 0; t + 1 < keys.run_offsets.size(); ++t) REQUIRE(keys.run_offsets[t + 1] - keys.run_offsets[t] <= 2);
+    }
+  }
+  // Listed passes only (no compact forms), and query and key modalities apart (2-D boundaries).
+  head.patterns[0][0].index.block = 100;
+  head.patterns[0][0].params.block_head = 12;
+  REQUIRE(first_mismatch(frames, head, build_plan(frames, {head}, {128, 64, /*compact_passes=*/false})) == "");
+  ResolvedHead two_d;
+  two_d.boundary = BoundaryKind::k2D;
+  for (auto& row : two_d.patterns) {
+    for (ResolvedPattern& p : row) p = head.patterns[0][0];
+  }
+  for (const int64_t summary : {int64_t(9), int64_t(30), int64_t(100)}) {
+    for (auto& row : two_d.patterns) {
+      for (ResolvedPattern& p : row) p.params.block_head = summary;
+    }
+    REQUIRE(first_mismatch(frames, two_d, build_plan(frames, {two_d}, {128, 64})) == "");
+  }
 }
 
 TEST_CASE("grids with horizontal and slash lines count exactly the oracle mask", "[plan][exact]") {
