@@ -457,29 +457,13 @@ class PassBuilder {
   // with the chunk: kFull needs the chunk to end early enough (a prefix of chunks) and to start at
   // min_col or later (a suffix), so the chunks split into at most three runs, found by bisection.
   int64_t emit_band_chunks(Pass& pass, int64_t c, int64_t end, int64_t chunks, const Band& b) const {
-    return emit_sorted_chunks(pass, c, end, chunks, [&](int64_t x) { return b.orig_at(x); }, &b);
-  }
-
-  // The same for a rule that keeps every key (up to causality and its limits) over columns in position
-  // order (IndexMap::unit_steps), chunk extremes from the map: a dense pass over a subset of the keys,
-  // such as SF-fixed's summary keys, lists a tile's chunks in O(log) however many bands they cross.
-  void emit_ordered_chunks(Pass& pass, int64_t c, int64_t end) const {
-    const int64_t chunks = (end - c + plan_.block_n - 1) / plan_.block_n;
-    emit_sorted_chunks(pass, c, end, chunks, [&](int64_t x) { return spec_.cols.to_orig(x); }, nullptr);
-  }
-
-  // Chunks from column c, whose extremes ascend with the chunk (position_of(x): column x's position;
-  // band: the single band holding them all, or null).
-  template <typename PositionOf>
-  int64_t emit_sorted_chunks(Pass& pass, int64_t c, int64_t end, int64_t chunks, PositionOf position_of,
-                             const Band* band) const {
     const int64_t n = plan_.block_n;
     auto chunk_end = [&](int64_t k) { return std::min(end, c + (k + 1) * n); };
     auto chunk_of = [&](int64_t k) {
       ChunkCols cols;
-      cols.min = position_of(c + k * n);
-      cols.max = position_of(chunk_end(k) - 1);
-      cols.band = band;
+      cols.min = b.orig_at(c + k * n);
+      cols.max = b.orig_at(chunk_end(k) - 1);
+      cols.band = &b;
       return cols;
     };
     const int64_t stop = chunk_end(chunks - 1);
@@ -502,14 +486,43 @@ class PassBuilder {
       const ChunkCols cols = chunk_of(k);
       return !(cols.max <= T.min && T.min - cols.max >= r_.min_distance);
     });
+    emit_split_runs(pass, c, end, chunks, from_min_col, past_full);
+    return stop;
+  }
+
+  // The same for a rule that keeps every key (up to causality and its limits) over columns in position
+  // order (IndexMap::unit_steps): a dense pass over a subset of the keys, such as SF-fixed's summary
+  // keys. Both splits are then column counts, a bisection of the bands each, however many bands the
+  // chunks cross.
+  void emit_ordered_chunks(Pass& pass, int64_t c, int64_t end) const {
+    const int64_t n = plan_.block_n, chunks = ceil_div(end - c, n);
+    const int64_t below_min_col = columns_up_to(r_.min_col - 1);
+    const int64_t fully_kept = columns_up_to(tile_.min - r_.min_distance);  // every row keeps these
+    const int64_t from_min_col = std::clamp<int64_t>(ceil_div(below_min_col - c, n), 0, chunks);
+    const int64_t past_full = fully_kept >= end ? chunks : std::max<int64_t>(0, floor_div(fully_kept - c, n));
+    emit_split_runs(pass, c, end, chunks, from_min_col, past_full);
+  }
+
+  // How many columns (logical ones from 0) lie at position p or before, for columns in position order.
+  int64_t columns_up_to(int64_t p) const {
+    const auto& bands = spec_.cols.bands();
+    const auto after = std::partition_point(bands.begin(), bands.end(), [&](const Band& b) { return b.orig <= p; });
+    if (after == bands.begin()) return 0;
+    const Band& b = *(after - 1);
+    return b.logical + std::min(b.count, p - b.orig + 1);
+  }
+
+  // Chunks from column c: rule-tested below from_min_col, fully kept up to past_full, causal after.
+  void emit_split_runs(Pass& pass, int64_t c, int64_t end, int64_t chunks, int64_t from_min_col,
+                       int64_t past_full) const {
+    const int64_t n = plan_.block_n;
     const int64_t full_end = std::max(from_min_col, past_full);
     auto emit = [&](int64_t k0, int64_t k1, ChunkMask mask) {
-      if (k0 < k1) append_run(pass, c + k0 * n, chunk_end(k1 - 1), mask);
+      if (k0 < k1) append_run(pass, c + k0 * n, std::min(end, c + k1 * n), mask);
     };
     emit(0, from_min_col, ChunkMask::kRule);
     emit(from_min_col, full_end, ChunkMask::kFull);
     emit(full_end, chunks, ChunkMask::kCausal);
-    return stop;
   }
 
   void emit_columns(Pass& pass) {
