@@ -728,8 +728,8 @@ class PlanAssembler {
     }
     MaskRule every_key;  // every column is a summary key
     every_key.all = true;
-    add(out, PassSpec{IndexMap::of_segments(rows), IndexMap::blocks(cols, l, 0, c), every_key,
-                      scope + ": sf_fixed summary keys"});
+    IndexMap keys = c < l ? IndexMap::blocks(cols, l, 0, c) : IndexMap::of_segments(cols);  // all: a dense pass
+    add(out, PassSpec{IndexMap::of_segments(rows), std::move(keys), every_key, scope + ": sf_fixed summary keys"});
   }
 
   void add_strided(HeadPlan& out, const ResolvedPattern& p, const Segments& rows, const Segments& cols,
