@@ -69,4 +69,27 @@ TEST_CASE("index maps round-trip", "[plan][permutation]") {
   check_bijection(joined, {0, 1, 2, 40, 41, 42, 43, 44});
   REQUIRE(joined.bands().size() == 2);
   REQUIRE(joined.to_logical(10) == -1);
+  // Blocks of 10 over [3, 27) and [31, 45): every piece of a block its own band, or only offsets [2, 5)
+  // of each block, or the rest.
+  const std::vector<std::pair<int64_t, int64_t>> segments = {{3, 27}, {31, 45}};
+  auto positions = [&](int64_t from, int64_t to) {
+    std::vector<int64_t> kept;
+    for (const auto& [begin, end] : segments) {
+      for (int64_t x = begin; x < end; ++x) {
+        if (x % 10 >= from && x % 10 < to) kept.push_back(x);
+      }
+    }
+    return kept;
+  };
+  const IndexMap blocks = IndexMap::blocks(segments, 10);
+  check_bijection(blocks, positions(0, 10));
+  REQUIRE(blocks.bands().size() == 5);  // [3, 10), [10, 20), [20, 27), [31, 40), [40, 45)
+  check_bijection(IndexMap::blocks(segments, 10, 2, 5), positions(2, 5));
+  const IndexMap rest = IndexMap::blocks(segments, 10, 5);
+  check_bijection(rest, positions(5, 10));
+  REQUIRE(rest.unit_steps());
+  REQUIRE(!pm.unit_steps());
+  REQUIRE(IndexMap::blocks(segments, 10, 4, 4).empty());
+  REQUIRE_THROWS_WITH(IndexMap::blocks(segments, 10, 6, 3), Contains("0 <= from <= to <= block"));
+  REQUIRE_THROWS_WITH(IndexMap::blocks(segments, 10, 0, 11), Contains("0 <= from <= to <= block"));
 }
