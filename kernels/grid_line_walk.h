@@ -97,17 +97,14 @@ MMI_HD Int grid_line_keys(BandAt band_at, Int first, Int last, Int limit) {
 }
 
 // The lines a compact grid line pass walks (its phases, and how many there are, come from its tables):
-// a grid head's (phases relative to each visual span's start); SF-strided's diagonals, slash lines of
-// its period; SF-fixed's summary keys of phase p < block_head, a vertical line at phase p of its block
-// (phases relative to position 0; the pass's rule says block_head = p + 1); SF-fixed's own blocks,
-// slash lines whose phases are the blocks.
+// a grid head's (phases relative to each visual span's start), or SF-strided's diagonals, slash lines
+// of its period (phases relative to position 0).
 struct GridLines {
   int64_t phase;  // of the vertical or horizontal line
   bool vline, hline, slash;
 };
 MMI_HD GridLines grid_lines_of(const MaskRule& r) {
   if (r.grid_stride > 0) return {r.grid_phase, r.grid_vline, r.grid_hline, r.grid_slash};
-  if (r.block > 0 && r.block_head > 0) return {r.block_head - 1, true, false, false};
   return {0, false, false, true};
 }
 

@@ -10,8 +10,9 @@
 namespace mmi {
 namespace {
 
-// SF-fixed with up to this many summary keys per block runs one compact pass per summary phase; with
-// more, one listed pass takes every summary key (add_fixed_wide), cheaper than that many passes.
+// SF-fixed with up to this many summary keys per block lists them phase-major (a band of step `block`
+// per phase, which a chunk's loads index without a search); with more, in position order (a band per
+// block, a chunk crossing at most 64 / 9 + 1 of them).
 constexpr int64_t kMaxSummaryPhases = 8;
 
 using Segments = std::vector<std::pair<int64_t, int64_t>>;  // half-open [begin, end), ascending
@@ -625,6 +626,107 @@ class PassBuilder {
   std::vector<int64_t> gathered_;
 };
 
+// SF-fixed's pass (rule: same block, or one of the first c keys of a block; c = block_head) over rows in
+// position order and the columns `summary` (the summary keys) followed by `others` (every block's other
+// keys, in position order). Its requirements have a closed form, so each tile's runs are listed
+// directly, in O(summary phases) per tile, where the generic builder would visit every block's summary
+// keys:
+// - the summary keys up to the tile's last row, each run of them in position order a prefix: fully kept
+//   up to its first row, causal after (the rule keeps every summary key);
+// - its rows' blocks' other keys up to its last row: fully kept, then causal, when every row lies in
+//   one block; rule-tested otherwise (rows of two blocks, when the block is shorter than a tile).
+class FixedPassBuilder {
+ public:
+  FixedPassBuilder(const SparsePlan& plan, const PassSpec& spec, const IndexMap& summary, const IndexMap& others)
+      : plan_(plan), spec_(spec), summary_(summary), others_(others) {}
+
+  Pass build() {
+    Pass pass;
+    pass.rows = spec_.rows;
+    pass.cols = spec_.cols;
+    pass.rule = spec_.rule;
+    pass.label = spec_.label;
+    pass.tiles = (spec_.rows.size() + plan_.block_m - 1) / plan_.block_m;
+    pass.run_offsets.reserve(pass.tiles + 1);
+    pass.run_offsets.assign(1, 0);
+    pass.column_offsets.assign(pass.tiles + 1, 0);  // no gathered columns
+    // The summary bands in runs of ascending positions: a phase each, or every block in position order.
+    // Tiles ascend in position, so each count below walks its bands once for the whole pass.
+    std::vector<KeysUpTo> summary_last, summary_first;
+    const auto& bands = summary_.bands();
+    for (size_t b = 0, b0 = 0; b < bands.size(); ++b) {
+      if (b + 1 < bands.size() && bands[b + 1].orig > bands[b].orig_last()) continue;
+      summary_last.emplace_back(summary_, b0, b + 1);
+      summary_first.emplace_back(summary_, b0, b + 1);
+      b0 = b + 1;
+    }
+    pass.runs.reserve(pass.tiles * (2 * summary_last.size() + 2));  // at most two runs per piece
+    KeysUpTo block_start(others_), others_last(others_), others_first(others_);
+    const int64_t l = spec_.rule.block, offset = summary_.size();
+    for (int64_t t = 0; t < pass.tiles; ++t) {
+      const int64_t first = spec_.rows.to_orig(t * plan_.block_m);
+      const int64_t last = spec_.rows.to_orig(std::min(spec_.rows.size(), (t + 1) * plan_.block_m) - 1);
+      const size_t tile_begin = pass.runs.size();
+      for (size_t k = 0; k < summary_last.size(); ++k) {
+        emit(pass, tile_begin, summary_last[k].start(), summary_last[k](last), summary_first[k](first), false);
+      }
+      emit(pass, tile_begin, offset + block_start(first / l * l - 1), offset + others_last(last),
+           offset + others_first(first), first / l != last / l);
+      pass.run_offsets.push_back(static_cast<int64_t>(pass.runs.size()));
+    }
+    return pass;
+  }
+
+ private:
+  // The logical end of the keys at position p or before among bands [begin, end) of a map, which
+  // ascend in position, for p that never decreases from one call to the next.
+  class KeysUpTo {
+   public:
+    explicit KeysUpTo(const IndexMap& map) : KeysUpTo(map, 0, map.bands().size()) {}
+    KeysUpTo(const IndexMap& map, size_t begin, size_t end)
+        : bands_(map.bands()), begin_(begin), next_(begin), end_(end),
+          start_(begin < end ? bands_[begin].logical : map.size()) {}
+    int64_t start() const { return start_; }  // where the bands start
+    int64_t operator()(int64_t p) {
+      while (next_ < end_ && bands_[next_].orig <= p) ++next_;
+      if (next_ == begin_) return start_;
+      const Band& b = bands_[next_ - 1];
+      return b.logical + std::min(b.count, (p - b.orig) / b.step + 1);
+    }
+
+   private:
+    const std::vector<Band>& bands_;
+    size_t begin_, next_, end_;
+    int64_t start_;
+  };
+
+  // Columns [begin, end): those before `fully_kept` in whole chunks kFull, the rest kCausal (or all
+  // kRule). A run that continues the tile's last one with the same mask extends it: each mask holds
+  // for every key of its run, so where the chunks then fall does not matter.
+  void emit(Pass& pass, size_t tile_begin, int64_t begin, int64_t end, int64_t fully_kept, bool rule_tested) const {
+    if (begin >= end) return;
+    auto append = [&](int64_t from, int64_t to, ChunkMask mask) {
+      if (from >= to) return;
+      if (pass.runs.size() > tile_begin && pass.runs.back().end == from && pass.runs.back().mask == mask) {
+        pass.runs.back().end = to;
+      } else {
+        pass.runs.push_back(KeyRun{from, to, mask});
+      }
+    };
+    if (rule_tested) return append(begin, end, ChunkMask::kRule);
+    const int64_t n = plan_.block_n;
+    const int64_t full_end =
+        fully_kept >= end ? end : begin + std::clamp<int64_t>(fully_kept - begin, 0, end - begin) / n * n;
+    append(begin, full_end, ChunkMask::kFull);
+    append(full_end, end, ChunkMask::kCausal);
+  }
+
+  const SparsePlan& plan_;
+  const PassSpec& spec_;
+  const IndexMap& summary_;
+  const IndexMap& others_;
+};
+
 // Builds one head's passes. Bitmaps go to the assembler's own word list (offsets relative to it), so
 // heads can be built in parallel and their words concatenated afterwards.
 class PlanAssembler {
@@ -670,9 +772,7 @@ class PlanAssembler {
         rule.sink = c.sink;
         rule.local = c.local;
         break;
-      case PatternKind::kSfFixed:
-        if (c.block_head <= kMaxSummaryPhases) return add_fixed(out, p, rows, cols, scope);
-        return add_fixed_wide(out, p, rows, cols, scope);
+      case PatternKind::kSfFixed: return add_fixed(out, p, rows, cols, scope);
       case PatternKind::kSfStrided: return add_strided(out, p, rows, cols, scope);
       case PatternKind::kVerticalSlash: return add_vertical_slash(out, p, rows, cols, scope);
       case PatternKind::kGrid: return add_grid(out, p, rows, cols, scope);
@@ -681,55 +781,34 @@ class PlanAssembler {
                       scope + ": " + pattern_name(c.kind)});
   }
 
-  // SF-fixed with at most kMaxSummaryPhases summary keys per block (c), as compact grid line passes:
-  // each block's own keys, slash lines whose phases are the blocks (a band per block, rows and keys),
-  // then per phase p < c the earlier blocks' summary keys of that phase, a vertical line of period
-  // `block` over every row. Every row is a text row to those (no phase), and i - j >= block - p picks
-  // exactly the keys of phase p in earlier blocks; the rule's block_head = p + 1 keeps phase p and
-  // names the line (grid_lines_of).
+  // SF-fixed as one listed pass (FixedPassBuilder): each row's softmax is then complete in one tile,
+  // with no partial state written and merged again. Its columns are the summary keys (the first c of
+  // every block) followed by the blocks' other keys.
   void add_fixed(HeadPlan& out, const ResolvedPattern& p, const Segments& rows, const Segments& cols,
                  const std::string& scope) {
-    const int64_t l = p.index.block;
-    MaskRule own_block;
-    own_block.block = l;
-    const PassSpec blocks{IndexMap::blocks(rows, l), IndexMap::blocks(cols, l), own_block, scope + ": sf_fixed blocks"};
-    if (!add_grid_lines(out, blocks, PhaseOrigin::kBlock, l)) add(out, blocks);
-    const int64_t summary_phases = std::min(p.params.block_head, l);
-    for (int64_t phase = 0; phase < summary_phases; ++phase) {
-      Segments from_phase;  // each column segment from its first key of this phase
-      for (const auto& [begin, end] : cols) {
-        const int64_t first = begin + (phase - begin % l + l) % l;  // begin >= 0
-        if (first < end) from_phase.emplace_back(first, end);
-      }
-      MaskRule summary;
-      summary.block = l;
-      summary.block_head = phase + 1;
-      summary.min_distance = l - phase;
-      const PassSpec spec{IndexMap::of_segments(rows), IndexMap::grid_line(from_phase, l, 0), summary,
-                          scope + ": sf_fixed summary keys" +
-                              (summary_phases > 1 ? " (phase " + std::to_string(phase) + ")" : "")};
-      if (!add_grid_lines(out, spec, PhaseOrigin::kPosition, l, /*phased_rows=*/false)) add(out, spec);
-    }
-  }
-
-  // SF-fixed with more summary keys per block (c) than that: each block's own keys from offset c on, as
-  // the blocks pass above, then every summary key up to causality (its own block's too) in one pass whose
-  // columns are the summary keys in position order, c per block. A tile's keys are then a prefix of
-  // those columns, one run of whole chunks (each across 64 / c blocks), listed in O(log) per tile.
-  void add_fixed_wide(HeadPlan& out, const ResolvedPattern& p, const Segments& rows, const Segments& cols,
-                      const std::string& scope) {
     const int64_t l = p.index.block, c = std::min(p.params.block_head, l);
-    if (c < l) {
-      MaskRule own_block;
-      own_block.block = l;
-      const PassSpec blocks{IndexMap::blocks(rows, l), IndexMap::blocks(cols, l, c), own_block,
-                            scope + ": sf_fixed blocks past their summary keys"};
-      if (!add_grid_lines(out, blocks, PhaseOrigin::kBlock, l)) add(out, blocks);
+    IndexMap summary;
+    if (c >= l) {
+      summary = IndexMap::of_segments(cols);
+    } else if (c > kMaxSummaryPhases) {
+      summary = IndexMap::blocks(cols, l, 0, c);
+    } else {
+      for (int64_t phase = 0; phase < c; ++phase) {
+        Segments from_phase;  // each column segment from its first key of this phase
+        for (const auto& [begin, end] : cols) {
+          const int64_t first = begin + (phase - begin % l + l) % l;  // begin >= 0
+          if (first < end) from_phase.emplace_back(first, end);
+        }
+        summary = IndexMap::concat(summary, IndexMap::grid_line(from_phase, l, 0));
+      }
     }
-    MaskRule every_key;  // every column is a summary key
-    every_key.all = true;
-    IndexMap keys = c < l ? IndexMap::blocks(cols, l, 0, c) : IndexMap::of_segments(cols);  // all: a dense pass
-    add(out, PassSpec{IndexMap::of_segments(rows), std::move(keys), every_key, scope + ": sf_fixed summary keys"});
+    const IndexMap others = c < l ? IndexMap::blocks(cols, l, c) : IndexMap();
+    MaskRule rule;
+    rule.block = l;
+    rule.block_head = c;
+    const PassSpec spec{IndexMap::of_segments(rows), IndexMap::concat(summary, others), rule, scope + ": sf_fixed"};
+    if (spec.rows.empty() || spec.cols.empty()) return;
+    out.passes.push_back(FixedPassBuilder(plan_, spec, summary, others).build());
   }
 
   void add_strided(HeadPlan& out, const ResolvedPattern& p, const Segments& rows, const Segments& cols,
@@ -846,25 +925,20 @@ class PlanAssembler {
   }
 
   // How a compact grid line pass counts the phase of a position x, for a period l: (x - start of x's
-  // visual span) % l, with none for text (a grid); x % l (SF-strided, SF-fixed's summary keys); or x / l
-  // (SF-fixed's blocks).
-  enum class PhaseOrigin { kVisualSpan, kPosition, kBlock };
+  // visual span) % l, with none for text (a grid); or x % l (SF-strided).
+  enum class PhaseOrigin { kVisualSpan, kPosition };
 
-  // A pass of grid lines (or SF-strided's diagonals, SF-fixed's summary keys or blocks) over phase-major
-  // keys as a compact grid line pass, when compact passes are on and its maps have the structure one
-  // needs (phase_starts); false otherwise. `phased_rows`: the rows are phase-major too, else none of
-  // them has a phase.
-  bool add_grid_lines(HeadPlan& out, const PassSpec& spec, PhaseOrigin origin, int64_t period,
-                      bool phased_rows = true) {
+  // A pass of grid lines (or SF-strided's diagonals) over phase-major rows and keys as a compact grid
+  // line pass, when compact passes are on and its maps have the structure one needs (phase_starts);
+  // false otherwise.
+  bool add_grid_lines(HeadPlan& out, const PassSpec& spec, PhaseOrigin origin, int64_t period) {
     if (!compact_passes_ || spec.rows.empty() || spec.cols.empty()) return false;
-    const int64_t phases = origin == PhaseOrigin::kBlock ? (layout_.length() + period - 1) / period : period;
-    // The phase tables take O(phases): with more phases than positions (a period longer than the
+    // The phase tables take O(period): with more phases than positions (a period longer than the
     // sequence), listing the few runs costs less.
-    if (phases > layout_.length()) return false;
+    if (period > layout_.length()) return false;
     Pass pass = compact_pass(spec, PassForm::kGridLine);
-    pass.phase_rows = phased_rows ? phase_starts(spec.rows, origin, period, phases, /*logical=*/true)
-                                  : std::vector<int64_t>(phases + 1, 0);
-    pass.phase_col_bands = phase_starts(spec.cols, origin, period, phases, /*logical=*/false);
+    pass.phase_rows = phase_starts(spec.rows, origin, period, /*logical=*/true);
+    pass.phase_col_bands = phase_starts(spec.cols, origin, period, /*logical=*/false);
     if (pass.phase_rows.empty() || pass.phase_col_bands.empty()) return false;
     out.passes.push_back(std::move(pass));
     return true;
@@ -883,13 +957,13 @@ class PlanAssembler {
     out.passes.push_back(std::move(pass));
   }
 
-  // Where each phase q in [0, phases) starts in a phase-major map, and at [phases] where the text
-  // after its phased positions starts: as a logical index when `logical`, else as a band index (what a
+  // Where each phase q in [0, period) starts in a phase-major map, and at [period] where the text after
+  // its phased positions starts: as a logical index when `logical`, else as a band index (what a
   // compact grid line pass holds, GridTileSections). Empty unless each band lies at one phase (and in
   // one visual span), the phases ascend, text bands come last, and within a phase, and among the text,
   // the bands ascend in original order (as the line walk reads them).
-  std::vector<int64_t> phase_starts(const IndexMap& map, PhaseOrigin origin, int64_t period, int64_t phases,
-                                    bool logical) const {
+  std::vector<int64_t> phase_starts(const IndexMap& map, PhaseOrigin origin, int64_t period, bool logical) const {
+    const int64_t phases = period;
     std::vector<int64_t> starts(phases + 1, -1);
     const auto& bands = map.bands();
     int64_t phase = 0;  // the phase whose start comes next; `phases` once in the text
@@ -914,8 +988,6 @@ class PlanAssembler {
         return chunk_key_phase<int64_t>(plan_.visual_spans(), period, band.orig, band.orig_last(), band.step);
       case PhaseOrigin::kPosition:
         return band.step % period == 0 || band.count == 1 ? band.orig % period : kMixedPhases;
-      case PhaseOrigin::kBlock:
-        return band.orig / period == band.orig_last() / period ? band.orig / period : kMixedPhases;
     }
     return kMixedPhases;
   }

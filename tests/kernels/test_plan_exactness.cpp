@@ -227,8 +227,8 @@ std::vector<int64_t> line_columns(const SparsePlan& plan, const Pass& pass, int6
 // Compact and listed plans of one head, pass by pass: every compact range pass's tiles, and every grid
 // line pass's of a grid's vertical lines only, derive exactly the runs and chunk masks the listed pass
 // holds (other grid line passes split their runs at the grid sections, which the listed one may join,
-// and classify chunks by their minimum distance, which the listed one may rule-test: SF-strided's and
-// SF-fixed's); a grid line pass's closed-form keep bits equal its rule, and both plans count the same
+// and classify chunks by their minimum distance, which the listed one may rule-test: SF-strided's);
+// a grid line pass's closed-form keep bits equal its rule, and both plans count the same
 // elements. Returns how many passes were compared.
 int compare_compact_passes(const SequenceLayout& layout, const ResolvedHead& head, const PlanOptions& tiles,
                            PassForm form) {
@@ -347,61 +347,54 @@ TEST_CASE("compact grid line passes with horizontal and slash lines count what l
   REQUIRE(compared > 100);
 }
 
-TEST_CASE("SF-fixed's blocks and summary keys are compact grid line passes that count what listed ones count",
-          "[plan][exact]") {
+// SF-fixed's tile lists: no gathered columns, and a run or two (fully kept, then causal) per
+// ascending piece of its columns: each summary phase's band(s), or every block's summary keys in
+// position order, then its rows' blocks' other keys.
+void check_fixed_pass(const Pass& pass, int64_t block, int64_t summary_keys) {
+  REQUIRE(pass.form == PassForm::kListed);
+  REQUIRE(pass.columns.empty());
+  const int64_t summary_runs = summary_keys >= block || summary_keys > 8 ? 1 : summary_keys;  // kMaxSummaryPhases
+  for (size_t t = 0; t + 1 < pass.run_offsets.size(); ++t) {
+    REQUIRE(pass.run_offsets[t + 1] - pass.run_offsets[t] <= 2 * summary_runs + 2);
+  }
+}
+
+TEST_CASE("SF-fixed is one listed pass that counts exactly the oracle mask", "[plan][exact]") {
   std::mt19937_64 rng(73);
-  int compared = 0;
   for (const SequenceLayout& layout : test_layouts()) {
     for (BoundaryKind boundary : kBoundaries) {
-      for (const PlanOptions& tiles : kCompactTiles) {
-        // Summary keys per block 0 to 3 (random_head's range): a pass per summary phase.
+      for (const PlanOptions& tiles : kTiles) {
+        // Summary keys per block 0 to 3 (random_head's range), blocks of frames or random lengths.
         ResolvedHead head = random_head(boundary, {PatternKind::kSfFixed}, layout, rng);
-        compared += compare_compact_passes(layout, head, tiles, PassForm::kGridLine);
-        REQUIRE(first_mismatch(layout, head, build_plan(layout, {head}, tiles)) == "");
+        const SparsePlan plan = build_plan(layout, {head}, tiles);
+        REQUIRE(first_mismatch(layout, head, plan) == "");
+        if (boundary == BoundaryKind::kNone) REQUIRE(plan.heads[0].passes.size() == 1);
       }
     }
   }
-  REQUIRE(compared > 20);
-  // Blocks of a frame: the blocks and the summary keys of each phase (few of them: far more phases than
-  // keys) are all compact passes.
+  // Blocks of a frame, of a tile, shorter than a tile (a tile's rows in several blocks, whose other keys
+  // are then rule-tested); summary keys of a phase each, in position order, or filling whole blocks.
   const SequenceLayout frames = LayoutBuilder().text(129).video(7, 16, 16).text(61).build();
   ResolvedHead head;
   head.patterns[0][0].params.kind = PatternKind::kSfFixed;
-  head.patterns[0][0].index.block = 256;
-  REQUIRE(compare_compact_passes(frames, head, {128, 64}, PassForm::kGridLine) == 2);
-  head.patterns[0][0].params.block_head = 3;
-  REQUIRE(compare_compact_passes(frames, head, {128, 64}, PassForm::kGridLine) == 4);
-  REQUIRE(first_mismatch(frames, head, build_plan(frames, {head}, {128, 64})) == "");
-  // Beyond kMaxSummaryPhases summary keys: the blocks past them, then one pass over every summary key,
-  // whose tiles list a run or two (chunks fully kept, then causal) and no gathered columns.
-  for (const int64_t block : {int64_t(256), int64_t(100), int64_t(7)}) {
-    for (const int64_t summary : {int64_t(9), int64_t(16), int64_t(41), block, block + 3}) {
-      if (summary <= 8) continue;  // kMaxSummaryPhases: one pass per summary phase, above
+  for (const int64_t block : {int64_t(256), int64_t(128), int64_t(100), int64_t(7)}) {
+    for (const int64_t summary : {int64_t(0), int64_t(1), int64_t(3), int64_t(8), int64_t(9), int64_t(16),
+                                  int64_t(41), block, block + 3}) {
       CAPTURE(block, summary);
       head.patterns[0][0].index.block = block;
       head.patterns[0][0].params.block_head = summary;
       const SparsePlan plan = build_plan(frames, {head}, {128, 64});
       REQUIRE(first_mismatch(frames, head, plan) == "");
-      const std::vector<Pass>& passes = plan.heads[0].passes;
-      REQUIRE(passes.size() == (summary < block ? 2u : 1u));
-      if (summary < block) REQUIRE(passes[0].form == PassForm::kGridLine);
-      const Pass& keys = passes.back();
-      REQUIRE(keys.columns.empty());
-      for (size_t t = 0; t + 1 < keys.run_offsets.size(); ++t) REQUIRE(keys.run_offsets[t + 1] - keys.run_offsets[t] <= 2);
+      REQUIRE(plan.heads[0].passes.size() == 1);
+      check_fixed_pass(plan.heads[0].passes[0], block, summary);
     }
   }
-  // Listed passes only (no compact forms), and query and key modalities apart (2-D boundaries).
-  head.patterns[0][0].index.block = 100;
-  head.patterns[0][0].params.block_head = 12;
-  REQUIRE(first_mismatch(frames, head, build_plan(frames, {head}, {128, 64, /*compact_passes=*/false})) == "");
+  // Query and key modalities apart (2-D boundaries): column segments of several pieces.
   ResolvedHead two_d;
   two_d.boundary = BoundaryKind::k2D;
-  for (auto& row : two_d.patterns) {
-    for (ResolvedPattern& p : row) p = head.patterns[0][0];
-  }
-  for (const int64_t summary : {int64_t(9), int64_t(30), int64_t(100)}) {
+  for (const int64_t summary : {int64_t(2), int64_t(9), int64_t(30), int64_t(100)}) {
     for (auto& row : two_d.patterns) {
-      for (ResolvedPattern& p : row) p.params.block_head = summary;
+      for (ResolvedPattern& p : row) p = head.patterns[0][0], p.index.block = 100, p.params.block_head = summary;
     }
     REQUIRE(first_mismatch(frames, two_d, build_plan(frames, {two_d}, {128, 64})) == "");
   }
