@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "kernels/block_summary_walk.h"
 #include "kernels/grid_line_walk.h"
 #include "kernels/parallel.h"
 #include "kernels/range_walk.h"
@@ -62,9 +63,9 @@ IndexMap IndexMap::blocks(const std::vector<std::pair<int64_t, int64_t>>& segmen
   return map;
 }
 
-IndexMap IndexMap::concat(const IndexMap& first, const IndexMap& second) {
+IndexMap IndexMap::concat(const IndexMap& first, const IndexMap& second, bool merge) {
   IndexMap map = first;
-  for (const Band& b : second.bands_) map.append(b.orig, b.step, b.count);
+  for (const Band& b : second.bands_) map.append(b.orig, b.step, b.count, merge);
   return map;
 }
 
@@ -259,6 +260,36 @@ void grid_line_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::ve
   });
 }
 
+// Calls piece(run) for the run (BlockSummaryRun) of each piece of its columns that tile t of a block
+// summary pass visits, in order; pieces it visits no key of are skipped.
+template <typename PieceFn>
+void for_each_block_summary_run(const SparsePlan& plan, const Pass& pass, int64_t t, PieceFn piece) {
+  const auto [row_min, row_max] = tile_row_extent(plan, pass, t);
+  const auto& bands = pass.cols.bands();
+  auto band_at = [&](int64_t b) { return bands[b]; };
+  const int64_t pieces = static_cast<int64_t>(pass.piece_bands.size()) - 1;
+  for (int64_t k = 0; k < pieces; ++k) {
+    const BlockSummaryRun<int64_t> run = block_summary_run<int64_t>(
+        band_at, pass.piece_bands[k], pass.piece_bands[k + 1], k + 1 == pieces, pass.rule.block, row_min, row_max);
+    if (run.begin < run.end) piece(run);
+  }
+}
+
+// Each piece's run chunk by chunk, consecutive chunks of one mask joined (block_summary_chunk_mask).
+void block_summary_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<KeyRun>& runs) {
+  for_each_block_summary_run(plan, pass, t, [&](const BlockSummaryRun<int64_t>& run) {
+    for (int64_t c = run.begin; c < run.end; c += plan.block_n) {
+      const int64_t c_end = std::min(run.end, c + plan.block_n);
+      const auto mask = static_cast<ChunkMask>(block_summary_chunk_mask(run, c_end));
+      if (c != run.begin && runs.back().mask == mask) {
+        runs.back().end = c_end;
+      } else {
+        runs.push_back(KeyRun{c, c_end, mask});
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void tile_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<KeyRun>& runs,
@@ -273,6 +304,7 @@ void tile_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<
     case PassForm::kVerticalSlash: vertical_slash_work(plan, pass, t, runs, columns); break;
     case PassForm::kRanges: range_work(plan, pass, t, runs, columns); break;
     case PassForm::kGridLine: grid_line_work(plan, pass, t, runs); break;
+    case PassForm::kBlockSummary: block_summary_work(plan, pass, t, runs); break;
   }
 }
 
@@ -288,6 +320,12 @@ int64_t tile_chunks(const SparsePlan& plan, const Pass& pass, int64_t t) {
   if (pass.form == PassForm::kGridLine) {
     int64_t total = 0;
     for_each_grid_section(plan, pass, t, [&](int64_t begin, int64_t end, bool) { total += chunks(end - begin); });
+    return total;
+  }
+  if (pass.form == PassForm::kBlockSummary) {
+    int64_t total = 0;
+    for_each_block_summary_run(plan, pass, t,
+                               [&](const BlockSummaryRun<int64_t>& run) { total += chunks(run.end - run.begin); });
     return total;
   }
   const auto [row_min, row_max] = compact_tile_rows(plan, pass, t);

@@ -53,8 +53,9 @@ class IndexMap {
   // keys, or the other keys of each block).
   static IndexMap blocks(const std::vector<std::pair<int64_t, int64_t>>& segments, int64_t block, int64_t from = 0,
                          int64_t to = -1);
-  // `first` followed by `second` (positions must not repeat).
-  static IndexMap concat(const IndexMap& first, const IndexMap& second);
+  // `first` followed by `second` (positions must not repeat). `merge`: a step-1 band that continues the
+  // previous one joins it; without, both maps keep their bands as they are.
+  static IndexMap concat(const IndexMap& first, const IndexMap& second, bool merge = true);
 
   int64_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
@@ -95,6 +96,7 @@ enum class PassForm : uint8_t {
   kVerticalSlash = 1,  // derived from Pass::vertical_slash (kernels/vertical_slash_walk.h)
   kRanges = 2,         // derived from the rule's ranges (kernels/range_walk.h), plus Pass::lines
   kGridLine = 3,       // derived from the grid phases of its rows and keys (kernels/grid_line_walk.h)
+  kBlockSummary = 4,   // derived from the blocks of its rows and pieces of its keys (kernels/block_summary_walk.h)
 };
 
 // The lists a compact Vertical-Slash pass derives every tile's work from (kernels/vertical_slash_walk.h).
@@ -125,6 +127,10 @@ struct Pass {
   // SF-fixed's blocks), the logical row where the rows of phase q start and the column band where its
   // keys start; at [phases], where the text rows and the text keys' bands start.
   std::vector<int64_t> phase_rows, phase_col_bands;
+  // kBlockSummary (SF-fixed, rows in position order): the column band where each piece of its columns
+  // starts, and at the end the band count. Its pieces ascend in position each: the summary keys'
+  // pieces, then last the blocks' other keys (possibly none).
+  std::vector<int64_t> piece_bands;
   // kRanges of a grid head with vertical lines only: the line's keys (IndexMap::grid_line). A tile
   // visits those its ranges leave out (range_line_gap) after its ranges, as gathered columns; the rule
   // keeps them through its grid fields, so one pass holds the whole head.
@@ -166,7 +172,8 @@ struct SparsePlan {
 // keep their chunk positions: a vertical that one of the tile's runs covers is -1 (skipped, so counted
 // once). Compact range passes' runs ascend, split where the chunk mask changes, as a listed pass's do;
 // their columns are their line's keys in the runs' gap (Pass::lines). A compact grid line pass's runs
-// ascend too, one per grid section the tile visits (GridTileSections), split where the mask changes.
+// ascend too, one per grid section the tile visits (GridTileSections), split where the mask changes, and
+// so do a block summary pass's, one per piece of its columns.
 void tile_work(const SparsePlan& plan, const Pass& pass, int64_t t, std::vector<KeyRun>& runs,
                std::vector<int64_t>& columns);
 

@@ -10,9 +10,8 @@
 namespace mmi {
 namespace {
 
-// SF-fixed with up to this many summary keys per block lists them phase-major (a band of step `block`
-// per phase, which a chunk's loads index without a search); with more, in position order (a band per
-// block, a chunk crossing at most 64 / 9 + 1 of them).
+// SF-fixed with up to this many summary keys per block lists them phase-major, with more in position
+// order (add_fixed); a piece each, and the CUDA kernels take at most this many pieces plus one.
 constexpr int64_t kMaxSummaryPhases = 8;
 
 using Segments = std::vector<std::pair<int64_t, int64_t>>;  // half-open [begin, end), ascending
@@ -626,107 +625,6 @@ class PassBuilder {
   std::vector<int64_t> gathered_;
 };
 
-// SF-fixed's pass (rule: same block, or one of the first c keys of a block; c = block_head) over rows in
-// position order and the columns `summary` (the summary keys) followed by `others` (every block's other
-// keys, in position order). Its requirements have a closed form, so each tile's runs are listed
-// directly, in O(summary phases) per tile, where the generic builder would visit every block's summary
-// keys:
-// - the summary keys up to the tile's last row, each run of them in position order a prefix: fully kept
-//   up to its first row, causal after (the rule keeps every summary key);
-// - its rows' blocks' other keys up to its last row: fully kept, then causal, when every row lies in
-//   one block; rule-tested otherwise (rows of two blocks, when the block is shorter than a tile).
-class FixedPassBuilder {
- public:
-  FixedPassBuilder(const SparsePlan& plan, const PassSpec& spec, const IndexMap& summary, const IndexMap& others)
-      : plan_(plan), spec_(spec), summary_(summary), others_(others) {}
-
-  Pass build() {
-    Pass pass;
-    pass.rows = spec_.rows;
-    pass.cols = spec_.cols;
-    pass.rule = spec_.rule;
-    pass.label = spec_.label;
-    pass.tiles = (spec_.rows.size() + plan_.block_m - 1) / plan_.block_m;
-    pass.run_offsets.reserve(pass.tiles + 1);
-    pass.run_offsets.assign(1, 0);
-    pass.column_offsets.assign(pass.tiles + 1, 0);  // no gathered columns
-    // The summary bands in runs of ascending positions: a phase each, or every block in position order.
-    // Tiles ascend in position, so each count below walks its bands once for the whole pass.
-    std::vector<KeysUpTo> summary_last, summary_first;
-    const auto& bands = summary_.bands();
-    for (size_t b = 0, b0 = 0; b < bands.size(); ++b) {
-      if (b + 1 < bands.size() && bands[b + 1].orig > bands[b].orig_last()) continue;
-      summary_last.emplace_back(summary_, b0, b + 1);
-      summary_first.emplace_back(summary_, b0, b + 1);
-      b0 = b + 1;
-    }
-    pass.runs.reserve(pass.tiles * (2 * summary_last.size() + 2));  // at most two runs per piece
-    KeysUpTo block_start(others_), others_last(others_), others_first(others_);
-    const int64_t l = spec_.rule.block, offset = summary_.size();
-    for (int64_t t = 0; t < pass.tiles; ++t) {
-      const int64_t first = spec_.rows.to_orig(t * plan_.block_m);
-      const int64_t last = spec_.rows.to_orig(std::min(spec_.rows.size(), (t + 1) * plan_.block_m) - 1);
-      const size_t tile_begin = pass.runs.size();
-      for (size_t k = 0; k < summary_last.size(); ++k) {
-        emit(pass, tile_begin, summary_last[k].start(), summary_last[k](last), summary_first[k](first), false);
-      }
-      emit(pass, tile_begin, offset + block_start(first / l * l - 1), offset + others_last(last),
-           offset + others_first(first), first / l != last / l);
-      pass.run_offsets.push_back(static_cast<int64_t>(pass.runs.size()));
-    }
-    return pass;
-  }
-
- private:
-  // The logical end of the keys at position p or before among bands [begin, end) of a map, which
-  // ascend in position, for p that never decreases from one call to the next.
-  class KeysUpTo {
-   public:
-    explicit KeysUpTo(const IndexMap& map) : KeysUpTo(map, 0, map.bands().size()) {}
-    KeysUpTo(const IndexMap& map, size_t begin, size_t end)
-        : bands_(map.bands()), begin_(begin), next_(begin), end_(end),
-          start_(begin < end ? bands_[begin].logical : map.size()) {}
-    int64_t start() const { return start_; }  // where the bands start
-    int64_t operator()(int64_t p) {
-      while (next_ < end_ && bands_[next_].orig <= p) ++next_;
-      if (next_ == begin_) return start_;
-      const Band& b = bands_[next_ - 1];
-      return b.logical + std::min(b.count, (p - b.orig) / b.step + 1);
-    }
-
-   private:
-    const std::vector<Band>& bands_;
-    size_t begin_, next_, end_;
-    int64_t start_;
-  };
-
-  // Columns [begin, end): those before `fully_kept` in whole chunks kFull, the rest kCausal (or all
-  // kRule). A run that continues the tile's last one with the same mask extends it: each mask holds
-  // for every key of its run, so where the chunks then fall does not matter.
-  void emit(Pass& pass, size_t tile_begin, int64_t begin, int64_t end, int64_t fully_kept, bool rule_tested) const {
-    if (begin >= end) return;
-    auto append = [&](int64_t from, int64_t to, ChunkMask mask) {
-      if (from >= to) return;
-      if (pass.runs.size() > tile_begin && pass.runs.back().end == from && pass.runs.back().mask == mask) {
-        pass.runs.back().end = to;
-      } else {
-        pass.runs.push_back(KeyRun{from, to, mask});
-      }
-    };
-    if (rule_tested) return append(begin, end, ChunkMask::kRule);
-    const int64_t n = plan_.block_n;
-    const int64_t full_end =
-        fully_kept >= end ? end : begin + std::clamp<int64_t>(fully_kept - begin, 0, end - begin) / n * n;
-    append(begin, full_end, ChunkMask::kFull);
-    append(full_end, end, ChunkMask::kCausal);
-  }
-
-  const SparsePlan& plan_;
-  const PassSpec& spec_;
-  const IndexMap& summary_;
-  const IndexMap& others_;
-};
-
 // Builds one head's passes. Bitmaps go to the assembler's own word list (offsets relative to it), so
 // heads can be built in parallel and their words concatenated afterwards.
 class PlanAssembler {
@@ -781,34 +679,42 @@ class PlanAssembler {
                       scope + ": " + pattern_name(c.kind)});
   }
 
-  // SF-fixed as one listed pass (FixedPassBuilder): each row's softmax is then complete in one tile,
-  // with no partial state written and merged again. Its columns are the summary keys (the first c of
-  // every block) followed by the blocks' other keys.
+  // SF-fixed as one pass (PassForm::kBlockSummary), so that each row's softmax is complete in one tile,
+  // with no partial state written and merged again. Its columns are pieces ascending in position: the
+  // summary keys (the first c of every block), phase-major while there are few (a band of step
+  // `block` per phase, which a chunk's loads index without a search) or in position order (a band per
+  // block, which a chunk crosses at most 64 / 9 + 1 of), then the blocks' other keys.
   void add_fixed(HeadPlan& out, const ResolvedPattern& p, const Segments& rows, const Segments& cols,
                  const std::string& scope) {
     const int64_t l = p.index.block, c = std::min(p.params.block_head, l);
     IndexMap summary;
-    if (c >= l) {
-      summary = IndexMap::of_segments(cols);
-    } else if (c > kMaxSummaryPhases) {
-      summary = IndexMap::blocks(cols, l, 0, c);
-    } else {
-      for (int64_t phase = 0; phase < c; ++phase) {
-        Segments from_phase;  // each column segment from its first key of this phase
-        for (const auto& [begin, end] : cols) {
-          const int64_t first = begin + (phase - begin % l + l) % l;  // begin >= 0
-          if (first < end) from_phase.emplace_back(first, end);
-        }
-        summary = IndexMap::concat(summary, IndexMap::grid_line(from_phase, l, 0));
-      }
+    std::vector<int64_t> piece_bands;
+    const bool phase_major = c < l && c <= kMaxSummaryPhases;
+    if (!phase_major) {
+      summary = c >= l ? IndexMap::of_segments(cols) : IndexMap::blocks(cols, l, 0, c);
+      piece_bands.push_back(0);
     }
+    for (int64_t phase = 0; phase_major && phase < c; ++phase) {
+      Segments from_phase;  // each column segment from its first key of this phase
+      for (const auto& [begin, end] : cols) {
+        const int64_t first = begin + (phase - begin % l + l) % l;  // begin >= 0
+        if (first < end) from_phase.emplace_back(first, end);
+      }
+      piece_bands.push_back(static_cast<int64_t>(summary.bands().size()));
+      summary = IndexMap::concat(summary, IndexMap::grid_line(from_phase, l, 0), /*merge=*/false);
+    }
+    piece_bands.push_back(static_cast<int64_t>(summary.bands().size()));  // the other keys
     const IndexMap others = c < l ? IndexMap::blocks(cols, l, c) : IndexMap();
     MaskRule rule;
     rule.block = l;
     rule.block_head = c;
-    const PassSpec spec{IndexMap::of_segments(rows), IndexMap::concat(summary, others), rule, scope + ": sf_fixed"};
+    const PassSpec spec{IndexMap::of_segments(rows), IndexMap::concat(summary, others, /*merge=*/false), rule,
+                        scope + ": sf_fixed"};
     if (spec.rows.empty() || spec.cols.empty()) return;
-    out.passes.push_back(FixedPassBuilder(plan_, spec, summary, others).build());
+    piece_bands.push_back(static_cast<int64_t>(spec.cols.bands().size()));
+    Pass pass = compact_pass(spec, PassForm::kBlockSummary);
+    pass.piece_bands = std::move(piece_bands);
+    out.passes.push_back(compact_passes_ ? std::move(pass) : listed(pass));
   }
 
   void add_strided(HeadPlan& out, const ResolvedPattern& p, const Segments& rows, const Segments& cols,
@@ -862,6 +768,28 @@ class PlanAssembler {
     Pass pass = compact_pass(spec, PassForm::kVerticalSlash);
     pass.vertical_slash = std::move(index);
     out.passes.push_back(std::move(pass));
+  }
+
+  // A compact pass with its tiles' work listed (what PlanOptions::compact_passes off asks for).
+  Pass listed(const Pass& compact) const {
+    Pass pass;
+    pass.rows = compact.rows;
+    pass.cols = compact.cols;
+    pass.rule = compact.rule;
+    pass.label = compact.label;
+    pass.tiles = compact.tiles;
+    pass.run_offsets.assign(1, 0);
+    pass.column_offsets.assign(1, 0);
+    std::vector<KeyRun> runs;
+    std::vector<int64_t> columns;
+    for (int64_t t = 0; t < pass.tiles; ++t) {
+      tile_work(plan_, compact, t, runs, columns);
+      pass.runs.insert(pass.runs.end(), runs.begin(), runs.end());
+      pass.columns.insert(pass.columns.end(), columns.begin(), columns.end());
+      pass.run_offsets.push_back(static_cast<int64_t>(pass.runs.size()));
+      pass.column_offsets.push_back(static_cast<int64_t>(pass.columns.size()));
+    }
+    return pass;
   }
 
   // A pass whose tiles derive their work (Pass::form): only its maps, rule and tile count.

@@ -202,6 +202,16 @@ struct DevicePlan {
           dp.phases = narrow32(static_cast<int64_t>(pass.phase_rows.size()) - 1, "phases");
           phase_tables_total += static_cast<int64_t>(pass.phase_rows.size() + pass.phase_col_bands.size());
         }
+        if (pass.form == PassForm::kBlockSummary) {
+          if (pass.piece_bands.size() > cuda::kMaxBlockSummaryPieces + 1) {
+            throw std::invalid_argument("CUDA kernels: a block summary pass of " +
+                                        std::to_string(pass.piece_bands.size() - 1) + " pieces (they take at most " +
+                                        std::to_string(cuda::kMaxBlockSummaryPieces) + ")");
+          }
+          dp.phase_table = narrow32(phase_tables_total, "phase tables");
+          dp.phases = narrow32(static_cast<int64_t>(pass.piece_bands.size()) - 1, "pieces");
+          phase_tables_total += static_cast<int64_t>(pass.piece_bands.size());
+        }
         slots.push_back({&pass, static_cast<int32_t>(passes_h.size()), dp.col_bands, runs_total, columns_total, 0});
         passes_h.push_back(dp);
         runs_total += static_cast<int64_t>(pass.runs.size());
@@ -257,7 +267,8 @@ struct DevicePlan {
         case PassForm::kListed: fill(plan, slots[i], runs_h, columns_h, weights); break;
         case PassForm::kVerticalSlash: weigh_vertical_slash(*slots[i].pass, plan.block_m, plan.block_n, weights); break;
         case PassForm::kRanges:
-        case PassForm::kGridLine: weigh_by_structure(plan, *slots[i].pass, weights); break;
+        case PassForm::kGridLine:
+        case PassForm::kBlockSummary: weigh_by_structure(plan, *slots[i].pass, weights); break;
       }
     });
     // Per level, heaviest tiles first, so the long causal rows do not finish last on a half-empty GPU;
@@ -294,9 +305,9 @@ struct DevicePlan {
   }
 
   // Every pass's row and column bands (and a range pass's line bands), a compact Vertical-Slash pass's
-  // slash groups and verticals, and a compact grid line pass's phase tables (column bands as indices into
-  // the band array), at the offsets its DevicePass names. Positions fit 32 bits (the plan length was
-  // checked).
+  // slash groups and verticals, and a compact grid line or block summary pass's tables (column bands as
+  // indices into the band array), at the offsets its DevicePass names. Positions fit 32 bits (the plan
+  // length was checked).
   static void write_bands_and_lists(const std::vector<Slot>& slots, const std::vector<cuda::DevicePass>& passes,
                                     cuda::DeviceBand* bands, cuda::DeviceSlashGroup* slash_groups, int32_t* verticals,
                                     int32_t* phase_tables) {
@@ -315,6 +326,10 @@ struct DevicePlan {
         int32_t* table = phase_tables + dp.phase_table;
         for (int64_t row : slot.pass->phase_rows) *table++ = static_cast<int32_t>(row);
         for (int64_t band : slot.pass->phase_col_bands) *table++ = dp.col_bands + static_cast<int32_t>(band);
+      }
+      if (slot.pass->form == PassForm::kBlockSummary) {
+        int32_t* table = phase_tables + dp.phase_table;
+        for (int64_t band : slot.pass->piece_bands) *table++ = dp.col_bands + static_cast<int32_t>(band);
       }
       if (slot.pass->form != PassForm::kVerticalSlash) continue;
       const VerticalSlashIndex& index = *slot.pass->vertical_slash;

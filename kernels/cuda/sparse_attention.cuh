@@ -22,6 +22,7 @@ namespace mmi::cuda {
 
 constexpr int kBlockM = 128;  // query rows per tile (must equal SparsePlan::block_m)
 constexpr int kBlockN = 64;  // keys per chunk (must equal SparsePlan::block_n)
+constexpr int kMaxBlockSummaryPieces = 9;  // a block summary pass's pieces: up to 8 summary phases, the other keys
 
 struct DeviceBand {
   int32_t logical, orig, step, count;
@@ -49,7 +50,10 @@ struct DevicePass {
   // [line_band_begin, line_band_end), the line's keys in the runs' gap; 3 a compact grid line pass whose
   // tiles take a run from each grid section they visit (GridTileSections in kernels/grid_line_walk.h),
   // with phase_tables[phase_table, + phases + 1) where each phase's rows start (logical rows) and
-  // phase_tables[phase_table + phases + 1, + phases + 1) where its column bands start (band array indices).
+  // phase_tables[phase_table + phases + 1, + phases + 1) where its column bands start (band array indices);
+  // 4 a compact block summary pass (SF-fixed) whose tiles take a run from each of its `phases` pieces of
+  // columns (kernels/block_summary_walk.h), the last one the blocks' other keys, with
+  // phase_tables[phase_table, + phases + 1) where each piece's bands start (band array indices).
   int32_t form;
   int32_t line_band_begin, line_band_end;  // indices into the band array
   int32_t phase_table, phases;

@@ -10,6 +10,7 @@
 #include "kernels/cuda/mma.cuh"
 #include "kernels/cuda/sparse_attention.cuh"
 #include "kernels/cuda/tma.cuh"
+#include "kernels/block_summary_walk.h"
 #include "kernels/grid_line_walk.h"
 #include "kernels/range_walk.h"
 #include "kernels/rule_bits.h"
@@ -48,12 +49,21 @@ __device__ __forceinline__ uint64_t closed_form_bits(const uint64_t* words, cons
                         : range_rule_bits(rule, i, c0, len, line);
 }
 
+// A block summary pass's runs for one tile, one per piece of its columns (block_summary_run; empty where
+// it visits none), found at the tile's start by three threads each (block_summary_pieces): each part is
+// a search, a serial chain of loads that one thread would take for them all, and whose code inside the
+// chunk loop would hold registers the MMAs need.
+struct BlockSummaryRuns {
+  int32_t count;  // the pass's pieces
+  BlockSummaryRun<int32_t> runs[kMaxBlockSummaryPieces];
+};
+
 // Walks a tile's chunks in order: runs first (in chunks of kBlockN logical keys), then gathered columns.
 // The cursor holds the current run and the band holding the chunk start, so a chunk inside one band
 // costs no global loads to locate. Compact passes derive their runs instead of reading them: a
 // Vertical-Slash pass from the slash walk (its columns are the pass's vertical list), a range pass from
-// its rule (at most two runs, no columns), a grid line pass from its grid sections (a run each, no
-// columns).
+// its rule (at most two runs, no columns), a grid line pass from its grid sections, a block summary
+// pass from the pieces of its columns (a run each, no columns).
 struct ChunkCursor {
   int32_t run, run_end, pos, column, column_end;
   DeviceRun current;
@@ -64,7 +74,8 @@ struct ChunkCursor {
   int32_t next_begin, next_end;  // compact range passes: the second run (logical keys), if there are two
   int32_t line_run, line_begin, line_end;  // compact range passes: the line's run index (-1: none) and keys
   bool on_line;                  // the current run is a range pass's line
-  int32_t section;               // compact grid line passes: the current run's (TileMeta::sections)
+  int32_t section;               // compact grid line passes: the current run's (TileMeta::sections);
+                                 // block summary passes: its piece
 
   __device__ void enter_run(const SparseAttentionParams& p) {
     current = p.runs[run];
@@ -156,12 +167,34 @@ struct ChunkCursor {
     run = run_end;
   }
   // The grid phase of the current run's keys (-1: text keys).
+  // A block summary pass's runs, from those its tile's start found (BlockSummaryRuns); `section` is the
+  // current one's piece.
+  __device__ void start_block_summary(const SparseAttentionParams& p, const BlockSummaryRuns& pieces) {
+    section = -1;
+    run = 0;
+    run_end = 1;
+    column = column_end = 0;
+    next_piece(p, pieces);
+  }
+  __device__ void next_piece(const SparseAttentionParams& p, const BlockSummaryRuns& pieces) {
+    while (++section < pieces.count) {
+      const BlockSummaryRun<int32_t>& r = pieces.runs[section];
+      if (r.begin >= r.end) continue;
+      current = DeviceRun{r.begin, r.end, 1, r.band};
+      pos = r.begin;
+      band_index = r.band;
+      band = p.bands[band_index];
+      return;
+    }
+    run = run_end;
+  }
   __device__ int32_t section_phase(const DevicePass& pass) const {
     return section < static_cast<int32_t>(pass.rule.grid_stride) ? section : -1;
   }
-  // `sections`: where a grid line pass's tile keeps its sections (TileMeta::sections).
+  // `sections`, `pieces`: where a grid line or block summary pass's tile keeps its sections or runs
+  // (TileMeta::sections, TileMeta::pieces).
   __device__ void start(const SparseAttentionParams& p, const DeviceTile& t, const DevicePass& pass,
-                        GridTileSections<int32_t>& sections) {
+                        GridTileSections<int32_t>& sections, BlockSummaryRuns& pieces) {
     form = pass.form;
     rule_kind = pass.rule_kind;
     kv_head = pass.kv_head;
@@ -175,6 +208,7 @@ struct ChunkCursor {
       return;
     }
     if (form == 3) return start_grid_line(p, t, pass, sections);
+    if (form == 4) return start_block_summary(p, pieces);
     const DeviceBand rows = p.bands[pass.row_bands];
     band_index = pass.col_bands;
     band = p.bands[band_index];
@@ -205,7 +239,7 @@ struct ChunkCursor {
 
   // Moves past the chunk of up to kBlockN keys the cursor points at.
   __device__ void advance(const SparseAttentionParams& p, const DevicePass& pass,
-                          const GridTileSections<int32_t>& sections) {
+                          const GridTileSections<int32_t>& sections, const BlockSummaryRuns& pieces) {
     if (run >= run_end) {
       column += kBlockN;
       return;
@@ -217,6 +251,8 @@ struct ChunkCursor {
       next_compact_run(p);
     } else if (form == 3) {
       next_grid_section(p, pass, sections);
+    } else if (form == 4) {
+      next_piece(p, pieces);
     } else if (++run >= run_end) {
       return;
     } else if (form == 2 && run == line_run) {
@@ -253,6 +289,7 @@ struct TileMeta {
   // A grid line pass's sections of the tile, which its cursor walks; the same for every chunk, so kept
   // out of the cursor, which is copied per chunk.
   GridTileSections<int32_t> sections;
+  BlockSummaryRuns pieces;  // the same for a block summary pass's runs
 };
 
 // For a rule-tested chunk, evaluates the rule once per element into keep bits (one row per thread),
@@ -312,6 +349,7 @@ __device__ __forceinline__ void describe_chunk(const SparseAttentionParams& p, c
   const int mask = !g.from_run  ? (form == 1 ? 1 : 2)
                    : classified ? grid_line_chunk_mask<int32_t>(s.rule, g.one_band, walk.row_min, c0, c_last)
                    : form == 2  ? range_chunk_mask<int32_t>(s.rule, walk.row_min, walk.row_max, c0, c_last)
+                   : form == 4  ? block_summary_chunk_mask(s.pieces.runs[cursor.section], pos + len)
                                 : cursor.current.mask;
   s.mask[buf] = mask;
   s.len[buf] = len;
@@ -334,7 +372,7 @@ __device__ __forceinline__ void advance_cursor(const SparseAttentionParams& p, c
                                                int buf) {
   ChunkCursor& next = s.cursor[buf ^ 1];
   next = s.cursor[buf];
-  next.advance(p, pass, s.sections);
+  next.advance(p, pass, s.sections, s.pieces);
 }
 
 // Issues the K and V loads of the chunk that cursor[buf] points at into buffer `buf` and records its
@@ -608,6 +646,25 @@ __device__ __forceinline__ DeviceTile tile_of(const SparseAttentionParams& p) {
   return DeviceTile{pass, tile, 0, 0, 0, 0};
 }
 
+// Part k % 3 of piece k / 3's run for tile `tile` of a block summary pass (block_summary_run_part), for
+// k < 3 x the pass's pieces.
+__device__ __forceinline__ void block_summary_pieces(const SparseAttentionParams& p, const DeviceTile& tile,
+                                                     const DevicePass& pass, int k, BlockSummaryRuns& pieces) {
+  if (k == 0) pieces.count = pass.phases;
+  const int piece = k / 3;
+  if (k < 0 || piece >= pass.phases) return;
+  const int32_t* piece_band = p.phase_tables + pass.phase_table;  // band array indices
+  const int32_t piece_first = piece_band[piece], piece_last = piece_band[piece + 1];
+  int32_t lowest = 0, highest = -1;
+  const int32_t first = tile.tile * kBlockM, last = min(pass.num_rows, first + kBlockM) - 1;
+  auto row_band = [&](int32_t b) { return p.bands[pass.row_bands + b]; };
+  band_extent_from<int32_t>(row_band, pass.num_row_bands, band_holding_guessed(row_band, pass.num_row_bands, first),
+                            first, last, lowest, highest);
+  block_summary_run_part<int32_t>([&](int32_t b) { return p.bands[b]; }, piece_first, piece_last,
+                                  piece + 1 == pass.phases, static_cast<int32_t>(pass.rule.block), lowest, highest,
+                                  k % 3, pieces.runs[piece]);
+}
+
 // A tile's start, the same in both kernels: the cursor (into meta.cursor[0]) and the tile's rows;
 // then, unless the tile has nothing to visit (it returns false before loading Q or any key), its
 // Q rows (into q_smem, laid out by QLayout) and the first chunk's K/V loads into buffer 0 (KvLayout).
@@ -616,14 +673,28 @@ __device__ __forceinline__ bool start_tile(const SparseAttentionParams& p, const
                                            const DevicePass& pass, TileMeta& meta, T* q_smem, T* k_chunk,
                                            T* v_chunk, uint64_t* tma_full = nullptr) {
   // The cursor's start and the rows are two serial chains of loads: where the CTA has a thread that
-  // loads no row, that thread starts the cursor while the others load the rows.
-  if (threadIdx.x == (kThreads > kBlockM ? kBlockM : 0)) {
+  // loads no row, that thread starts the cursor while the others load the rows. A block summary pass's
+  // cursor starts from its pieces' runs, which threads from that one on find first.
+  const int cursor_thread = kThreads > kBlockM ? kBlockM : 0;
+  static_assert(kThreads - (kThreads > kBlockM ? kBlockM : 0) >= 3 * kMaxBlockSummaryPieces, "a thread per search");
+  const bool pieces = pass.form == 4;
+  if (pieces) {
+    block_summary_pieces(p, tile, pass, static_cast<int>(threadIdx.x) - cursor_thread, meta.pieces);
+  } else if (threadIdx.x == cursor_thread) {
     ChunkCursor cursor;
-    cursor.start(p, tile, pass, meta.sections);
+    cursor.start(p, tile, pass, meta.sections, meta.pieces);
     meta.cursor[0] = cursor;
   }
   load_tile_rows(p, tile, pass, meta);
   __syncthreads();
+  if (pieces) {
+    if (threadIdx.x == cursor_thread) {
+      ChunkCursor cursor;
+      cursor.start(p, tile, pass, meta.sections, meta.pieces);
+      meta.cursor[0] = cursor;
+    }
+    __syncthreads();
+  }
   if (meta.cursor[0].done()) return false;
   load_rows<kThreads, D, kBlockM, QLayout>(q_smem, static_cast<const T*>(p.q), meta.rows, p.q_heads, pass.head);
   cp_async_commit();

@@ -182,7 +182,7 @@ TEST_CASE("CUDA executor at long, odd lengths", "[cuda][long]") {
     heads.emplace_back();  // SF-strided over frames: its diagonals are a compact grid line pass too
     heads[4].patterns[0][0].params.kind = PatternKind::kSfStrided;
     heads[4].patterns[0][0].index.block = 256;
-    heads.push_back(heads[4]);  // SF-fixed over frames: one listed pass, its summary keys a band of step 256
+    heads.push_back(heads[4]);  // SF-fixed over frames: one block summary pass, its summary keys a band of step 256
     heads[5].patterns[0][0].params.kind = PatternKind::kSfFixed;
     heads.push_back(heads[5]);  // with three summary keys per block: a band per summary phase
     heads[6].patterns[0][0].params.block_head = 3;
@@ -198,7 +198,7 @@ TEST_CASE("CUDA executor at long, odd lengths", "[cuda][long]") {
     REQUIRE(plan.heads[4].passes.at(1).form == PassForm::kGridLine);
     for (int h = 5; h < 8; ++h) {
       REQUIRE(plan.heads[h].passes.size() == 1);
-      REQUIRE(plan.heads[h].passes[0].form == PassForm::kListed);
+      REQUIRE(plan.heads[h].passes[0].form == PassForm::kBlockSummary);
     }
     compare_executors(plan, random_qkv(n, static_cast<int64_t>(heads.size()), 1, 128, frames, at::kBFloat16), 1e-2);
   }
@@ -231,7 +231,8 @@ TEST_CASE("CUDA executor: a small case for compute-sanitizer", "[cuda][sanitizer
   heads.back().patterns[0][0].params.block_head = 10;
   heads.back().patterns[0][0].index.block = 23;
   const SparsePlan plan = build_plan(layout, heads);
-  require_forms(plan, {PassForm::kListed, PassForm::kVerticalSlash, PassForm::kRanges, PassForm::kGridLine});
+  require_forms(plan, {PassForm::kListed, PassForm::kVerticalSlash, PassForm::kRanges, PassForm::kGridLine,
+                       PassForm::kBlockSummary});
   if (!have_gpu()) return;
   for (int64_t dim : {64, 128}) {  // mma.sync, and wgmma where the GPU has it
     compare_executors(plan, random_qkv(layout.length(), static_cast<int64_t>(heads.size()), 1, dim, 3, at::kBFloat16), 1e-2);

@@ -87,6 +87,32 @@ int64_t compact_chunks(const SparsePlan& plan, const Pass& pass) {
 
 // A compact grid line pass's chunks by brute force: per tile and grid section (the keys of one phase,
 // or the text keys after them), the keys some row of the tile keeps.
+// A block summary pass's chunks, from its pieces' keys: each summary piece's up to the tile's last row,
+// the last piece's (the blocks' other keys) from its first row's block on.
+int64_t block_summary_chunks(const SparsePlan& plan, const Pass& pass) {
+  const int64_t pieces = static_cast<int64_t>(pass.piece_bands.size()) - 1;
+  std::vector<int64_t> rows;
+  int64_t chunks = 0;
+  for (int64_t t = 0; t < pass.num_tiles(); ++t) {
+    rows.clear();
+    pass.rows.gather(t * plan.block_m, std::min(pass.rows.size(), (t + 1) * plan.block_m), rows);
+    const int64_t first = *std::min_element(rows.begin(), rows.end());
+    const int64_t last = *std::max_element(rows.begin(), rows.end());
+    for (int64_t k = 0; k < pieces; ++k) {
+      const int64_t from = k + 1 == pieces ? first / pass.rule.block * pass.rule.block : 0;
+      int64_t keys = 0;
+      for (int64_t b = pass.piece_bands[k]; b < pass.piece_bands[k + 1]; ++b) {
+        const Band& band = pass.cols.bands()[b];
+        for (int64_t x = band.logical; x < band.logical + band.count; ++x) {
+          keys += band.orig_at(x) >= from && band.orig_at(x) <= last;
+        }
+      }
+      chunks += (keys + plan.block_n - 1) / plan.block_n;
+    }
+  }
+  return chunks;
+}
+
 int64_t grid_line_chunks(const SparsePlan& plan, const Pass& pass) {
   const int64_t stride = static_cast<int64_t>(pass.phase_col_bands.size()) - 1;  // the pass's phases
   std::vector<std::vector<int64_t>> sections(stride + 1);
@@ -119,7 +145,9 @@ int64_t expected_computed(const SparsePlan& plan, int head) {
   int64_t chunks = 0;
   for (const Pass& pass : plan.heads[head].passes) {
     if (pass.form != PassForm::kListed) {
-      chunks += pass.form == PassForm::kGridLine ? grid_line_chunks(plan, pass) : compact_chunks(plan, pass);
+      chunks += pass.form == PassForm::kGridLine       ? grid_line_chunks(plan, pass)
+                : pass.form == PassForm::kBlockSummary ? block_summary_chunks(plan, pass)
+                                                       : compact_chunks(plan, pass);
       continue;
     }
     for (const KeyRun& run : pass.runs) chunks += (run.end - run.begin + plan.block_n - 1) / plan.block_n;
@@ -347,19 +375,33 @@ TEST_CASE("compact grid line passes with horizontal and slash lines count what l
   REQUIRE(compared > 100);
 }
 
-// SF-fixed's tile lists: no gathered columns, and a run or two (fully kept, then causal) per
-// ascending piece of its columns: each summary phase's band(s), or every block's summary keys in
-// position order, then its rows' blocks' other keys.
-void check_fixed_pass(const Pass& pass, int64_t block, int64_t summary_keys) {
-  REQUIRE(pass.form == PassForm::kListed);
-  REQUIRE(pass.columns.empty());
-  const int64_t summary_runs = summary_keys >= block || summary_keys > 8 ? 1 : summary_keys;  // kMaxSummaryPhases
-  for (size_t t = 0; t + 1 < pass.run_offsets.size(); ++t) {
-    REQUIRE(pass.run_offsets[t + 1] - pass.run_offsets[t] <= 2 * summary_runs + 2);
+// SF-fixed's pass: a block summary pass whose pieces are a band per summary phase or one of every
+// block's summary keys, then the blocks' other keys; its tiles visit no gathered column, and a run or
+// two (fully kept, then causal) per piece. Listed (compact passes off), it holds exactly those runs.
+void check_fixed_pass(const SparsePlan& plan, const SparsePlan& listed, int64_t block, int64_t summary_keys) {
+  REQUIRE(plan.heads[0].passes.size() == 1);
+  REQUIRE(listed.heads[0].passes.size() == 1);
+  const Pass& pass = plan.heads[0].passes[0];
+  REQUIRE(pass.form == PassForm::kBlockSummary);
+  REQUIRE(listed.heads[0].passes[0].form == PassForm::kListed);
+  const int64_t summary_pieces = summary_keys < block && summary_keys <= 8 ? summary_keys : 1;  // kMaxSummaryPhases
+  REQUIRE(pass.piece_bands.size() == static_cast<size_t>(summary_pieces + 2));
+  std::vector<KeyRun> runs, listed_runs;
+  std::vector<int64_t> columns;
+  for (int64_t t = 0; t < pass.num_tiles(); ++t) {
+    tile_work(plan, pass, t, runs, columns);
+    REQUIRE(columns.empty());
+    REQUIRE(runs.size() <= 2 * (pass.piece_bands.size() - 1));
+    tile_work(listed, listed.heads[0].passes[0], t, listed_runs, columns);
+    REQUIRE(listed_runs.size() == runs.size());
+    for (size_t r = 0; r < runs.size(); ++r) {
+      REQUIRE((listed_runs[r].begin == runs[r].begin && listed_runs[r].end == runs[r].end &&
+               listed_runs[r].mask == runs[r].mask));
+    }
   }
 }
 
-TEST_CASE("SF-fixed is one listed pass that counts exactly the oracle mask", "[plan][exact]") {
+TEST_CASE("SF-fixed is one block summary pass that counts exactly the oracle mask", "[plan][exact]") {
   std::mt19937_64 rng(73);
   for (const SequenceLayout& layout : test_layouts()) {
     for (BoundaryKind boundary : kBoundaries) {
@@ -384,9 +426,10 @@ TEST_CASE("SF-fixed is one listed pass that counts exactly the oracle mask", "[p
       head.patterns[0][0].index.block = block;
       head.patterns[0][0].params.block_head = summary;
       const SparsePlan plan = build_plan(frames, {head}, {128, 64});
+      const SparsePlan listed = build_plan(frames, {head}, {128, 64, /*compact_passes=*/false});
       REQUIRE(first_mismatch(frames, head, plan) == "");
-      REQUIRE(plan.heads[0].passes.size() == 1);
-      check_fixed_pass(plan.heads[0].passes[0], block, summary);
+      REQUIRE(first_mismatch(frames, head, listed) == "");
+      check_fixed_pass(plan, listed, block, std::min(summary, block));
     }
   }
   // Query and key modalities apart (2-D boundaries): column segments of several pieces.
