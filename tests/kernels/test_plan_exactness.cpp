@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <random>
 
+#include "kernels/block_summary_walk.h"
 #include "kernels/cpu/executor.h"
 #include "kernels/grid_line_walk.h"
 #include "kernels/metrics.h"
@@ -397,6 +398,48 @@ void check_fixed_pass(const SparsePlan& plan, const SparsePlan& listed, int64_t 
     for (size_t r = 0; r < runs.size(); ++r) {
       REQUIRE((listed_runs[r].begin == runs[r].begin && listed_runs[r].end == runs[r].end &&
                listed_runs[r].mask == runs[r].mask));
+    }
+  }
+}
+
+TEST_CASE("a block summary piece's key counts: exact, and two lookups past the ends where bands are evenly spaced",
+          "[plan][exact]") {
+  std::mt19937_64 rng(79);
+  auto uniform = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+  for (int trial = 0; trial < 200; ++trial) {
+    // Bands ascending in position: evenly spaced (a block's other keys, a phase's keys over one segment)
+    // or with random gaps, lengths and steps (pieces over several segments).
+    const bool even = trial % 2 == 0;
+    const int64_t spacing = uniform(2, 300), count = even ? uniform(1, spacing) : 0;
+    std::vector<Band> bands;
+    int64_t logical = uniform(0, 50), orig = uniform(0, 100);
+    for (int64_t b = 0, n = uniform(1, 40); b < n; ++b) {
+      const int64_t step = even ? 1 : uniform(1, 5), keys = even ? count : uniform(1, 30);
+      bands.push_back(Band{logical, orig, step, keys});
+      logical += keys;
+      orig += even ? spacing : step * (keys - 1) + uniform(1, 200);
+    }
+    const int64_t first = 0, last = static_cast<int64_t>(bands.size());
+    int lookups = 0;
+    auto band_at = [&](int64_t b) {
+      ++lookups;
+      return bands[b];
+    };
+    for (int probe = 0; probe < 50; ++probe) {
+      const int64_t x = uniform(-5, bands.back().orig_last() + 5);
+      int64_t want = bands.front().logical, want_next = last;
+      for (int64_t b = last - 1; b >= 0; --b) {  // the brute-force count and the band of the next key
+        for (int64_t k = bands[b].count - 1; k >= 0; --k) {
+          if (bands[b].orig_at(bands[b].logical + k) > x) want_next = b, want = bands[b].logical + k;
+        }
+      }
+      if (x >= bands.back().orig_last()) want = bands.back().logical + bands.back().count;
+      CAPTURE(trial, x);
+      lookups = 0;
+      int64_t next = -1;
+      REQUIRE(ordered_keys_end<int64_t>(band_at, first, last, x, next) == want);
+      REQUIRE(next == want_next);
+      if (even) REQUIRE(lookups <= 4);  // the ends, then the guess and the band after it
     }
   }
 }
