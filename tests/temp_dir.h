@@ -33,6 +33,13 @@ class TempDir {
   std::string path_;
 };
 
+// A path named `name` in this test binary's scratch folder: a fresh TempDir shared by every test of the
+// run (a file one test generates is there for the next), removed when the binary exits.
+inline std::string scratch_file(const std::string& name) {
+  static const TempDir scratch;
+  return scratch.file(name);
+}
+
 inline void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));

@@ -11,8 +11,10 @@
 #include "kernels/synthetic.h"
 #include "tests/catch.h"
 #include "tests/kernels/attention_testing.h"
+#include "tests/temp_dir.h"
 
 using namespace mmi;
+using mmi::testing::scratch_file;
 
 
 TEST_CASE("every registered method plans and runs exactly its mask", "[method][exact]") {
@@ -90,11 +92,11 @@ layers:
 }
 
 TEST_CASE("mminference loads its table from a file", "[method][config]") {
-  const std::string path = "mmi_test_table.yaml";
+  const std::string path = scratch_file("mmi_test_table.yaml");
   std::ofstream(path) << "default: {pattern: vertical_slash, n_vertical: 10}\n";
   YAML::Node params;
   params["table"] = path;
-  REQUIRE(make_method("mminference", params)->describe() == "mminference(table=mmi_test_table.yaml)");
+  REQUIRE(make_method("mminference", params)->describe() == "mminference(table=" + path + ")");
   std::ofstream(path) << "layers:\n  0:\n    0: {pattern: grid, lines: q}\n";
   REQUIRE_THROWS_WITH(make_method("mminference", params),
                       Contains("mmi_test_table.yaml: layer 0 head 0") && Contains("lines") && Contains("line 3"));

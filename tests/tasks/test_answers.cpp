@@ -6,8 +6,10 @@
 #include "tasks/caption_metrics.h"
 #include "tasks/manifest.h"
 #include "tests/catch.h"
+#include "tests/temp_dir.h"
 
 using namespace mmi;
+using mmi::testing::scratch_file;
 
 TEST_CASE("multiple-choice letters are found in tricky replies", "[answers]") {
   const std::vector<std::pair<std::string, char>> cases = {
@@ -68,26 +70,27 @@ TEST_CASE("captioning metrics match hand-computed values", "[metrics]") {
 }
 
 TEST_CASE("manifests load, resolve paths and name the line of a bad entry", "[manifest]") {
+  const std::string manifest = scratch_file("mmi_test_qa.jsonl");
   {
-    std::ofstream qa("mmi_test_qa.jsonl");
+    std::ofstream qa(manifest);
     qa << "# Video-MME style\n"
        << R"({"id": "q1", "video": "videos/a.mp4", "question": "What color?", "options": ["A. red", "B. blue"], "answer": "B", "duration": "short"})"
        << "\n\n"
        << R"({"id": 7, "video": "/data/b.mp4", "question": "What happens?", "answer": "a man runs"})" << "\n";
   }
-  const std::vector<VideoQaItem> items = load_video_qa_manifest("mmi_test_qa.jsonl");
+  const std::vector<VideoQaItem> items = load_video_qa_manifest(manifest);
   REQUIRE(items.size() == 2);
   REQUIRE(items[0].multiple_choice());
-  REQUIRE(items[0].video == "videos/a.mp4");
+  REQUIRE(items[0].video == scratch_file("videos/a.mp4"));  // relative to the manifest's folder
   REQUIRE(items[0].line == 2);
   REQUIRE(items[1].id == "7");
   REQUIRE_FALSE(items[1].multiple_choice());
   REQUIRE(items[1].video == "/data/b.mp4");
 
   auto fails_with = [](const std::string& line, const std::string& message) {
-    std::ofstream("mmi_test_bad.jsonl") << R"({"id": "ok", "video": "v.mp4", "question": "q", "answer": "x"})" << "\n"
-                                       << line << "\n";
-    REQUIRE_THROWS_WITH(load_video_qa_manifest("mmi_test_bad.jsonl"), Contains("mmi_test_bad.jsonl:2") && Contains(message));
+    const std::string bad = scratch_file("mmi_test_bad.jsonl");
+    std::ofstream(bad) << R"({"id": "ok", "video": "v.mp4", "question": "q", "answer": "x"})" << "\n" << line << "\n";
+    REQUIRE_THROWS_WITH(load_video_qa_manifest(bad), Contains("mmi_test_bad.jsonl:2") && Contains(message));
   };
   fails_with(R"({"id": "q2", "video": "v.mp4", "answer": "A"})", "missing \"question\"");
   fails_with(R"({"id": "q2", "video": "v.mp4", "question": "q", "options": ["x", "y"], "answer": "C"})", "option letters A..B");
@@ -97,8 +100,9 @@ TEST_CASE("manifests load, resolve paths and name the line of a bad entry", "[ma
   fails_with(R"({"id": "q3", "video": 5, "question": "q", "answer": "x"})", "\"video\" must be a string");
   REQUIRE_THROWS_WITH(load_video_qa_manifest("mmi_no_such_manifest.jsonl"), Contains("cannot open"));
 
-  std::ofstream("mmi_test_captions.jsonl") << R"({"id": "c1", "video": "v.mp4", "captions": ["one", "two"]})" << "\n"
-                                          << R"({"id": "c2", "video": "w.mp4", "captions": []})" << "\n";
-  REQUIRE_THROWS_WITH(load_caption_manifest("mmi_test_captions.jsonl"),
+  const std::string captions = scratch_file("mmi_test_captions.jsonl");
+  std::ofstream(captions) << R"({"id": "c1", "video": "v.mp4", "captions": ["one", "two"]})" << "\n"
+                          << R"({"id": "c2", "video": "w.mp4", "captions": []})" << "\n";
+  REQUIRE_THROWS_WITH(load_caption_manifest(captions),
                       Contains("mmi_test_captions.jsonl:2") && Contains("at least one reference"));
 }

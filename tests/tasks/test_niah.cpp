@@ -10,8 +10,10 @@
 #include "tasks/video_qa.h"
 #include "tasks/video_writer.h"
 #include "tests/catch.h"
+#include "tests/temp_dir.h"
 
 using namespace mmi;
+using mmi::testing::scratch_file;
 
 namespace {
 
@@ -103,12 +105,13 @@ TEST_CASE("V-NIAH short-answer needles ask for the written word", "[niah]") {
 TEST_CASE("V-NIAH from a haystack video samples it at 1 fps", "[niah][video]") {
   VideoWriteOptions video;
   video.frames = 120;  // 12 s at 10 fps
-  write_generated_video("mmi_test_haystack.mp4", video);
-  FrameCache cache("mmi_test_niah_cache");
+  const std::string path = scratch_file("mmi_test_haystack.mp4");
+  write_generated_video(path, video);
+  FrameCache cache(scratch_file("mmi_test_niah_cache"));
   NiahOptions o;
   o.frames = {4, 12};
   o.depths = {0.5};
-  const std::vector<TaskSample> samples = build_vniah_from_video("mmi_test_haystack.mp4", cache, o);
+  const std::vector<TaskSample> samples = build_vniah_from_video(path, cache, o);
   REQUIRE(samples.size() == 2);
   const std::vector<VideoFrame>& frames = samples[1].prompt[1].frames;  // F = 12, needle at 6
   REQUIRE(frames.size() == 13);
@@ -117,25 +120,27 @@ TEST_CASE("V-NIAH from a haystack video samples it at 1 fps", "[niah][video]") {
   REQUIRE(read_frame_index(frames[7]) == 60);
   REQUIRE(frames[6].width == 128);
   o.frames = {20};
-  REQUIRE_THROWS_WITH(build_vniah_from_video("mmi_test_haystack.mp4", cache, o),
+  REQUIRE_THROWS_WITH(build_vniah_from_video(path, cache, o),
                       Contains("mmi_test_haystack.mp4") && Contains("needs 20 frames at 1 fps"));
 }
 
 TEST_CASE("Video-QA and captioning samples from manifests over generated videos", "[video_qa][video]") {
   VideoWriteOptions video;
   video.frames = 40;
-  write_generated_video("mmi_test_qa_video.mp4", video);
-  std::ofstream("mmi_test_qa_manifest.jsonl")
+  write_generated_video(scratch_file("mmi_test_qa_video.mp4"), video);
+  const std::string qa_manifest = scratch_file("mmi_test_qa_manifest.jsonl");
+  const std::string caption_manifest = scratch_file("mmi_test_caption_manifest.jsonl");
+  std::ofstream(qa_manifest)
       << R"({"id": "mc", "video": "mmi_test_qa_video.mp4", "question": "Which way does the square move?", "options": ["A. left", "B. right"], "answer": "B", "subtitles": "hello"})"
       << "\n"
       << R"({"id": "open", "video": "mmi_test_qa_video.mp4", "question": "What colour is the square?", "answer": "red"})" << "\n";
-  std::ofstream("mmi_test_caption_manifest.jsonl")
+  std::ofstream(caption_manifest)
       << R"({"id": "c", "video": "mmi_test_qa_video.mp4", "captions": ["a red square moves over a gradient"]})" << "\n";
-  FrameCache cache("mmi_test_qa_cache");
+  FrameCache cache(scratch_file("mmi_test_qa_cache"));
   VideoQaOptions o;
   o.frames = 4;
   o.subtitles = true;
-  const std::vector<TaskSample> qa = build_video_qa(load_video_qa_manifest("mmi_test_qa_manifest.jsonl"), cache, o);
+  const std::vector<TaskSample> qa = build_video_qa(load_video_qa_manifest(qa_manifest), cache, o);
   REQUIRE(qa.size() == 2);
   REQUIRE(qa[0].prompt[0].frames.size() == 4);
   std::vector<int64_t> indices;
@@ -148,12 +153,12 @@ TEST_CASE("Video-QA and captioning samples from manifests over generated videos"
   REQUIRE(qa[1].answer.kind == AnswerSpec::Kind::kShort);
   REQUIRE(cache.misses() == 1);  // the same video and sampling decoded once
   const std::vector<TaskSample> captions =
-      build_captioning(load_caption_manifest("mmi_test_caption_manifest.jsonl"), cache, o);
+      build_captioning(load_caption_manifest(caption_manifest), cache, o);
   REQUIRE(captions[0].answer.kind == AnswerSpec::Kind::kCaption);
   REQUIRE(captions[0].answer.references.size() == 1);
   REQUIRE(captions[0].prompt[1].text == o.caption_prompt);
-  std::ofstream("mmi_test_qa_missing.jsonl")
-      << R"({"id": "x", "video": "no_such_clip.mp4", "question": "q", "answer": "a"})" << "\n";
-  REQUIRE_THROWS_WITH(build_video_qa(load_video_qa_manifest("mmi_test_qa_missing.jsonl"), cache, o),
+  const std::string missing = scratch_file("mmi_test_qa_missing.jsonl");
+  std::ofstream(missing) << R"({"id": "x", "video": "no_such_clip.mp4", "question": "q", "answer": "a"})" << "\n";
+  REQUIRE_THROWS_WITH(build_video_qa(load_video_qa_manifest(missing), cache, o),
                       Contains("no_such_clip.mp4"));
 }

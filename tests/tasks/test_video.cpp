@@ -5,7 +5,6 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <fstream>
 #include <iterator>
 
@@ -13,16 +12,19 @@
 #include "tasks/video.h"
 #include "tasks/video_writer.h"
 #include "tests/catch.h"
+#include "tests/temp_dir.h"
 
 using namespace mmi;
+using mmi::testing::scratch_file;
 
 namespace {
 
-// A generated video in the test's working directory, written once per configuration.
+// The path of a generated video named `name` in the scratch folder, written once per run of the tests.
 std::string generated(const std::string& name, const VideoWriteOptions& o) {
-  std::ifstream existing(name);
-  if (!existing) write_generated_video(name, o);
-  return name;
+  const std::string path = scratch_file(name);
+  std::ifstream existing(path);
+  if (!existing) write_generated_video(path, o);
+  return path;
 }
 
 double mean_abs_difference(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
@@ -91,63 +93,68 @@ TEST_CASE("uniform and per-second sampling", "[video]") {
 
 TEST_CASE("bad video files give one clear error naming the file", "[video]") {
   REQUIRE_THROWS_WITH(probe_video("no_such_video.mp4"), Contains("no_such_video.mp4") && Contains("cannot open"));
-  write_bytes("mmi_test_empty.mp4", "");
-  REQUIRE_THROWS_WITH(probe_video("mmi_test_empty.mp4"), Contains("mmi_test_empty.mp4"));
-  write_bytes("mmi_test_text.mp4", "this is not a video, only some words in a file with a video extension\n");
-  REQUIRE_THROWS_WITH(probe_video("mmi_test_text.mp4"), Contains("mmi_test_text.mp4"));
+  // Each file's error names it: empty, text, noise, truncated.
+  auto probe_fails = [](const std::string& name, const std::string& bytes) {
+    write_bytes(scratch_file(name), bytes);
+    REQUIRE_THROWS_WITH(probe_video(scratch_file(name)), Contains(name));
+  };
+  probe_fails("mmi_test_empty.mp4", "");
+  probe_fails("mmi_test_text.mp4", "this is not a video, only some words in a file with a video extension\n");
   std::string noise(20000, '\0');
   uint32_t state = 12345;
   for (char& c : noise) c = static_cast<char>((state = state * 1103515245u + 12345u) >> 24);
-  write_bytes("mmi_test_noise.mkv", noise);
-  REQUIRE_THROWS_WITH(probe_video("mmi_test_noise.mkv"), Contains("mmi_test_noise.mkv"));
+  probe_fails("mmi_test_noise.mkv", noise);
   // A truncated file: the header survives, most of the frames do not.
   const std::string full = read_bytes(generated("mmi_test_mpeg4.mkv", [] {
     VideoWriteOptions o;
     o.encoder = "mpeg4";
     return o;
   }()));
-  write_bytes("mmi_test_truncated.mkv", full.substr(0, full.size() / 3));
-  REQUIRE_THROWS_WITH(decode_frames("mmi_test_truncated.mkv", {0.5, 4.9}), Contains("mmi_test_truncated.mkv"));
+  const std::string truncated = scratch_file("mmi_test_truncated.mkv");
+  write_bytes(truncated, full.substr(0, full.size() / 3));
+  REQUIRE_THROWS_WITH(decode_frames(truncated, {0.5, 4.9}), Contains("mmi_test_truncated.mkv"));
   VideoWriteOptions bad;
   bad.encoder = "no_such_encoder";
-  REQUIRE_THROWS_WITH(write_generated_video("mmi_test_bad.mp4", bad), Contains("no encoder named 'no_such_encoder'"));
+  REQUIRE_THROWS_WITH(write_generated_video(scratch_file("mmi_test_bad.mp4"), bad),
+                      Contains("no encoder named 'no_such_encoder'"));
   bad = VideoWriteOptions{};
   bad.width = 127;
-  REQUIRE_THROWS_WITH(write_generated_video("mmi_test_odd.mp4", bad), Contains("mmi_test_odd.mp4") && Contains("even"));
+  REQUIRE_THROWS_WITH(write_generated_video(scratch_file("mmi_test_odd.mp4"), bad),
+                      Contains("mmi_test_odd.mp4") && Contains("even"));
 }
 
 TEST_CASE("the frame cache decodes once per file and sampling", "[video]") {
-  const std::string directory = "mmi_test_cache_" + std::to_string(std::time(nullptr));  // a fresh cache
-  FrameCache cache(directory);
+  FrameCache cache(scratch_file("mmi_test_cache"));  // a fresh cache
+  const std::string video = scratch_file("mmi_test_cached.mp4");
   VideoWriteOptions o;
   o.frames = 30;
-  write_generated_video("mmi_test_cached.mp4", o);
+  write_generated_video(video, o);
   const std::vector<double> t = {0.3, 1.1, 2.5};
-  const std::vector<VideoFrame> first = cache.frames("mmi_test_cached.mp4", t);
-  const std::vector<VideoFrame> again = cache.frames("mmi_test_cached.mp4", t);
+  const std::vector<VideoFrame> first = cache.frames(video, t);
+  const std::vector<VideoFrame> again = cache.frames(video, t);
   REQUIRE(cache.misses() == 1);
   REQUIRE(cache.hits() == 1);
   for (size_t k = 0; k < t.size(); ++k) {
     REQUIRE(again[k].rgb == first[k].rgb);
     REQUIRE(again[k].timestamp_s == first[k].timestamp_s);
   }
-  cache.frames("mmi_test_cached.mp4", {0.3, 1.1});  // another sampling: another entry
+  cache.frames(video, {0.3, 1.1});  // another sampling: another entry
   REQUIRE(cache.misses() == 2);
   // A damaged entry is decoded again.
-  const std::string entry = cache.entry_path("mmi_test_cached.mp4", t);
+  const std::string entry = cache.entry_path(video, t);
   std::ofstream(entry, std::ios::binary | std::ios::trunc) << "MMIFRM01garbage";
-  REQUIRE(read_frame_index(cache.frames("mmi_test_cached.mp4", t)[1]) == 11);
+  REQUIRE(read_frame_index(cache.frames(video, t)[1]) == 11);
   REQUIRE(cache.misses() == 3);
   // A rewritten video is a new file identity.
   o.frames = 40;
-  write_generated_video("mmi_test_cached.mp4", o);
+  write_generated_video(video, o);
   struct stat st {};
-  stat("mmi_test_cached.mp4", &st);
+  stat(video.c_str(), &st);
   const utimbuf later{st.st_atime, st.st_mtime + 5};  // a different modification time, whatever the clock
-  utime("mmi_test_cached.mp4", &later);
-  cache.frames("mmi_test_cached.mp4", t);
+  utime(video.c_str(), &later);
+  cache.frames(video, t);
   REQUIRE(cache.misses() == 4);
-  REQUIRE_THROWS_WITH(cache.frames("mmi_test_gone.mp4", t), Contains("mmi_test_gone.mp4"));
+  REQUIRE_THROWS_WITH(cache.frames(scratch_file("mmi_test_gone.mp4"), t), Contains("mmi_test_gone.mp4"));
 }
 
 TEST_CASE("frame copies share their bytes until one is written", "[video]") {
