@@ -24,10 +24,10 @@ void check_cuda(cudaError_t err, const char* what) {
   if (err != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
 }
 
-// The wgmma kernel's TMA descriptor of K or V (t: [N, Hkv, 128] contiguous, bf16 or fp16) as a 3-D
-// tensor [N][Hkv][128] read in boxes of 64 keys x 64 values of one head, 128-byte swizzled as wgmma
-// reads them. The encoder is the driver's, reached through the runtime (nothing links libcuda).
-CUtensorMap kv_tensor_map(const at::Tensor& t) {
+// The wgmma kernel's TMA descriptor of Q, K or V (t: [N, H, 128] contiguous, bf16 or fp16) as a 3-D
+// tensor [N][H][128] read in boxes of `box_rows` rows x 64 values of one head, 128-byte swizzled as
+// wgmma reads them. The encoder is the driver's, reached through the runtime (nothing links libcuda).
+CUtensorMap tensor_map(const at::Tensor& t, int box_rows) {
   static const PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
     void* fn = nullptr;
     cudaDriverEntryPointQueryResult found{};
@@ -42,7 +42,7 @@ CUtensorMap kv_tensor_map(const at::Tensor& t) {
                               static_cast<cuuint64_t>(t.size(0))};
   const cuuint64_t strides[2] = {static_cast<cuuint64_t>(t.stride(1) * t.element_size()),
                                  static_cast<cuuint64_t>(t.stride(0) * t.element_size())};
-  const cuuint32_t box[3] = {64, 1, static_cast<cuuint32_t>(cuda::kBlockN)}, unit[3] = {1, 1, 1};
+  const cuuint32_t box[3] = {64, 1, static_cast<cuuint32_t>(box_rows)}, unit[3] = {1, 1, 1};
   const CUtensorMapDataType type =
       t.scalar_type() == at::kBFloat16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
   CUtensorMap map;
@@ -583,9 +583,17 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in
   p.q_heads = static_cast<int32_t>(hq);
   p.kv_heads = static_cast<int32_t>(hkv);
   p.softmax_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  at::Tensor row_maps;  // the Q and output descriptors' device copy, alive until the launches below have run
   if (use_wgmma) {
-    p.k_map = kv_tensor_map(k);
-    p.v_map = kv_tensor_map(v);
+    p.k_map = tensor_map(k, cuda::kBlockN);
+    p.v_map = tensor_map(v, cuda::kBlockN);
+    const CUtensorMap maps[2] = {tensor_map(q, cuda::kBlockM), tensor_map(out, cuda::kBlockM)};
+    row_maps = at::empty({static_cast<int64_t>(sizeof(maps))}, q.options().dtype(at::kByte));
+    check_cuda(cudaMemcpyAsync(row_maps.data_ptr(), maps, sizeof(maps), cudaMemcpyHostToDevice,
+                               at::cuda::getCurrentCUDAStream()),
+               "copying the Q and output descriptors");
+    p.q_map = static_cast<const CUtensorMap*>(row_maps.data_ptr());
+    p.out_map = p.q_map + 1;
   }
   const cuda::DType kind = dtype == at::kBFloat16 ? cuda::DType::kBFloat16 : cuda::DType::kFloat16;
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();

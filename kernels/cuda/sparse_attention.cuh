@@ -79,6 +79,12 @@ struct SparseAttentionParams {
   // The wgmma kernel's TMA descriptors of K and V, viewed as [N][Hkv][D] in boxes of 64 keys x 64
   // values, 128-byte swizzled: its chunks of consecutive keys load through them (unused elsewhere).
   CUtensorMap k_map, v_map;
+  // Its descriptors of Q and the output, [N][Hq][D] in boxes of 128 rows x 64 values, in global memory
+  // (nullptr: none; kept out of the parameters, which they would grow): tiles of 128 consecutive rows
+  // load Q through the first, and those that write their rows' outputs and merge into nothing store them
+  // through the second.
+  const CUtensorMap* q_map;
+  const CUtensorMap* out_map;
   const void* q;          // [N, Hq, D] bf16 or fp16
   const void* k;          // [N, Hkv, D]
   const void* v;          // [N, Hkv, D]

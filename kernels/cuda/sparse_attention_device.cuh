@@ -290,6 +290,8 @@ struct TileMeta {
   // out of the cursor, which is copied per chunk.
   GridTileSections<int32_t> sections;
   BlockSummaryRuns pieces;  // the same for a block summary pass's runs
+  int32_t row_start;        // the first row when the tile's rows are consecutive positions, else -1
+  int32_t q_tma;            // Q loads through TMA (start_tile)
 };
 
 // For a rule-tested chunk, evaluates the rule once per element into keep bits (one row per thread),
@@ -665,13 +667,44 @@ __device__ __forceinline__ void block_summary_pieces(const SparseAttentionParams
                                   k % 3, pieces.runs[piece]);
 }
 
+// The first row of a tile whose 128 rows are consecutive positions (its pass's rows are one band of
+// step 1), else -1.
+__device__ __forceinline__ int32_t consecutive_rows_start(const SparseAttentionParams& p, const DeviceTile& tile,
+                                                          const DevicePass& pass) {
+  if (pass.num_row_bands != 1) return -1;
+  const DeviceBand rows = p.bands[pass.row_bands];
+  return rows.step == 1 ? rows.orig + tile.tile * kBlockM : -1;
+}
+
+// With a Q descriptor (the wgmma kernel), thread 0 loads Q of a tile of consecutive rows with two TMA
+// boxes completing on q_full, before anything else of the start: Q's trip from memory then overlaps the
+// start's serial chains instead of following them. Rows past the pass's end load too (past the
+// sequence, zero-filled); their results are dropped. Returns whether it did.
+template <typename T>
+__device__ __forceinline__ bool load_q_with_tma(const SparseAttentionParams& p, const DevicePass& pass,
+                                                int32_t row_start, T* q_smem, uint64_t* q_full) {
+  if (p.q_map == nullptr || row_start < 0) return false;
+  constexpr int kHalf = kBlockM * 64;  // elements of one 128-byte-wide half of the rows
+  mbarrier_expect_bytes(q_full, 2 * kHalf * sizeof(T));
+  for (int half = 0; half < 2; ++half) {
+    tma_load_3d(q_smem + half * kHalf, p.q_map, q_full, half * 64, pass.head, row_start);
+  }
+  return true;
+}
+
 // A tile's start, the same in both kernels: the cursor (into meta.cursor[0]) and the tile's rows;
-// then, unless the tile has nothing to visit (it returns false before loading Q or any key), its
-// Q rows (into q_smem, laid out by QLayout) and the first chunk's K/V loads into buffer 0 (KvLayout).
+// then, unless the tile has nothing to visit (it returns false before loading any key), its Q rows
+// (into q_smem, laid out by QLayout) and the first chunk's K/V loads into buffer 0 (KvLayout). With
+// kTma, Q may load through TMA on q_full (meta.q_tma says so; see load_q_with_tma), initialised by thread
+// 0 before the call.
 template <int kThreads, int D, typename QLayout, typename KvLayout, bool kTma = false, typename T>
 __device__ __forceinline__ bool start_tile(const SparseAttentionParams& p, const DeviceTile& tile,
                                            const DevicePass& pass, TileMeta& meta, T* q_smem, T* k_chunk,
-                                           T* v_chunk, uint64_t* tma_full = nullptr) {
+                                           T* v_chunk, uint64_t* tma_full = nullptr, uint64_t* q_full = nullptr) {
+  if (threadIdx.x == 0) {
+    meta.row_start = consecutive_rows_start(p, tile, pass);
+    meta.q_tma = kTma && load_q_with_tma(p, pass, meta.row_start, q_smem, q_full);
+  }
   // The cursor's start and the rows are two serial chains of loads: where the CTA has a thread that
   // loads no row, that thread starts the cursor while the others load the rows. A block summary pass's
   // cursor starts from its pieces' runs, which threads from that one on find first.
@@ -695,8 +728,13 @@ __device__ __forceinline__ bool start_tile(const SparseAttentionParams& p, const
     }
     __syncthreads();
   }
-  if (meta.cursor[0].done()) return false;
-  load_rows<kThreads, D, kBlockM, QLayout>(q_smem, static_cast<const T*>(p.q), meta.rows, p.q_heads, pass.head);
+  if (meta.cursor[0].done()) {
+    if (kTma && meta.q_tma) mbarrier_wait(q_full, 0);  // no TMA may write into the CTA's memory after it exits
+    return false;
+  }
+  if (!meta.q_tma) {
+    load_rows<kThreads, D, kBlockM, QLayout>(q_smem, static_cast<const T*>(p.q), meta.rows, p.q_heads, pass.head);
+  }
   cp_async_commit();
   fetch_chunk<kThreads, D, KvLayout, kTma>(p, pass, meta, k_chunk, v_chunk, 0, static_cast<const T*>(p.k),
                                            static_cast<const T*>(p.v), tma_full);

@@ -4,7 +4,9 @@
 // m64n64k16 wgmmas from shared memory, and O += P V four m64n128k16 wgmmas with P taken straight from
 // the S accumulators as register fragments (V read MN-major, so it needs no transpose). The chunk walk
 // and masks are the mma.sync kernel's; chunks of consecutive keys load with TMA, the others with
-// cp.async as there, and the merge is staged through shared memory (merge_tile).
+// cp.async as there, and the merge is staged through shared memory (merge_tile). A tile of consecutive
+// rows loads Q with TMA as its first step, and when it merges into nothing, stores its outputs with TMA
+// (store_tile).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -32,11 +34,49 @@ struct Sm90Storage {
   alignas(1024) T v[2][kBlockN * kD];
   float row_lse[kBlockM];  // the epilogue's: each row's lse in this pass (-inf: it kept no key)
   uint64_t tma_full[2];    // completes when buffer b's TMA loads have landed (chunks of consecutive keys)
+  uint64_t q_full;         // completes when Q's TMA loads have landed (tiles of consecutive rows)
   TileMeta meta;
   __device__ float* stage() { return reinterpret_cast<float*>(q); }
 };
 static_assert(sizeof(float) * kBlockM * kStageStride <= offsetof(Sm90Storage<__half>, row_lse),
               "the epilogue's staging rows fit over Q and the K/V buffers");
+
+// The epilogue of a full tile of consecutive rows that ends them and merges into nothing (writes_output,
+// no earlier state): the outputs go into Q's buffer in T, laid out as Q was, and thread 0 stores them with
+// two TMA boxes, while each row's quad writes its lse and done flag. A row that kept nothing stores zeros,
+// as the final cast would.
+template <typename T>
+__device__ __forceinline__ void store_tile(const SparseAttentionParams& p, const DevicePass& pass, Sm90Storage<T>& s,
+                                           const int (&rows)[2], const float (&m)[2], float (&l)[2],
+                                           const float (&o)[16][4], int lane) {
+  __syncthreads();  // every warpgroup's last Q K^T has read Q
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    l[h] += __shfl_xor_sync(0xffffffff, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffff, l[h], 2);
+    const float inv = l[h] > 0.f ? 1.f / l[h] : 0.f;
+#pragma unroll
+    for (int n = 0; n < 16; ++n) {
+      *reinterpret_cast<uint32_t*>(s.q + Swizzled<kBlockM>::offset(rows[h], n) + (lane % 4) * 2) =
+          Mma<T>::pack(o[n][2 * h] * inv, o[n][2 * h + 1] * inv);
+    }
+    if (lane % 4 == 0 && l[h] > 0.f) {
+      const int64_t row = static_cast<int64_t>(pass.head) * p.n + s.meta.rows[rows[h]];
+      p.lse_state[row] = m[h] * kLn2 + logf(l[h]);
+      p.row_done[row] = 1;
+    }
+  }
+  fence_async_proxy();  // the staged outputs, visible to the TMA unit after the barrier
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    constexpr int kHalf = kBlockM * 64;
+    for (int half = 0; half < 2; ++half) {
+      tma_store_3d(p.out_map, s.q + half * kHalf, half * 64, pass.head, s.meta.row_start);
+    }
+    tma_store_commit();
+    tma_store_wait_read();
+  }
+}
 
 // The tile's epilogue: each row's result merged into the running state (or the output) by log-sum-exp.
 // The normalised outputs go through shared memory first, so that a warp then takes whole rows in
@@ -128,11 +168,13 @@ __global__ void __launch_bounds__(kThreads, 2)
   if (tid == 0) {
     mbarrier_init(&s.tma_full[0], 1);
     mbarrier_init(&s.tma_full[1], 1);
+    mbarrier_init(&s.q_full, 1);
     fence_barrier_init();  // start_tile's barrier then publishes them
   }
-  bool have_chunk = start_tile<kThreads, kD, Swizzled<kBlockM>, Swizzled<kBlockN>, true>(p, tile, pass, meta, s.q,
-                                                                                        s.k[0], s.v[0], s.tma_full);
+  bool have_chunk = start_tile<kThreads, kD, Swizzled<kBlockM>, Swizzled<kBlockN>, true>(
+      p, tile, pass, meta, s.q, s.k[0], s.v[0], s.tma_full, &s.q_full);
   if (!have_chunk) return;  // nothing to add to these rows
+  bool q_pending = meta.q_tma != 0;  // Q's TMA loads, waited for before the first Q K^T
   const T* k_base = static_cast<const T*>(p.k);
   const T* v_base = static_cast<const T*>(p.v);
   const bool rows_valid = (tile.tile + 1) * kBlockM <= pass.num_rows;
@@ -175,6 +217,10 @@ __global__ void __launch_bounds__(kThreads, 2)
       __syncthreads();
     }
 
+    if (q_pending) {
+      mbarrier_wait(&s.q_full, 0);
+      q_pending = false;
+    }
     // S = Q K^T over d in 8 steps of 16 (4 per 128-byte half).
     float sc[8][4];  // as the m64n64 accumulator, laid out as mask_scores expects
     wgmma_fence();
@@ -226,7 +272,11 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 
   const int rows[2] = {row_of(0), row_of(1)};
-  merge_tile<T>(p, pass, s, rows, m, l, o, lane);
+  if (p.out_map != nullptr && meta.row_start >= 0 && rows_valid && pass.writes_output && !pass.reads_state) {
+    store_tile<T>(p, pass, s, rows, m, l, o, lane);
+  } else {
+    merge_tile<T>(p, pass, s, rows, m, l, o, lane);
+  }
 #endif
 }
 
