@@ -21,7 +21,7 @@ namespace mmi {
 // none), and in `next_band` the band holding the next key (`last` when there is none). A piece's bands
 // start at about equal distances (a phase's, one per segment; the blocks'), so the band x would fall in
 // if they all did, and the one after it, are loaded together, with a bisection only when they do not
-// settle it: each load is a round trip to memory that the kernels pay at every tile's start.
+// settle it: on the GPU each load is a round trip to memory (launch_block_summary_runs).
 template <typename Int, typename BandAt>
 MMI_HD Int ordered_keys_end(BandAt band_at, Int first, Int last, Int x, Int& next_band) {
   const auto head = band_at(first);
@@ -57,31 +57,18 @@ struct BlockSummaryRun {
   Int begin, end, full_end, band;
   bool rule_tested;
 };
-// Its fields are three independent searches (part 0: begin, band and rule_tested; 1: end; 2: full_end),
-// which the kernels run on a thread each.
-template <typename Int, typename BandAt>
-MMI_HD void block_summary_run_part(BandAt band_at, Int first, Int last, bool others, Int block, Int row_min,
-                                   Int row_max, int part, BlockSummaryRun<Int>& run) {
-  Int unused;
-  if (part == 0) {
-    run.band = first;
-    run.rule_tested = others && row_min / block != row_max / block;
-    run.begin = first >= last ? Int(0)
-                : others      ? ordered_keys_end<Int>(band_at, first, last, row_min / block * block - 1, run.band)
-                              : Int(band_at(first).logical);
-  } else if (part == 1) {
-    run.end = first >= last ? Int(0) : ordered_keys_end<Int>(band_at, first, last, row_max, unused);
-  } else {
-    run.full_end = first >= last ? Int(0) : ordered_keys_end<Int>(band_at, first, last, row_min, unused);
-  }
-}
+// Its fields are three independent searches; the CUDA executor finds every tile's at upload, a thread
+// per tile and piece.
 template <typename Int, typename BandAt>
 MMI_HD BlockSummaryRun<Int> block_summary_run(BandAt band_at, Int first, Int last, bool others, Int block, Int row_min,
                                               Int row_max) {
-  BlockSummaryRun<Int> run;
-  for (int part = 0; part < 3; ++part) {
-    block_summary_run_part<Int>(band_at, first, last, others, block, row_min, row_max, part, run);
-  }
+  BlockSummaryRun<Int> run{0, 0, 0, first, others && row_min / block != row_max / block};
+  if (first >= last) return run;
+  Int unused;
+  run.begin = others ? ordered_keys_end<Int>(band_at, first, last, row_min / block * block - 1, run.band)
+                     : Int(band_at(first).logical);
+  run.end = ordered_keys_end<Int>(band_at, first, last, row_max, unused);
+  run.full_end = ordered_keys_end<Int>(band_at, first, last, row_min, unused);
   return run;
 }
 

@@ -131,6 +131,8 @@ struct DevicePlan {
   const uint64_t* words;
   const int64_t* visual_starts;
   const int64_t* visual_ends;
+  at::Tensor block_summary_buffer;  // the block summary passes' tile runs, found on the device
+  BlockSummaryRun<int32_t>* block_summary_runs = nullptr;
   // One launch per level: listed tiles [first, last) of `tiles`, or for a level of compact passes
   // with equal row counts, none: the kernels name its tiles from the block index (cuda::tile_of).
   struct Level {
@@ -157,6 +159,7 @@ struct DevicePlan {
     // Bands, slash groups, verticals and phase tables are counted here and written straight into the
     // pinned buffer below (a fresh host vector of them costs more in page faults than the copy itself).
     int64_t bands_total = 0, slash_groups_total = 0, verticals_total = 0, phase_tables_total = 0;
+    int64_t block_summary_runs_total = 0, max_tile_pieces = 0;
     size_t depth = 0;
     for (const HeadPlan& head : plan.heads) depth = std::max(depth, head.passes.size());
     std::vector<Slot> slots;
@@ -211,6 +214,9 @@ struct DevicePlan {
           dp.phase_table = narrow32(phase_tables_total, "phase tables");
           dp.phases = narrow32(static_cast<int64_t>(pass.piece_bands.size()) - 1, "pieces");
           phase_tables_total += static_cast<int64_t>(pass.piece_bands.size());
+          dp.tile_runs = narrow32(block_summary_runs_total, "block summary runs");
+          max_tile_pieces = std::max(max_tile_pieces, pass.num_tiles() * dp.phases);
+          block_summary_runs_total += pass.num_tiles() * dp.phases;
         }
         slots.push_back({&pass, static_cast<int32_t>(passes_h.size()), dp.col_bands, runs_total, columns_total, 0});
         passes_h.push_back(dp);
@@ -302,6 +308,15 @@ struct DevicePlan {
     words = reinterpret_cast<const uint64_t*>(base + at_words);
     visual_starts = reinterpret_cast<const int64_t*>(base + at_visual_starts);
     visual_ends = reinterpret_cast<const int64_t*>(base + at_visual_ends);
+    if (block_summary_runs_total > 0) {
+      const int64_t bytes = block_summary_runs_total * static_cast<int64_t>(sizeof(BlockSummaryRun<int32_t>));
+      block_summary_buffer = at::empty({bytes}, buffer.options());
+      block_summary_runs = reinterpret_cast<BlockSummaryRun<int32_t>*>(block_summary_buffer.data_ptr());
+      check_cuda(cuda::launch_block_summary_runs(passes, narrow32(static_cast<int64_t>(passes_h.size()), "passes"),
+                                                 narrow32(max_tile_pieces, "block summary runs of a pass"), bands,
+                                                 phase_tables, block_summary_runs, at::cuda::getCurrentCUDAStream()),
+                 "block summary runs kernel");
+    }
   }
 
   // Every pass's row and column bands (and a range pass's line bands), a compact Vertical-Slash pass's
@@ -575,6 +590,7 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in
   p.slash_groups = dp.slash_groups;
   p.verticals = dp.verticals;
   p.phase_tables = dp.phase_tables;
+  p.block_summary_runs = dp.block_summary_runs;
   p.words = dp.words;
   p.visual_starts = dp.visual_starts;
   p.visual_ends = dp.visual_ends;

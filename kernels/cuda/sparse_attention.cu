@@ -187,6 +187,31 @@ cudaError_t launch_sparse_attention(const SparseAttentionParams& params, int hea
                                    : launch_dim<__half>(params, head_dim, stream);
 }
 
+namespace {
+
+// blockIdx.y: the pass; x: its tiles x pieces, piece-minor.
+__global__ void block_summary_runs_kernel(const DevicePass* passes, const DeviceBand* bands,
+                                          const int32_t* phase_tables, BlockSummaryRun<int32_t>* runs) {
+  const DevicePass& pass = passes[blockIdx.y];
+  if (pass.form != 4) return;
+  const int32_t x = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
+  const int32_t tile = x / pass.phases, piece = x % pass.phases;
+  if (tile * kBlockM >= pass.num_rows) return;
+  runs[pass.tile_runs + x] = detail::tile_block_summary_run(bands, phase_tables, pass, tile, piece);
+}
+
+}  // namespace
+
+cudaError_t launch_block_summary_runs(const DevicePass* passes, int32_t num_passes, int32_t max_tile_pieces,
+                                      const DeviceBand* bands, const int32_t* phase_tables,
+                                      BlockSummaryRun<int32_t>* runs, cudaStream_t stream) {
+  if (num_passes == 0 || max_tile_pieces == 0) return cudaSuccess;
+  constexpr int kThreads = 128;
+  const dim3 grid((max_tile_pieces + kThreads - 1) / kThreads, num_passes);
+  block_summary_runs_kernel<<<grid, kThreads, 0, stream>>>(passes, bands, phase_tables, runs);
+  return cudaGetLastError();
+}
+
 cudaError_t launch_finalize(const SparseAttentionParams& params, int head_dim, DType dtype, cudaStream_t stream) {
   const int64_t groups = static_cast<int64_t>(params.n) * params.q_heads * head_dim / 4;
   if (groups == 0) return cudaSuccess;

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 
+#include "kernels/block_summary_walk.h"
 #include "kernels/mask_rule.h"
 
 namespace mmi::cuda {
@@ -53,10 +54,13 @@ struct DevicePass {
   // phase_tables[phase_table + phases + 1, + phases + 1) where its column bands start (band array indices);
   // 4 a compact block summary pass (SF-fixed) whose tiles take a run from each of its `phases` pieces of
   // columns (kernels/block_summary_walk.h), the last one the blocks' other keys, with
-  // phase_tables[phase_table, + phases + 1) where each piece's bands start (band array indices).
+  // phase_tables[phase_table, + phases + 1) where each piece's bands start (band array indices); tile t's
+  // runs are block_summary_runs[tile_runs + t * phases, + phases), found at upload
+  // (launch_block_summary_runs).
   int32_t form;
   int32_t line_band_begin, line_band_end;  // indices into the band array
   int32_t phase_table, phases;
+  int32_t tile_runs;
   int32_t slash_group_begin, slash_group_end;
   int32_t vertical_begin, vertical_end;
   int32_t head, kv_head;
@@ -105,6 +109,7 @@ struct SparseAttentionParams {
   const DeviceSlashGroup* slash_groups;  // compact passes' slash groups, ascending per pass
   const int32_t* verticals;              // compact passes' verticals (original positions), ascending per pass
   const int32_t* phase_tables;           // compact grid line passes' phase starts (DevicePass::phase_table)
+  const BlockSummaryRun<int32_t>* block_summary_runs;  // block summary passes' tiles' (DevicePass::tile_runs)
   const uint64_t* words;
   const int64_t* visual_starts;
   const int64_t* visual_ends;
@@ -121,6 +126,14 @@ cudaError_t launch_sparse_attention(const SparseAttentionParams& params, int hea
                                     cudaStream_t stream);
 // The same with the wgmma kernel (sparse_attention_sm90.cu): head_dim 128, an sm_90 GPU.
 cudaError_t launch_sparse_attention_sm90(const SparseAttentionParams& params, DType dtype, cudaStream_t stream);
+
+// Every tile's runs of the block summary passes among passes[0, num_passes), into runs at each one's
+// DevicePass::tile_runs: one thread per tile and piece, where the kernels' tile starts would otherwise
+// search the bands for them (kernels/block_summary_walk.h). `max_tile_pieces`: the largest tiles x
+// pieces of those passes.
+cudaError_t launch_block_summary_runs(const DevicePass* passes, int32_t num_passes, int32_t max_tile_pieces,
+                                      const DeviceBand* bands, const int32_t* phase_tables,
+                                      BlockSummaryRun<int32_t>* runs, cudaStream_t stream);
 
 // The rows a pass did not write to the output: out[i, h, :] = out_state[i, h, :] cast to dtype, or zeros
 // where no pass kept anything (lse_state[h, i] = -inf). Skips rows with row_done[h, i] set. head_dim

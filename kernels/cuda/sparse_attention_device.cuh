@@ -50,9 +50,7 @@ __device__ __forceinline__ uint64_t closed_form_bits(const uint64_t* words, cons
 }
 
 // A block summary pass's runs for one tile, one per piece of its columns (block_summary_run; empty where
-// it visits none), found at the tile's start by three threads each (block_summary_pieces): each part is
-// a search, a serial chain of loads that one thread would take for them all, and whose code inside the
-// chunk loop would hold registers the MMAs need.
+// it visits none), copied at the tile's start from those found at upload (launch_block_summary_runs).
 struct BlockSummaryRuns {
   int32_t count;  // the pass's pieces
   BlockSummaryRun<int32_t> runs[kMaxBlockSummaryPieces];
@@ -648,23 +646,19 @@ __device__ __forceinline__ DeviceTile tile_of(const SparseAttentionParams& p) {
   return DeviceTile{pass, tile, 0, 0, 0, 0};
 }
 
-// Part k % 3 of piece k / 3's run for tile `tile` of a block summary pass (block_summary_run_part), for
-// k < 3 x the pass's pieces.
-__device__ __forceinline__ void block_summary_pieces(const SparseAttentionParams& p, const DeviceTile& tile,
-                                                     const DevicePass& pass, int k, BlockSummaryRuns& pieces) {
-  if (k == 0) pieces.count = pass.phases;
-  const int piece = k / 3;
-  if (k < 0 || piece >= pass.phases) return;
-  const int32_t* piece_band = p.phase_tables + pass.phase_table;  // band array indices
-  const int32_t piece_first = piece_band[piece], piece_last = piece_band[piece + 1];
+// Tile `tile`'s run over piece `piece` of a block summary pass (block_summary_run).
+__device__ __forceinline__ BlockSummaryRun<int32_t> tile_block_summary_run(const DeviceBand* bands,
+                                                                          const int32_t* phase_tables,
+                                                                          const DevicePass& pass, int32_t tile,
+                                                                          int32_t piece) {
+  const int32_t* piece_band = phase_tables + pass.phase_table;  // band array indices
   int32_t lowest = 0, highest = -1;
-  const int32_t first = tile.tile * kBlockM, last = min(pass.num_rows, first + kBlockM) - 1;
-  auto row_band = [&](int32_t b) { return p.bands[pass.row_bands + b]; };
+  const int32_t first = tile * kBlockM, last = min(pass.num_rows, first + kBlockM) - 1;
+  auto row_band = [&](int32_t b) { return bands[pass.row_bands + b]; };
   band_extent_from<int32_t>(row_band, pass.num_row_bands, band_holding_guessed(row_band, pass.num_row_bands, first),
                             first, last, lowest, highest);
-  block_summary_run_part<int32_t>([&](int32_t b) { return p.bands[b]; }, piece_first, piece_last,
-                                  piece + 1 == pass.phases, static_cast<int32_t>(pass.rule.block), lowest, highest,
-                                  k % 3, pieces.runs[piece]);
+  return block_summary_run<int32_t>([&](int32_t b) { return bands[b]; }, piece_band[piece], piece_band[piece + 1],
+                                    piece + 1 == pass.phases, static_cast<int32_t>(pass.rule.block), lowest, highest);
 }
 
 // The first row of a tile whose 128 rows are consecutive positions (its pass's rows are one band of
@@ -707,27 +701,22 @@ __device__ __forceinline__ bool start_tile(const SparseAttentionParams& p, const
   }
   // The cursor's start and the rows are two serial chains of loads: where the CTA has a thread that
   // loads no row, that thread starts the cursor while the others load the rows. A block summary pass's
-  // cursor starts from its pieces' runs, which threads from that one on find first.
-  const int cursor_thread = kThreads > kBlockM ? kBlockM : 0;
-  static_assert(kThreads - (kThreads > kBlockM ? kBlockM : 0) >= 3 * kMaxBlockSummaryPieces, "a thread per search");
-  const bool pieces = pass.form == 4;
-  if (pieces) {
-    block_summary_pieces(p, tile, pass, static_cast<int>(threadIdx.x) - cursor_thread, meta.pieces);
-  } else if (threadIdx.x == cursor_thread) {
+  // cursor starts from its tile's runs, which that thread copies first (independent loads, one trip).
+  if (threadIdx.x == (kThreads > kBlockM ? kBlockM : 0)) {
+    if (pass.form == 4) {
+      meta.pieces.count = pass.phases;
+      const BlockSummaryRun<int32_t>* runs = p.block_summary_runs + pass.tile_runs + tile.tile * pass.phases;
+#pragma unroll
+      for (int k = 0; k < kMaxBlockSummaryPieces; ++k) {
+        if (k < pass.phases) meta.pieces.runs[k] = runs[k];
+      }
+    }
     ChunkCursor cursor;
     cursor.start(p, tile, pass, meta.sections, meta.pieces);
     meta.cursor[0] = cursor;
   }
   load_tile_rows(p, tile, pass, meta);
   __syncthreads();
-  if (pieces) {
-    if (threadIdx.x == cursor_thread) {
-      ChunkCursor cursor;
-      cursor.start(p, tile, pass, meta.sections, meta.pieces);
-      meta.cursor[0] = cursor;
-    }
-    __syncthreads();
-  }
   if (meta.cursor[0].done()) {
     if (kTma && meta.q_tma) mbarrier_wait(q_full, 0);  // no TMA may write into the CTA's memory after it exits
     return false;
