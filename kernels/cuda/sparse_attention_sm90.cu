@@ -46,7 +46,7 @@ static_assert(sizeof(float) * kBlockM * kStageStride <= offsetof(Sm90Storage<__h
 // two TMA boxes, while each row's quad writes its lse and done flag. A row that kept nothing stores zeros,
 // as the final cast would.
 template <typename T>
-__device__ __forceinline__ void store_tile(const SparseAttentionParams& p, const DevicePass& pass, Sm90Storage<T>& s,
+__device__ __forceinline__ void store_tile(const SparseAttentionParams& p, int head, Sm90Storage<T>& s,
                                            const int (&rows)[2], const float (&m)[2], float (&l)[2],
                                            const float (&o)[16][4], int lane) {
   __syncthreads();  // every warpgroup's last Q K^T has read Q
@@ -61,7 +61,7 @@ __device__ __forceinline__ void store_tile(const SparseAttentionParams& p, const
           Mma<T>::pack(o[n][2 * h] * inv, o[n][2 * h + 1] * inv);
     }
     if (lane % 4 == 0 && l[h] > 0.f) {
-      const int64_t row = static_cast<int64_t>(pass.head) * p.n + s.meta.rows[rows[h]];
+      const int64_t row = static_cast<int64_t>(head) * p.n + s.meta.rows[rows[h]];
       p.lse_state[row] = m[h] * kLn2 + logf(l[h]);
       p.row_done[row] = 1;
     }
@@ -71,7 +71,7 @@ __device__ __forceinline__ void store_tile(const SparseAttentionParams& p, const
   if (threadIdx.x == 0) {
     constexpr int kHalf = kBlockM * 64;
     for (int half = 0; half < 2; ++half) {
-      tma_store_3d(p.out_map, s.q + half * kHalf, half * 64, pass.head, s.meta.row_start);
+      tma_store_3d(p.out_map, s.q + half * kHalf, half * 64, head, s.meta.row_start);
     }
     tma_store_commit();
     tma_store_wait_read();
@@ -84,9 +84,9 @@ __device__ __forceinline__ void store_tile(const SparseAttentionParams& p, const
 // per eight rows, where merge_row's quad layout (the mma.sync kernel's, which has no shared memory to
 // spare for a stage) waits for one per line it stores.
 template <typename T>
-__device__ __forceinline__ void merge_tile(const SparseAttentionParams& p, const DevicePass& pass,
-                                           Sm90Storage<T>& s, const int (&rows)[2], const float (&m)[2],
-                                           float (&l)[2], const float (&o)[16][4], int lane) {
+__device__ __forceinline__ void merge_tile(const SparseAttentionParams& p, int head, bool reads_state,
+                                           bool writes_output, Sm90Storage<T>& s, const int (&rows)[2],
+                                           const float (&m)[2], float (&l)[2], const float (&o)[16][4], int lane) {
   float* stage = s.stage();
   __syncthreads();  // every warpgroup's last P V has read the buffers the stage overwrites
 #pragma unroll
@@ -105,7 +105,6 @@ __device__ __forceinline__ void merge_tile(const SparseAttentionParams& p, const
 
   constexpr int kWarps = kThreads / 32, kBatch = 8;  // rows per round trip (more would spill)
   const int warp = threadIdx.x / 32;
-  const bool reads_state = pass.reads_state != 0, writes_output = pass.writes_output != 0;
 #pragma unroll 1
   for (int first = warp; first < kBlockM; first += kBatch * kWarps) {
     // Rows first, first + kWarps, ...: their earlier lse and this lane's four values of their state.
@@ -118,8 +117,8 @@ __device__ __forceinline__ void merge_tile(const SparseAttentionParams& p, const
       previous[k] = -INFINITY;
       if (reads_state && i >= 0 && s.row_lse[r] != -INFINITY) {
         // Read before it is known whether an earlier pass wrote the row: stale values are never used.
-        previous[k] = p.lse_state[static_cast<int64_t>(pass.head) * p.n + i];
-        const float* state = p.out_state + (static_cast<int64_t>(i) * p.q_heads + pass.head) * kD;
+        previous[k] = p.lse_state[static_cast<int64_t>(head) * p.n + i];
+        const float* state = p.out_state + (static_cast<int64_t>(i) * p.q_heads + head) * kD;
         old[k] = __ldcg(reinterpret_cast<const float4*>(state) + lane);
       }
     }
@@ -136,14 +135,14 @@ __device__ __forceinline__ void merge_tile(const SparseAttentionParams& p, const
         x.x += old[k].x * w.old_weight, x.y += old[k].y * w.old_weight;
         x.z += old[k].z * w.old_weight, x.w += old[k].w * w.old_weight;
       }
-      const int64_t at = (static_cast<int64_t>(i) * p.q_heads + pass.head) * kD / 4 + lane;  // in fours
+      const int64_t at = (static_cast<int64_t>(i) * p.q_heads + head) * kD / 4 + lane;  // in fours
       if (writes_output) {
         reinterpret_cast<uint2*>(p.out)[at] = make_uint2(Mma<T>::pack(x.x, x.y), Mma<T>::pack(x.z, x.w));
       } else {
         reinterpret_cast<float4*>(p.out_state)[at] = x;
       }
       if (lane == 0) {
-        const int64_t row = static_cast<int64_t>(pass.head) * p.n + i;
+        const int64_t row = static_cast<int64_t>(head) * p.n + i;
         p.lse_state[row] = w.lse;
         if (writes_output) p.row_done[row] = 1;
       }
@@ -271,11 +270,16 @@ __global__ void __launch_bounds__(kThreads, 2)
     have_chunk = more;
   }
 
+  // The pass's fields go to the epilogue as values: read through the reference, they would be loaded
+  // again after every global store (which the compiler cannot tell from a write to the pass), a round
+  // trip to L2 per row.
   const int rows[2] = {row_of(0), row_of(1)};
-  if (p.out_map != nullptr && meta.row_start >= 0 && rows_valid && pass.writes_output && !pass.reads_state) {
-    store_tile<T>(p, pass, s, rows, m, l, o, lane);
+  const int head = pass.head;
+  const bool reads_state = pass.reads_state != 0, writes_output = pass.writes_output != 0;
+  if (p.out_map != nullptr && meta.row_start >= 0 && rows_valid && writes_output && !reads_state) {
+    store_tile<T>(p, head, s, rows, m, l, o, lane);
   } else {
-    merge_tile<T>(p, pass, s, rows, m, l, o, lane);
+    merge_tile<T>(p, head, reads_state, writes_output, s, rows, m, l, o, lane);
   }
 #endif
 }
