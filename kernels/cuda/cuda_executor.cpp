@@ -24,10 +24,11 @@ void check_cuda(cudaError_t err, const char* what) {
   if (err != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
 }
 
-// The wgmma kernel's TMA descriptor of Q, K or V (t: [N, H, 128] contiguous, bf16 or fp16) as a 3-D
-// tensor [N][H][128] read in boxes of `box_rows` rows x 64 values of one head, 128-byte swizzled as
-// wgmma reads them. The encoder is the driver's, reached through the runtime (nothing links libcuda).
-CUtensorMap tensor_map(const at::Tensor& t, int box_rows) {
+// A TMA descriptor of t (bf16 or fp16) seen as a tensor of `rank` dimensions (innermost first, byte
+// strides of the outer ones) read in boxes `box`, 128-byte swizzled as wgmma reads them. The encoder is
+// the driver's, reached through the runtime (nothing links libcuda).
+CUtensorMap encode_tensor_map(const at::Tensor& t, int rank, const cuuint64_t* dims, const cuuint64_t* strides,
+                              const cuuint32_t* box) {
   static const PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
     void* fn = nullptr;
     cudaDriverEntryPointQueryResult found{};
@@ -38,21 +39,40 @@ CUtensorMap tensor_map(const at::Tensor& t, int box_rows) {
     }
     return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
   }();
-  const cuuint64_t dims[3] = {static_cast<cuuint64_t>(t.size(2)), static_cast<cuuint64_t>(t.size(1)),
-                              static_cast<cuuint64_t>(t.size(0))};
-  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(t.stride(1) * t.element_size()),
-                                 static_cast<cuuint64_t>(t.stride(0) * t.element_size())};
-  const cuuint32_t box[3] = {64, 1, static_cast<cuuint32_t>(box_rows)}, unit[3] = {1, 1, 1};
+  const cuuint32_t unit[4] = {1, 1, 1, 1};
   const CUtensorMapDataType type =
       t.scalar_type() == at::kBFloat16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
   CUtensorMap map;
-  const CUresult status = encode(&map, type, 3, t.data_ptr(), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                 CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
-                                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  const CUresult status = encode(&map, type, rank, t.data_ptr(), dims, strides, box, unit,
+                                 CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                 CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (status != CUDA_SUCCESS) {
     throw std::runtime_error("cuTensorMapEncodeTiled failed (error " + std::to_string(static_cast<int>(status)) + ")");
   }
   return map;
+}
+
+// The wgmma kernel's TMA descriptor of Q, K, V or the output (t: [N, H, 128] contiguous) as a 3-D tensor
+// [N][H][128] in boxes of `box_rows` rows x 64 values of one head.
+CUtensorMap tensor_map(const at::Tensor& t, int box_rows) {
+  const cuuint64_t dims[3] = {static_cast<cuuint64_t>(t.size(2)), static_cast<cuuint64_t>(t.size(1)),
+                              static_cast<cuuint64_t>(t.size(0))};
+  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(t.stride(1) * t.element_size()),
+                                 static_cast<cuuint64_t>(t.stride(0) * t.element_size())};
+  const cuuint32_t box[3] = {64, 1, static_cast<cuuint32_t>(box_rows)};
+  return encode_tensor_map(t, 3, dims, strides, box);
+}
+
+// The wgmma kernel's TMA descriptor of K or V (t: [N, Hkv, 128] contiguous) for keys of step `step`:
+// the first N / step * step rows as a 4-D tensor [N / step][step][Hkv][128], so that keys q step + r
+// for consecutive q are one box (64 q x 64 values of one head and r).
+CUtensorMap strided_tensor_map(const at::Tensor& t, int64_t step) {
+  const cuuint64_t dims[4] = {static_cast<cuuint64_t>(t.size(2)), static_cast<cuuint64_t>(t.size(1)),
+                              static_cast<cuuint64_t>(step), static_cast<cuuint64_t>(t.size(0) / step)};
+  const cuuint64_t row = static_cast<cuuint64_t>(t.stride(0) * t.element_size());
+  const cuuint64_t strides[3] = {static_cast<cuuint64_t>(t.stride(1) * t.element_size()), row, row * step};
+  const cuuint32_t box[4] = {64, 1, 1, static_cast<cuuint32_t>(cuda::kBlockN)};
+  return encode_tensor_map(t, 4, dims, strides, box);
 }
 
 int32_t narrow32(int64_t x, const char* what) {
@@ -131,6 +151,7 @@ struct DevicePlan {
   const uint64_t* words;
   const int64_t* visual_starts;
   const int64_t* visual_ends;
+  std::vector<int32_t> strides;  // the key steps > 1 that get TMA descriptors (DevicePass::strided_map)
   at::Tensor block_summary_buffer;  // the block summary passes' tile runs, found on the device
   BlockSummaryRun<int32_t>* block_summary_runs = nullptr;
   // One launch per level: listed tiles [first, last) of `tiles`, or for a level of compact passes
@@ -191,6 +212,7 @@ struct DevicePlan {
         dp.writes_output = rows_end_at(plan.heads[h], level) ? 1 : 0;
         dp.reads_state = level > 0 ? 1 : 0;  // a head's passes run in order, one level a launch
         dp.form = static_cast<int32_t>(pass.form);
+        set_strided_map(pass, plan.length, dp);
         if (pass.form == PassForm::kVerticalSlash) {
           const VerticalSlashIndex& index = *pass.vertical_slash;
           dp.slash_group_begin = narrow32(slash_groups_total, "slash groups");
@@ -317,6 +339,28 @@ struct DevicePlan {
                                                  phase_tables, block_summary_runs, at::cuda::getCurrentCUDAStream()),
                  "block summary runs kernel");
     }
+  }
+
+  // The pass's key step with TMA descriptors: the step of its first column (or line) band with one > 1,
+  // given descriptors while there are fewer than kMaxStridedMaps steps (the others gather with cp.async).
+  static constexpr size_t kMaxStridedMaps = 8;
+  void set_strided_map(const Pass& pass, int64_t n, cuda::DevicePass& dp) {
+    dp.strided_map = -1;
+    int64_t step = 0;
+    for (const IndexMap* map : {&pass.cols, &pass.lines}) {
+      for (const Band& b : map->bands()) {
+        if (step == 0 && b.step > 1 && b.count > 1) step = b.step;
+      }
+    }
+    if (step == 0) return;
+    auto at = std::find(strides.begin(), strides.end(), static_cast<int32_t>(step));
+    if (at == strides.end()) {
+      if (strides.size() == kMaxStridedMaps) return;
+      at = strides.insert(strides.end(), static_cast<int32_t>(step));
+    }
+    dp.strided_map = static_cast<int32_t>(at - strides.begin());
+    dp.strided_step = static_cast<int32_t>(step);
+    dp.strided_limit = static_cast<int32_t>(n / step * step);  // keys below it have a whole row q of s
   }
 
   // Every pass's row and column bands (and a range pass's line bands), a compact Vertical-Slash pass's
@@ -599,17 +643,24 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in
   p.q_heads = static_cast<int32_t>(hq);
   p.kv_heads = static_cast<int32_t>(hkv);
   p.softmax_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
-  at::Tensor row_maps;  // the Q and output descriptors' device copy, alive until the launches below have run
+  at::Tensor maps_buffer;  // the descriptors' device copy, alive until the launches below have run
   if (use_wgmma) {
     p.k_map = tensor_map(k, cuda::kBlockN);
     p.v_map = tensor_map(v, cuda::kBlockN);
-    const CUtensorMap maps[2] = {tensor_map(q, cuda::kBlockM), tensor_map(out, cuda::kBlockM)};
-    row_maps = at::empty({static_cast<int64_t>(sizeof(maps))}, q.options().dtype(at::kByte));
-    check_cuda(cudaMemcpyAsync(row_maps.data_ptr(), maps, sizeof(maps), cudaMemcpyHostToDevice,
+    // Q, the output, then K and V per key step (DevicePass::strided_map).
+    std::vector<CUtensorMap> maps = {tensor_map(q, cuda::kBlockM), tensor_map(out, cuda::kBlockM)};
+    for (int32_t step : dp.strides) {
+      maps.push_back(strided_tensor_map(k, step));
+      maps.push_back(strided_tensor_map(v, step));
+    }
+    const int64_t bytes = static_cast<int64_t>(maps.size() * sizeof(CUtensorMap));
+    maps_buffer = at::empty({bytes}, q.options().dtype(at::kByte));
+    check_cuda(cudaMemcpyAsync(maps_buffer.data_ptr(), maps.data(), bytes, cudaMemcpyHostToDevice,
                                at::cuda::getCurrentCUDAStream()),
-               "copying the Q and output descriptors");
-    p.q_map = static_cast<const CUtensorMap*>(row_maps.data_ptr());
+               "copying the TMA descriptors");
+    p.q_map = static_cast<const CUtensorMap*>(maps_buffer.data_ptr());
     p.out_map = p.q_map + 1;
+    p.strided_maps = p.q_map + 2;
   }
   const cuda::DType kind = dtype == at::kBFloat16 ? cuda::DType::kBFloat16 : cuda::DType::kFloat16;
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();

@@ -61,6 +61,9 @@ struct DevicePass {
   int32_t line_band_begin, line_band_end;  // indices into the band array
   int32_t phase_table, phases;
   int32_t tile_runs;
+  // Chunks of its column (or line) bands with step strided_step > 1 load through strided_maps[2 x
+  // strided_map] (K) and [+ 1] (V) in the wgmma kernel, when their keys are below strided_limit (-1: none).
+  int32_t strided_map, strided_step, strided_limit;
   int32_t slash_group_begin, slash_group_end;
   int32_t vertical_begin, vertical_end;
   int32_t head, kv_head;
@@ -89,6 +92,10 @@ struct SparseAttentionParams {
   // through the second.
   const CUtensorMap* q_map;
   const CUtensorMap* out_map;
+  // Its descriptors of K and V per key step s > 1 (DevicePass::strided_map), in global memory: the keys
+  // as [N / s][s][Hkv][D] (positions q s + r at (q, r)), in boxes of 64 q x 64 values, so that a chunk of
+  // keys c0 + s c of one band loads with TMA too.
+  const CUtensorMap* strided_maps;
   const void* q;          // [N, Hq, D] bf16 or fp16
   const void* k;          // [N, Hkv, D]
   const void* v;          // [N, Hkv, D]

@@ -274,6 +274,7 @@ struct TileMeta {
   int32_t mask[2];
   int32_t len[2];
   int32_t step[2];  // the chunk's keys are cols[0] + step * c, inside one band (0: they are not)
+  int32_t tma[2];   // the chunk loads with TMA, completing on the buffer's barrier (fetch_chunk)
   // Rule-tested chunks of consecutive keys: the keys every row keeps up to causality and the row's other
   // components, the chunk's keys on a grid's vertical line (rule kind 2) or on the verticals (kind 1).
   uint64_t line[2];
@@ -384,9 +385,10 @@ __device__ __forceinline__ void advance_cursor(const SparseAttentionParams& p, c
 // row is loaded by kRowThreads consecutive threads, which locate its column once and then issue
 // interleaved 16-byte pieces (a warp covers whole 32-byte sectors of 32 / kRowThreads rows at a time);
 // this runs once per chunk on every thread, so it is kept to a few instructions per piece.
-// With kTma (the wgmma kernel: KvLayout 128-byte swizzled, D = 128), a chunk of consecutive keys is
-// instead loaded by thread 0 with four TMA boxes completing on tma_full[buf] (TileMeta::step == 1 says
-// so to the waiting threads): issuing 16-byte copies took every thread some 1,700 cycles a chunk.
+// With kTma (the wgmma kernel: KvLayout 128-byte swizzled, D = 128), a chunk of consecutive keys, or of
+// keys with a step that has descriptors (DevicePass::strided_map), is instead loaded by thread 0 with
+// four TMA boxes completing on tma_full[buf] (TileMeta::tma says so to the waiting threads): issuing
+// 16-byte copies took every thread some 1,700 cycles a chunk.
 template <int kThreads, int D, typename KvLayout, bool kTma = false, bool kWalk = true, typename T>
 __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pass, TileMeta& s, T* k_chunk,
                             T* v_chunk, int buf, const T* k_base, const T* v_base, uint64_t* tma_full = nullptr) {
@@ -403,18 +405,29 @@ __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pa
   const DeviceBand& band = g.band;
   int32_t j = -1;
   if (r < len) j = from_run ? cursor.col_at(p, pos + r) : (form == 1 ? p.verticals : p.columns)[cursor.column + r];
-  if (kTma && step == 1) {
+  // With kTma, chunks of consecutive keys, and of keys with a step that has descriptors, load with TMA.
+  const bool strided = kTma && step > 1 && step == pass.strided_step &&
+                       band.orig + step * (pos + len - 1 - band.logical) < pass.strided_limit;
+  if (kTma && (step == 1 || strided)) {
     // Keys past the chunk's length (or past the sequence, zero-filled) land too; their scores are masked.
     if (tid == 0) {
       constexpr int kHalf = kBlockN * 64;  // elements of one 128-byte-wide half of the rows
-      const int32_t key = band.orig + (pos - band.logical), head = cursor.kv_head;
+      const int32_t key = band.orig + step * (pos - band.logical), head = cursor.kv_head;
       mbarrier_expect_bytes(tma_full + buf, 4 * kHalf * sizeof(T));
       for (int half = 0; half < 2; ++half) {
-        tma_load_3d(k_chunk + half * kHalf, &p.k_map, tma_full + buf, half * 64, head, key);
-        tma_load_3d(v_chunk + half * kHalf, &p.v_map, tma_full + buf, half * 64, head, key);
+        if (step == 1) {
+          tma_load_3d(k_chunk + half * kHalf, &p.k_map, tma_full + buf, half * 64, head, key);
+          tma_load_3d(v_chunk + half * kHalf, &p.v_map, tma_full + buf, half * 64, head, key);
+        } else {
+          const CUtensorMap* maps = p.strided_maps + 2 * pass.strided_map;
+          tma_load_4d(k_chunk + half * kHalf, maps, tma_full + buf, half * 64, head, key % step, key / step);
+          tma_load_4d(v_chunk + half * kHalf, maps + 1, tma_full + buf, half * 64, head, key % step, key / step);
+        }
       }
+      s.tma[buf] = 1;
     }
   } else {
+    if (kTma && tid == 0) s.tma[buf] = 0;
     // The thread's first piece of the row; the others follow at fixed offsets.
     const int64_t first = (static_cast<int64_t>(j < 0 ? 0 : j) * p.kv_heads + cursor.kv_head) * D + first_piece * 8;
     const T* k_row = k_base + first;

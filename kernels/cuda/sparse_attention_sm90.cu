@@ -197,7 +197,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     cp_async_wait<0>();
     fence_async_proxy();
     __syncthreads();
-    if (meta.step[buf] == 1) {
+    if (meta.tma[buf]) {
       mbarrier_wait(&s.tma_full[buf], (tma_phase >> buf) & 1u);
       tma_phase ^= 1u << buf;
     }

@@ -50,6 +50,16 @@ __device__ __forceinline__ void tma_load_3d(void* dst, const CUtensorMap* map, u
       : "memory");
 }
 
+// The same for a 4-D tensor map, at (x, y, z, w).
+__device__ __forceinline__ void tma_load_4d(void* dst, const CUtensorMap* map, uint64_t* barrier, int32_t x,
+                                            int32_t y, int32_t z, int32_t w) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], "
+      "[%6];\n" ::"r"(smem_address(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(z), "r"(w), "r"(smem_address(barrier))
+      : "memory");
+}
+
 // Stores the box at (x, y, z) of a 3-D tensor map from shared memory (written by this CTA's threads,
 // then fence_async_proxy and a CTA barrier), as one bulk group; the source may be reused, or the CTA
 // exit, only after tma_store_wait_read.
