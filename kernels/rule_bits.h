@@ -109,6 +109,20 @@ MMI_HD uint64_t vertical_slash_row_bits(const uint64_t* slashes, uint64_t vertic
   return bits;
 }
 
+// Whether rows [r0, r1] keep no key of [c0, c_last] through a slash bitmap over distances i - j (at most
+// 128 distances apart: two windows). A slash line crosses a tile of 128 rows in a band of 128 keys, so
+// each of its chunks of 64 keys holds the kept keys of half the rows only.
+template <typename Int>
+MMI_HD bool slashes_miss(const uint64_t* slashes, Int r0, Int r1, Int c0, Int c_last) {
+  const Int hi = r1 - c0;
+  for (Int start = r0 - c_last > 0 ? r0 - c_last : Int(0); start <= hi; start += 64) {
+    const Int n = hi - start + 1;
+    const uint64_t window = bit_window<Int>(slashes, start);
+    if (n >= 64 ? window != 0 : (window & ((uint64_t(1) << n) - 1)) != 0) return false;
+  }
+  return true;
+}
+
 // The keys from c0 on the vertical bitmap of a Vertical-Slash rule (0 without one).
 template <typename Int>
 MMI_HD uint64_t vertical_window(const uint64_t* words, const MaskRule& rule, Int c0) {

@@ -160,6 +160,7 @@ struct DevicePlan {
     int32_t first = 0, last = 0;
     bool derived = false;
     int32_t pass_begin = 0, passes = 0, tiles = 0;  // derived: passes [pass_begin, +passes), tiles each
+    bool vertical_slash = false;  // some pass is a compact Vertical-Slash one
   };
   std::vector<Level> levels;
   int64_t group;
@@ -253,6 +254,8 @@ struct DevicePlan {
       l.derived = std::all_of(slots.begin() + first_slot, slots.begin() + last_slot, [&](const Slot& slot) {
         return slot.pass->form != PassForm::kListed && slot.pass->num_tiles() == slots[first_slot].pass->num_tiles();
       });
+      l.vertical_slash = std::any_of(slots.begin() + first_slot, slots.begin() + last_slot,
+                                     [](const Slot& slot) { return slot.pass->form == PassForm::kVerticalSlash; });
       if (l.derived) {
         l.pass_begin = slots[first_slot].index;
         l.passes = static_cast<int32_t>(last_slot - first_slot);
@@ -671,7 +674,7 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in
     p.level_pass_begin = level.pass_begin;
     p.level_passes = level.passes;
     p.level_tiles = level.tiles;
-    check_cuda(use_wgmma ? cuda::launch_sparse_attention_sm90(p, kind, stream)
+    check_cuda(use_wgmma ? cuda::launch_sparse_attention_sm90(p, kind, level.vertical_slash, stream)
                          : cuda::launch_sparse_attention(p, static_cast<int>(d), kind, stream),
                use_wgmma ? "sparse attention kernel (wgmma)" : "sparse attention kernel (mma.sync)");
   }

@@ -131,8 +131,10 @@ enum class DType { kBFloat16, kFloat16 };
 // (cudaSuccess when fine).
 cudaError_t launch_sparse_attention(const SparseAttentionParams& params, int head_dim, DType dtype,
                                     cudaStream_t stream);
-// The same with the wgmma kernel (sparse_attention_sm90.cu): head_dim 128, an sm_90 GPU.
-cudaError_t launch_sparse_attention_sm90(const SparseAttentionParams& params, DType dtype, cudaStream_t stream);
+// The same with the wgmma kernel (sparse_attention_sm90.cu): head_dim 128, an sm_90 GPU. skip_idle: the
+// level has compact Vertical-Slash passes, whose chunks a warpgroup skips where its rows keep nothing.
+cudaError_t launch_sparse_attention_sm90(const SparseAttentionParams& params, DType dtype, bool skip_idle,
+                                         cudaStream_t stream);
 
 // Every tile's runs of the block summary passes among passes[0, num_passes), into runs at each one's
 // DevicePass::tile_runs: one thread per tile and piece, where the kernels' tile starts would otherwise

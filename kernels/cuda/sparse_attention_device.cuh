@@ -275,6 +275,7 @@ struct TileMeta {
   int32_t len[2];
   int32_t step[2];  // the chunk's keys are cols[0] + step * c, inside one band (0: they are not)
   int32_t tma[2];   // the chunk loads with TMA, completing on the buffer's barrier (fetch_chunk)
+  int32_t idle[2];  // bit g: the rows of the wgmma kernel's warpgroup g keep no key of the chunk
   // Rule-tested chunks of consecutive keys: the keys every row keeps up to causality and the row's other
   // components, the chunk's keys on a grid's vertical line (rule kind 2) or on the verticals (kind 1).
   uint64_t line[2];
@@ -333,9 +334,10 @@ struct ChunkGeometry {
   }
 };
 
-// Thread 0's part of a chunk's fetch: the chunk's mask, length, key step and line bits into slot `buf`
-// of the meta. Every thread reads them only after the barrier that follows, so the wgmma kernel calls
-// it where the tensor cores are busy rather than inside fetch_chunk.
+// Thread 0's part of a chunk's fetch: the chunk's mask, length, key step, line bits and idle warpgroups
+// into slot `buf` of the meta. Every thread reads them only after the barrier that follows, so the wgmma
+// kernel calls it where the tensor cores are busy rather than inside fetch_chunk.
+template <bool kIdle = false>
 __device__ __forceinline__ void describe_chunk(const SparseAttentionParams& p, const DevicePass& pass, TileMeta& s,
                                                int buf) {
   const ChunkCursor& cursor = s.cursor[buf];
@@ -365,6 +367,17 @@ __device__ __forceinline__ void describe_chunk(const SparseAttentionParams& p, c
                                              : chunk_key_phase<int32_t>(spans, pass.rule.grid_stride, c0, c_last,
                                                                         step)) + 2)
                             : 0;
+  // With kIdle (the wgmma kernel's launches of compact Vertical-Slash passes), a run's chunk without
+  // verticals is skipped by the warpgroups whose 64 rows reach none of its keys through the slashes.
+  int32_t idle = 0;
+  if (kIdle && mask == 2 && step == 1 && form == 1 && s.line[buf] == 0 && s.rule.slash_words >= 0) {
+    for (int g = 0; g < 2; ++g) {
+      const int32_t r0 = walk.row_min + 64 * g, r1 = min(walk.row_max, r0 + 63);
+      const bool misses = slashes_miss<int32_t>(p.words + s.rule.slash_words, r0, r1, c0, c_last);
+      if (r0 > walk.row_max || misses) idle |= 1 << g;
+    }
+  }
+  s.idle[buf] = idle;
 }
 
 // The cursor past the chunk cursor[buf] points at, into cursor[buf ^ 1] (in place: a copy in registers

@@ -150,8 +150,11 @@ __device__ __forceinline__ void merge_tile(const SparseAttentionParams& p, int h
   }
 }
 
-// __grid_constant__: the TMA unit reads p's tensor maps where they are, in parameter space.
-template <typename T>
+// __grid_constant__: the TMA unit reads p's tensor maps where they are, in parameter space. kSkipIdle:
+// a warpgroup skips the chunks its rows keep nothing of (TileMeta::idle; compact Vertical-Slash passes).
+// The branch costs every pattern registers (spills 36 -> 56 bytes, 4-6% slower), so only the launches
+// with such passes take it.
+template <typename T, bool kSkipIdle>
 __global__ void __launch_bounds__(kThreads, 2)
     sparse_attention_sm90_kernel(const __grid_constant__ SparseAttentionParams p) {
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -216,6 +219,9 @@ __global__ void __launch_bounds__(kThreads, 2)
       __syncthreads();
     }
 
+    // A warpgroup whose rows keep no key of the chunk skips it (TileMeta::idle).
+    const bool busy = !kSkipIdle || !((meta.idle[buf] >> group) & 1);
+    if (busy) {
     if (q_pending) {
       mbarrier_wait(&s.q_full, 0);
       q_pending = false;
@@ -261,14 +267,16 @@ __global__ void __launch_bounds__(kThreads, 2)
       Wgmma<T>::pv(flat<64>(o), pa[kk], b, 1);
     }
     wgmma_commit();
+    }
     // The next chunk's description and the cursor's advance, each a serial chain of loads on one thread,
     // run while the tensor cores compute P V: at the fetch they held up their warpgroups' next wgmma.
-    if (more && tid == 0) describe_chunk(p, pass, meta, buf ^ 1);
+    if (more && tid == 0) describe_chunk<kSkipIdle>(p, pass, meta, buf ^ 1);
     if (more && tid == kThreads / 2) advance_cursor(p, pass, meta, buf ^ 1);
     wgmma_wait_all();
     fence_registers(flat<64>(o));
     have_chunk = more;
   }
+  if (q_pending) mbarrier_wait(&s.q_full, 0);  // a warpgroup that skipped every chunk: the epilogue reuses Q
 
   // The pass's fields go to the epilogue as values: read through the reference, they would be loaded
   // again after every global store (which the compiler cannot tell from a write to the pass), a round
@@ -284,11 +292,11 @@ __global__ void __launch_bounds__(kThreads, 2)
 #endif
 }
 
-template <typename T>
+template <typename T, bool kSkipIdle>
 cudaError_t launch(const SparseAttentionParams& params, cudaStream_t stream) {
   if (params.num_tiles == 0) return cudaSuccess;
   const size_t bytes = sizeof(Sm90Storage<T>) + 1024;
-  auto kernel = sparse_attention_sm90_kernel<T>;
+  auto kernel = sparse_attention_sm90_kernel<T, kSkipIdle>;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   if (err != cudaSuccess) return err;
   kernel<<<params.num_tiles, kThreads, bytes, stream>>>(params);
@@ -299,8 +307,13 @@ cudaError_t launch(const SparseAttentionParams& params, cudaStream_t stream) {
 
 namespace mmi::cuda {
 
-cudaError_t launch_sparse_attention_sm90(const SparseAttentionParams& params, DType dtype, cudaStream_t stream) {
-  return dtype == DType::kBFloat16 ? sm90::launch<__nv_bfloat16>(params, stream) : sm90::launch<__half>(params, stream);
+cudaError_t launch_sparse_attention_sm90(const SparseAttentionParams& params, DType dtype, bool skip_idle,
+                                         cudaStream_t stream) {
+  if (dtype == DType::kBFloat16) {
+    return skip_idle ? sm90::launch<__nv_bfloat16, true>(params, stream)
+                     : sm90::launch<__nv_bfloat16, false>(params, stream);
+  }
+  return skip_idle ? sm90::launch<__half, true>(params, stream) : sm90::launch<__half, false>(params, stream);
 }
 
 }  // namespace mmi::cuda
