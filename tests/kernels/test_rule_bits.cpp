@@ -77,6 +77,36 @@ TEST_CASE("Vertical-Slash keep bits equal the rule, element by element", "[rule_
   }
 }
 
+TEST_CASE("a warpgroup's rows miss a chunk through the slashes exactly when none keeps a key of it",
+          "[rule_bits][exact]") {
+  std::mt19937_64 rng(23);
+  std::vector<uint64_t> slashes((kLength + 63) / 64 + 1, 0);  // a spare word, as plans carry
+  int64_t misses = 0, hits = 0;
+  for (int round = 0; round < 40; ++round) {
+    std::fill(slashes.begin(), slashes.end(), 0);
+    const int64_t density = uniform(rng, 0, 8);  // percent of distances kept: sparse, so misses happen
+    for (int64_t d = 0; d < kLength; ++d) {
+      if (uniform(rng, 0, 99) < density) slashes[d / 64] |= uint64_t(1) << (d % 64);
+    }
+    auto kept = [&](int64_t d) { return d >= 0 && d < kLength && (slashes[d / 64] >> (d % 64)) & 1; };
+    for (int probe = 0; probe < 200; ++probe) {
+      // Rows r0 .. r1 (at most 64) and keys c0 .. c_last (at most 64), rows before, over and after them.
+      const int64_t rows = uniform(rng, 1, 64), len = uniform(rng, 1, 64);
+      const int64_t c0 = uniform(rng, 0, kLength - len), r0 = uniform(rng, 0, kLength - rows);
+      const int64_t r1 = r0 + rows - 1, c_last = c0 + len - 1;
+      bool any = false;
+      for (int64_t i = r0; i <= r1; ++i) {
+        for (int64_t j = c0; j <= c_last && j <= i; ++j) any = any || kept(i - j);
+      }
+      INFO("rows " << r0 << " .. " << r1 << ", keys " << c0 << " .. " << c_last);
+      REQUIRE(slashes_miss<int32_t>(slashes.data(), int32_t(r0), int32_t(r1), int32_t(c0), int32_t(c_last)) == !any);
+      ++(any ? hits : misses);
+    }
+  }
+  REQUIRE(misses > 100);  // both answers were exercised
+  REQUIRE(hits > 100);
+}
+
 TEST_CASE("range-rule keep bits equal the rule, element by element", "[rule_bits][exact]") {
   std::mt19937_64 rng(23);
   for (int round = 0; round < 4000; ++round) {
