@@ -222,51 +222,51 @@ __global__ void __launch_bounds__(kThreads, 2)
     // A warpgroup whose rows keep no key of the chunk skips it (TileMeta::idle).
     const bool busy = !kSkipIdle || !((meta.idle[buf] >> group) & 1);
     if (busy) {
-    if (q_pending) {
-      mbarrier_wait(&s.q_full, 0);
-      q_pending = false;
-    }
-    // S = Q K^T over d in 8 steps of 16 (4 per 128-byte half).
-    float sc[8][4];  // as the m64n64 accumulator, laid out as mask_scores expects
-    wgmma_fence();
+      if (q_pending) {
+        mbarrier_wait(&s.q_full, 0);
+        q_pending = false;
+      }
+      // S = Q K^T over d in 8 steps of 16 (4 per 128-byte half).
+      float sc[8][4];  // as the m64n64 accumulator, laid out as mask_scores expects
+      wgmma_fence();
 #pragma unroll
-    for (int kk = 0; kk < kD / 16; ++kk) {
-      const int half = kk / 4, offset = (kk % 4) * 16;  // elements into the swizzle row
-      const uint64_t a = descriptor(q_group + half * kBlockM * 64 + offset, 16, 1024);
-      const uint64_t b = descriptor(s.k[buf] + half * kBlockN * 64 + offset, 16, 1024);
-      Wgmma<T>::qk(flat<32>(sc), a, b, kk > 0);
-    }
-    wgmma_commit();
-    wgmma_wait_all();
-    fence_registers(flat<32>(sc));
+      for (int kk = 0; kk < kD / 16; ++kk) {
+        const int half = kk / 4, offset = (kk % 4) * 16;  // elements into the swizzle row
+        const uint64_t a = descriptor(q_group + half * kBlockM * 64 + offset, 16, 1024);
+        const uint64_t b = descriptor(s.k[buf] + half * kBlockN * 64 + offset, 16, 1024);
+        Wgmma<T>::qk(flat<32>(sc), a, b, kk > 0);
+      }
+      wgmma_commit();
+      wgmma_wait_all();
+      fence_registers(flat<32>(sc));
 
-    const bool plain = mask == 0 && rows_valid && meta.len[buf] == kBlockN;
-    const int rows[2] = {row_of(0), row_of(1)};
-    uint64_t bits[2] = {0, 0};
+      const bool plain = mask == 0 && rows_valid && meta.len[buf] == kBlockN;
+      const int rows[2] = {row_of(0), row_of(1)};
+      uint64_t bits[2] = {0, 0};
 #pragma unroll
-    for (int h = 0; h < 2 && mask == 2; ++h) {
-      bits[h] = own_bits ? closed_form_bits(p.words, meta.rule, rule_kind, meta.rows[rows[h]],
-                                            meta.row_phase[rows[h]], meta.cols[buf][0], meta.step[buf],
-                                            meta.len[buf], meta.line[buf])
-                         : stored_keep_bits(meta, buf, rows[h]);
-    }
-    mask_scores(sc, meta, buf, mask, plain, rows, bits, lane);
-    online_softmax(sc, o, m, l, scale_log2);
+      for (int h = 0; h < 2 && mask == 2; ++h) {
+        bits[h] = own_bits ? closed_form_bits(p.words, meta.rule, rule_kind, meta.rows[rows[h]],
+                                              meta.row_phase[rows[h]], meta.cols[buf][0], meta.step[buf],
+                                              meta.len[buf], meta.line[buf])
+                           : stored_keep_bits(meta, buf, rows[h]);
+      }
+      mask_scores(sc, meta, buf, mask, plain, rows, bits, lane);
+      online_softmax(sc, o, m, l, scale_log2);
 
-    // O += P V, 16 keys per step.
-    uint32_t pa[4][4];
+      // O += P V, 16 keys per step.
+      uint32_t pa[4][4];
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) p_fragment<T>(sc, kk, pa[kk]);
-    fence_registers(flat<64>(o));
-    wgmma_fence();
+      for (int kk = 0; kk < 4; ++kk) p_fragment<T>(sc, kk, pa[kk]);
+      fence_registers(flat<64>(o));
+      wgmma_fence();
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      // V MN-major: 16 keys (two 8-row groups, 1024 bytes apart) from row 16kk; the halves of d are
-      // the two 64-value atoms, one region (kBlockN x 128 bytes) apart.
-      const uint64_t b = descriptor(s.v[buf] + kk * 16 * 64, kBlockN * 128, 1024);
-      Wgmma<T>::pv(flat<64>(o), pa[kk], b, 1);
-    }
-    wgmma_commit();
+      for (int kk = 0; kk < 4; ++kk) {
+        // V MN-major: 16 keys (two 8-row groups, 1024 bytes apart) from row 16kk; the halves of d are
+        // the two 64-value atoms, one region (kBlockN x 128 bytes) apart.
+        const uint64_t b = descriptor(s.v[buf] + kk * 16 * 64, kBlockN * 128, 1024);
+        Wgmma<T>::pv(flat<64>(o), pa[kk], b, 1);
+      }
+      wgmma_commit();
     }
     // The next chunk's description and the cursor's advance, each a serial chain of loads on one thread,
     // run while the tensor cores compute P V: at the fetch they held up their warpgroups' next wgmma.
