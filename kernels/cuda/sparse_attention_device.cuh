@@ -461,8 +461,10 @@ __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pa
     // Key phases are read only where evaluate_rule tests the general rule element by element (under a
     // rule of grid lines, whether the chunk has closed-form bits depends on the keys' phases, which
     // thread 0 finds below: they are read then too, except in a grid line pass, whose chunks inside one
-    // band share their section's phase).
-    if (rule_kind != 1 && !closed_form_rule(rule_kind, step, form == 3 ? 1 : 0)) {
+    // band share their section's phase). A range pass's line chunk inside one band and past min_col is
+    // never rule-tested (grid_line_chunk_mask).
+    const bool line_kept = cursor.on_line && g.one_band && band.orig + step * (pos - band.logical) >= pass.rule.min_col;
+    if (rule_kind != 1 && !line_kept && !closed_form_rule(rule_kind, step, form == 3 ? 1 : 0)) {
       const VisualSpans spans{p.visual_starts, p.visual_ends, p.num_visual_spans};
       s.col_phase[buf][r] = j >= 0 ? static_cast<int32_t>(rule_phase(pass.rule, spans, j)) : -1;
     }
