@@ -227,7 +227,7 @@ KernelBenchRecord time_method(const BenchSettings& s, const AttentionMethod& met
   // The first build is a warm-up (first-call library and allocator costs are not the method's).
   const SparsePlan plan = method.plan(ctx, x.q, x.k);
   cuda_synchronize();
-  const PlanStats stats = plan_stats(plan, /*exact=*/n <= 65536);
+  const PlanStats stats = plan_stats(plan, /*exact=*/n <= 65536, chunk_compute(auto_sparse_kernel(s.dim)));
   c.run_ms = timed_ms(s, [&] { method.run(plan, x.q, x.k, x.v); });
   constexpr int kIndexBuilds = 5;
   std::vector<std::pair<double, std::array<double, 3>>> builds;
@@ -365,7 +365,9 @@ int bench_attention(int argc, char** argv) {
   std::printf("plan ms: index build (estimation + plan + upload, wall clock, median of 5 to 9 builds;\n"
               "         the JSON splits it);\n"
               "run ms: the kernel (CUDA events);\n"
-              "TF/s ach: computed-tile FLOPs / run; TF/s eff: dense causal FLOPs (2*N^2*d*heads) / run;\n"
+              "TF/s ach: FLOPs of the tiles the kernel computes / run (the wgmma kernel skips the 64-row\n"
+              "          halves of Vertical-Slash chunks that keep nothing, and they are not counted);\n"
+              "TF/s eff: dense causal FLOPs (2*N^2*d*heads) / run;\n"
               "speedup: cuDNN SDPA time / run time; w/ plan: / (run + plan);\n"
               "peak GB: peak GPU memory allocated during the case, q/k/v and the plan included.\n");
   print_crossovers(out.cases());

@@ -7,6 +7,7 @@
 #include "kernels/grid_line_walk.h"
 #include "kernels/parallel.h"
 #include "kernels/range_walk.h"
+#include "kernels/rule_bits.h"
 #include "kernels/vertical_slash_walk.h"
 
 namespace mmi {
@@ -347,6 +348,28 @@ int64_t tile_chunks(const SparsePlan& plan, const Pass& pass, int64_t t) {
   return total + chunks(std::upper_bound(v.begin(), v.end(), key_max) - v.begin());
 }
 
+int64_t tile_idle_halves(const SparsePlan& plan, const Pass& pass, int64_t t) {
+  if (pass.form != PassForm::kVerticalSlash || pass.rule.slash_words < 0) return 0;
+  const VerticalSlashIndex& index = *pass.vertical_slash;
+  const auto [row_min, row_max] = compact_tile_rows(plan, pass, t);
+  const Band& cols = pass.cols.bands().front();
+  const int64_t half = plan.block_m / 2;
+  const uint64_t* slashes = plan.words.data() + pass.rule.slash_words;
+  SlashRunWalk<int64_t> walk(row_min, row_max, cols.orig, std::min(row_max, cols.orig_last()), 0,
+                             static_cast<int64_t>(index.slash_groups.size()));
+  int64_t begin = 0, end = 0, idle = 0;
+  while (walk.next([&](int64_t g) { return index.slash_groups[g]; }, begin, end)) {
+    for (int64_t c0 = begin; c0 <= end; c0 += plan.block_n) {
+      if (vertical_window<int64_t>(plan.words.data(), pass.rule, c0) != 0) continue;
+      const int64_t c_last = std::min(end, c0 + plan.block_n - 1);
+      for (int64_t r0 = row_min; r0 < row_min + plan.block_m; r0 += half) {
+        idle += r0 > row_max || slashes_miss<int64_t>(slashes, r0, std::min(row_max, r0 + half - 1), c0, c_last);
+      }
+    }
+  }
+  return idle;
+}
+
 // Counts visited chunks from the plan's structure alone, without gathering any index: fast enough to
 // run after every layer of a long pre-fill.
 static PlanStats tile_stats(const SparsePlan& plan, int head) {
@@ -359,8 +382,8 @@ static PlanStats tile_stats(const SparsePlan& plan, int head) {
   return s;
 }
 
-PlanStats head_stats(const SparsePlan& plan, int head, bool exact) {
-  if (!exact) return tile_stats(plan, head);
+// Counts every kept element by walking the chunks.
+static PlanStats exact_stats(const SparsePlan& plan, int head) {
   PlanStats s;
   s.causal_elements = plan.length * (plan.length + 1) / 2;
   for_each_chunk(plan, head, [&](const Pass& pass, const std::vector<int64_t>& rows,
@@ -378,9 +401,25 @@ PlanStats head_stats(const SparsePlan& plan, int head, bool exact) {
   return s;
 }
 
-PlanStats plan_stats(const SparsePlan& plan, bool exact) {
+// The scores of the halves a kernel that skips idle ones does not compute (tile_idle_halves).
+static int64_t idle_half_elements(const SparsePlan& plan, int head) {
+  int64_t halves = 0;
+  for (const Pass& pass : plan.heads[head].passes) {
+    if (pass.form != PassForm::kVerticalSlash) continue;
+    for (int64_t t = 0; t < pass.num_tiles(); ++t) halves += tile_idle_halves(plan, pass, t);
+  }
+  return halves * (plan.block_m / 2) * plan.block_n;
+}
+
+PlanStats head_stats(const SparsePlan& plan, int head, bool exact, ChunkCompute compute) {
+  PlanStats s = exact ? exact_stats(plan, head) : tile_stats(plan, head);
+  if (compute == ChunkCompute::kSkipIdleHalves) s.computed_elements -= idle_half_elements(plan, head);
+  return s;
+}
+
+PlanStats plan_stats(const SparsePlan& plan, bool exact, ChunkCompute compute) {
   std::vector<PlanStats> heads(plan.heads.size());
-  parallel_for(heads.size(), [&](size_t h) { heads[h] = head_stats(plan, static_cast<int>(h), exact); });
+  parallel_for(heads.size(), [&](size_t h) { heads[h] = head_stats(plan, static_cast<int>(h), exact, compute); });
   PlanStats total;
   for (const PlanStats& head : heads) total += head;
   return total;

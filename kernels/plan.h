@@ -187,11 +187,22 @@ int64_t tile_chunks(const SparsePlan& plan, const Pass& pass, int64_t t);
 template <typename Visit>
 void for_each_counted_element(const SparsePlan& plan, int head, Visit&& visit);
 
+// What a tile kernel computes of a visited chunk: every block_m x block_n score (the CPU executor's tiles,
+// the mma.sync kernel), or that less the halves of block_m / 2 rows that keep none of a compact
+// Vertical-Slash chunk's keys, which the wgmma kernel skips (tile_idle_halves).
+enum class ChunkCompute { kWhole, kSkipIdleHalves };
+
+// The halves of tile t's chunks that keep none of their keys, for a compact Vertical-Slash pass (0 for
+// the other forms): chunks of a slash run with no vertical in their 64-key window, where the rows
+// [row_min + h * block_m / 2, +block_m / 2) reach none of the keys through the slashes (slashes_miss).
+int64_t tile_idle_halves(const SparsePlan& plan, const Pass& pass, int64_t t);
+
 // Plan statistics for one head or the whole plan.
 struct PlanStats {
   int64_t causal_elements = 0;    // N(N+1)/2 per head
   int64_t kept_elements = 0;      // counted elements (the mask size)
-  int64_t computed_elements = 0;  // block_m x block_n per visited chunk (what a tile kernel computes)
+  int64_t computed_elements = 0;  // the scores a tile kernel computes (block_m x block_n per visited chunk,
+                                  // less the idle halves where the kernel skips them: ChunkCompute)
   int64_t tiles = 0;              // visited chunks
   double density() const { return causal_elements ? double(kept_elements) / causal_elements : 0.0; }
   // Computed-tile FLOPs relative to dense causal attention (2*N^2*d per head, SPEC §10).
@@ -200,8 +211,10 @@ struct PlanStats {
 };
 
 // `exact` counts kept elements by evaluating every rule-tested element; otherwise kept_elements is 0.
-PlanStats plan_stats(const SparsePlan& plan, bool exact = true);
-PlanStats head_stats(const SparsePlan& plan, int head, bool exact = true);
+// `compute`: what the kernel that runs the plan computes of a chunk.
+PlanStats plan_stats(const SparsePlan& plan, bool exact = true, ChunkCompute compute = ChunkCompute::kWhole);
+PlanStats head_stats(const SparsePlan& plan, int head, bool exact = true,
+                     ChunkCompute compute = ChunkCompute::kWhole);
 // 4 * d * computed elements: the FLOPs a tile kernel spends on QK^T and PV.
 inline double computed_flops(const PlanStats& s, int64_t head_dim) { return 4.0 * head_dim * s.computed_elements; }
 

@@ -64,7 +64,7 @@ void BM_SparseRun(benchmark::State& state) {
   state.SetLabel(kMethods[state.range(0)]);
   state.counters["effective TFLOP/s"] = benchmark::Counter(dense_flops(state.range(1)) * state.iterations() / 1e12,
                                                            benchmark::Counter::kIsRate);
-  state.counters["FLOPs %"] = 100.0 * mmi::plan_stats(plan, false).flops_ratio(state.range(1));
+  state.counters["FLOPs %"] = 100.0 * mmi::plan_stats(plan, false, mmi::chunk_compute(mmi::auto_sparse_kernel(128))).flops_ratio(state.range(1));
 }
 
 // The two tensor-core kernels on the same plan (arg 0: method, arg 1: 1 = mma.sync, 2 = wgmma), with
@@ -79,7 +79,7 @@ void BM_SparseKernel(benchmark::State& state) {
         mmi::time_cuda_ms([&] { mmi::execute_plan_cuda(plan, c.qkv.q, c.qkv.k, c.qkv.v, kernel); }, 0, 1) / 1e3);
   }
   state.SetLabel(std::string(kMethods[state.range(0)]) + " " + mmi::sparse_kernel_name(kernel));
-  const double computed = mmi::computed_flops(mmi::plan_stats(plan, false), 128);
+  const double computed = mmi::computed_flops(mmi::plan_stats(plan, false, mmi::chunk_compute(kernel)), 128);
   state.counters["TFLOP/s computed"] =
       benchmark::Counter(computed * state.iterations() / 1e12, benchmark::Counter::kIsRate);
 }

@@ -34,6 +34,11 @@ inline const char* sparse_kernel_name(SparseKernel kernel) {
 // The kernel kAuto picks for this head dimension on the current GPU (kWgmma or kMmaSync).
 SparseKernel auto_sparse_kernel(int64_t head_dim);
 
+// What a kernel computes of a plan's chunks (plan_stats): the wgmma kernel skips idle row halves.
+inline ChunkCompute chunk_compute(SparseKernel kernel) {
+  return kernel == SparseKernel::kWgmma ? ChunkCompute::kSkipIdleHalves : ChunkCompute::kWhole;
+}
+
 // Executes `plan` on the GPU. q: [N, Hq, D], k, v: [N, Hkv, D], CUDA, bf16 or fp16, D in {64, 80, 128};
 // plan tiles must be 128x64 (the PlanOptions defaults). Returns out [N, Hq, D] (q's dtype) and lse
 // [Hq, N] fp32. Query head h reads KV head h / (Hq / Hkv) directly; permutations are applied through

@@ -208,6 +208,62 @@ TEST_CASE("compact Vertical-Slash plans hold no per-tile lists and count what ex
   }
 }
 
+// The halves of 64 rows the wgmma kernel skips in a compact Vertical-Slash tile (tile_idle_halves), by
+// brute force: chunks of a slash run with no vertical among the 64 keys from their start, whose half
+// keeps none of the chunk's keys. Plan statistics then count the rest as computed.
+TEST_CASE("the idle halves of compact Vertical-Slash chunks are those that keep nothing", "[plan][exact]") {
+  std::mt19937_64 rng(77);
+  const SequenceLayout layout = SequenceLayout::parse("text:70,video:12x9x21,text:33");
+  int64_t idle_total = 0, checked_total = 0;
+  for (int seed = 0; seed < 4; ++seed) {
+    const ResolvedHead head = random_head(BoundaryKind::kNone, {PatternKind::kVerticalSlash}, layout, rng);
+    const SparsePlan plan = build_plan(layout, {head}, {128, 64, true});
+    const Pass& pass = plan.heads[0].passes.at(0);
+    REQUIRE(pass.form == PassForm::kVerticalSlash);
+    const std::vector<int64_t>& verticals = pass.vertical_slash->verticals;
+    const Band& cols = pass.cols.bands().front();
+    int64_t idle_plan = 0;
+    std::vector<KeyRun> runs;
+    std::vector<int64_t> columns;
+    for (int64_t t = 0; t < pass.num_tiles(); ++t) {
+      runs.clear();
+      columns.clear();
+      tile_work(plan, pass, t, runs, columns);
+      const int64_t row_min = pass.rows.to_orig(t * 128);
+      const int64_t row_max = pass.rows.to_orig(std::min(pass.rows.size(), (t + 1) * 128) - 1);
+      int64_t idle = 0;
+      for (const KeyRun& run : runs) {
+        for (int64_t c = run.begin; c < run.end; c += 64) {
+          const int64_t c0 = cols.orig + c, c_last = cols.orig + std::min(run.end, c + 64) - 1;
+          const auto v = std::lower_bound(verticals.begin(), verticals.end(), c0);
+          if (v != verticals.end() && *v < c0 + 64) continue;
+          for (int64_t r0 = row_min; r0 < row_min + 128; r0 += 64) {
+            bool keeps = false;
+            for (int64_t i = r0; i <= std::min(row_max, r0 + 63) && !keeps; ++i) {
+              for (int64_t j = c0; j <= c_last && !keeps; ++j) keeps = plan.keeps(pass.rule, i, j);
+            }
+            idle += !keeps;
+            ++checked_total;
+          }
+        }
+      }
+      INFO("seed " << seed << ", tile " << t);
+      REQUIRE(tile_idle_halves(plan, pass, t) == idle);
+      idle_plan += idle;
+    }
+    idle_total += idle_plan;
+    const PlanStats whole = head_stats(plan, 0);
+    for (bool exact : {true, false}) {
+      const PlanStats skipping = head_stats(plan, 0, exact, ChunkCompute::kSkipIdleHalves);
+      REQUIRE(skipping.tiles == whole.tiles);
+      REQUIRE(skipping.computed_elements == whole.computed_elements - idle_plan * 64 * 64);
+    }
+  }
+  INFO("idle " << idle_total << " of " << checked_total << " halves tested");
+  REQUIRE(idle_total > 0);
+  REQUIRE(idle_total < checked_total);
+}
+
 // The closed-form keep bits the CUDA kernels use for a grid line pass's rule-tested chunks inside one
 // band (grid_rule_bits, with the keys' phase) equal the rule, element by element, for every row of tile t
 // (SF-strided's diagonal passes have no closed form: the kernels test their rule element by element).
