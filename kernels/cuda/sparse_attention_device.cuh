@@ -334,10 +334,9 @@ struct ChunkGeometry {
   }
 };
 
-// Thread 0's part of a chunk's fetch: the chunk's mask, length, key step, line bits and idle warpgroups
-// into slot `buf` of the meta. Every thread reads them only after the barrier that follows, so the wgmma
-// kernel calls it where the tensor cores are busy rather than inside fetch_chunk.
-template <bool kIdle = false>
+// Thread 0's part of a chunk's fetch: the chunk's mask, length, key step and line bits into slot `buf` of
+// the meta. Every thread reads them only after the barrier that follows, so the wgmma kernel calls it
+// where the tensor cores are busy rather than inside fetch_chunk.
 __device__ __forceinline__ void describe_chunk(const SparseAttentionParams& p, const DevicePass& pass, TileMeta& s,
                                                int buf) {
   const ChunkCursor& cursor = s.cursor[buf];
@@ -367,15 +366,27 @@ __device__ __forceinline__ void describe_chunk(const SparseAttentionParams& p, c
                                              : chunk_key_phase<int32_t>(spans, pass.rule.grid_stride, c0, c_last,
                                                                         step)) + 2)
                             : 0;
-  // With kIdle (the wgmma kernel's launches of compact Vertical-Slash passes), a run's chunk without
-  // verticals is skipped by the warpgroups whose 64 rows reach none of its keys through the slashes.
+}
+
+// The warpgroups of the wgmma kernel that skip the chunk cursor[buf] points at (TileMeta::idle): in a
+// compact Vertical-Slash pass, those whose 64 rows reach none of a run chunk's keys through the slashes,
+// where the chunk has no verticals. On a thread of its own, beside describe_chunk and advance_cursor: as
+// part of thread 0's description it held up the next chunk's barrier (Vertical-Slash 2% slower at 128K
+// and 512K on an H200).
+__device__ __forceinline__ void find_idle_warpgroups(const SparseAttentionParams& p, TileMeta& s, int buf) {
+  const ChunkCursor& cursor = s.cursor[buf];
+  const ChunkGeometry g(cursor);
   int32_t idle = 0;
-  if (kIdle && mask == 2 && step == 1 && form == 1 && s.line[buf] == 0 && s.rule.slash_words >= 0) {
-    for (int g = 0; g < 2; ++g) {
-      const int32_t r0 = walk.row_min + 64 * g, r1 = min(walk.row_max, r0 + 63);
-      const bool misses = slashes_miss<int32_t>(p.words + s.rule.slash_words, r0, r1, c0, c_last);
-      if (r0 > walk.row_max || misses) idle |= 1 << g;
+  if (cursor.form == 1 && g.from_run && g.step == 1 && s.rule.slash_words >= 0) {
+    const int32_t c0 = g.band.orig + (cursor.pos - g.band.logical), c_last = c0 + g.len - 1;
+    const SlashRunWalk<int32_t>& walk = cursor.walk;
+    for (int h = 0; h < 2; ++h) {
+      const int32_t r0 = walk.row_min + 64 * h, r1 = min(walk.row_max, r0 + 63);
+      if (r0 > walk.row_max || slashes_miss<int32_t>(p.words + s.rule.slash_words, r0, r1, c0, c_last)) {
+        idle |= 1 << h;
+      }
     }
+    if (vertical_window<int32_t>(p.words, s.rule, c0) != 0) idle = 0;
   }
   s.idle[buf] = idle;
 }

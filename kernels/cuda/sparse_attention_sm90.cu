@@ -176,6 +176,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   bool have_chunk = start_tile<kThreads, kD, Swizzled<kBlockM>, Swizzled<kBlockN>, true>(
       p, tile, pass, meta, s.q, s.k[0], s.v[0], s.tma_full, &s.q_full);
   if (!have_chunk) return;  // nothing to add to these rows
+  if (kSkipIdle && tid == kThreads / 2 + 64) find_idle_warpgroups(p, meta, 0);  // the loop's barrier publishes it
   bool q_pending = meta.q_tma != 0;  // Q's TMA loads, waited for before the first Q K^T
   const T* k_base = static_cast<const T*>(p.k);
   const T* v_base = static_cast<const T*>(p.v);
@@ -270,8 +271,9 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
     // The next chunk's description and the cursor's advance, each a serial chain of loads on one thread,
     // run while the tensor cores compute P V: at the fetch they held up their warpgroups' next wgmma.
-    if (more && tid == 0) describe_chunk<kSkipIdle>(p, pass, meta, buf ^ 1);
+    if (more && tid == 0) describe_chunk(p, pass, meta, buf ^ 1);
     if (more && tid == kThreads / 2) advance_cursor(p, pass, meta, buf ^ 1);
+    if (kSkipIdle && more && tid == kThreads / 2 + 64) find_idle_warpgroups(p, meta, buf ^ 1);
     wgmma_wait_all();
     fence_registers(flat<64>(o));
     have_chunk = more;

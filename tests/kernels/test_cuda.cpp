@@ -167,7 +167,8 @@ TEST_CASE("CUDA executor at long, odd lengths", "[cuda][long]") {
     heads[1].patterns[0][0].params.slash = true;
     heads[1].patterns[0][0].index.stride = 256;
     heads[1].patterns[0][0].index.phase = 3;
-    // A compact Vertical-Slash head: a local band of slashes, scattered ones, scattered verticals.
+    // A compact Vertical-Slash head: a local band of slashes, scattered ones and groups of them up to 64
+    // wide (runs whose chunks each warpgroup skips in turn), scattered verticals.
     ResolvedPattern& vs = heads[2].patterns[0][0];
     vs.params.kind = PatternKind::kVerticalSlash;
     const int64_t n = layout.length();
@@ -175,6 +176,10 @@ TEST_CASE("CUDA executor at long, odd lengths", "[cuda][long]") {
     for (int64_t d = 0; d < 100; ++d) slashes.insert(d);
     for (int x = 0; x < 60; ++x) verticals.insert(int64_t(rng() % n));
     for (int x = 0; x < 20; ++x) slashes.insert(int64_t(rng() % n));
+    for (int x = 0; x < 12; ++x) {
+      const int64_t first = int64_t(rng() % n), width = 2 + int64_t(rng() % 63);
+      for (int64_t d = first; d < std::min(n, first + width); d += 1 + int64_t(rng() % 3)) slashes.insert(d);
+    }
     vs.index.verticals.assign(verticals.begin(), verticals.end());
     vs.index.slashes.assign(slashes.begin(), slashes.end());
     heads.push_back(heads[1]);  // the same grid with vertical lines only: a compact grid line pass
