@@ -238,9 +238,7 @@ __global__ void __launch_bounds__(kThreads, 2)
         Wgmma<T>::qk(flat<32>(sc), a, b, kk > 0);
       }
       wgmma_commit();
-      wgmma_wait_all();
-      fence_registers(flat<32>(sc));
-
+      // A rule-tested chunk's keep bits (their loads among them) while the tensor cores compute S.
       const bool plain = mask == 0 && rows_valid && meta.len[buf] == kBlockN;
       const int rows[2] = {row_of(0), row_of(1)};
       uint64_t bits[2] = {0, 0};
@@ -251,6 +249,8 @@ __global__ void __launch_bounds__(kThreads, 2)
                                               meta.len[buf], meta.line[buf])
                            : stored_keep_bits(meta, buf, rows[h]);
       }
+      wgmma_wait_all();
+      fence_registers(flat<32>(sc));
       mask_scores(sc, meta, buf, mask, plain, rows, bits, lane);
       online_softmax(sc, o, m, l, scale_log2);
 
