@@ -413,7 +413,8 @@ __device__ __forceinline__ void advance_cursor(const SparseAttentionParams& p, c
 // keys with a step that has descriptors (DevicePass::strided_map), is instead loaded by thread 0 with
 // four TMA boxes completing on tma_full[buf] (TileMeta::tma says so to the waiting threads): issuing
 // 16-byte copies took every thread some 1,700 cycles a chunk.
-template <int kThreads, int D, typename KvLayout, bool kTma = false, bool kWalk = true, typename T>
+template <int kThreads, int D, typename KvLayout, bool kTma = false, bool kWalk = true, int kTmaThread = 0,
+          typename T>
 __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pass, TileMeta& s, T* k_chunk,
                             T* v_chunk, int buf, const T* k_base, const T* v_base, uint64_t* tma_full = nullptr) {
   constexpr int kPieces = D / 8;  // 16-byte pieces per row
@@ -434,7 +435,7 @@ __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pa
                        band.orig + step * (pos + len - 1 - band.logical) < pass.strided_limit;
   if (kTma && (step == 1 || strided)) {
     // Keys past the chunk's length (or past the sequence, zero-filled) land too; their scores are masked.
-    if (tid == 0) {
+    if (tid == kTmaThread) {
       constexpr int kHalf = kBlockN * 64;  // elements of one 128-byte-wide half of the rows
       const int32_t key = band.orig + step * (pos - band.logical), head = cursor.kv_head;
       mbarrier_expect_bytes(tma_full + buf, 4 * kHalf * sizeof(T));
@@ -451,7 +452,7 @@ __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pa
       s.tma[buf] = 1;
     }
   } else {
-    if (kTma && tid == 0) s.tma[buf] = 0;
+    if (kTma && tid == kTmaThread) s.tma[buf] = 0;
     // The thread's first piece of the row; the others follow at fixed offsets.
     const int64_t first = (static_cast<int64_t>(j < 0 ? 0 : j) * p.kv_heads + cursor.kv_head) * D + first_piece * 8;
     const T* k_row = k_base + first;

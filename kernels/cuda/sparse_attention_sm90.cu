@@ -193,6 +193,14 @@ __global__ void __launch_bounds__(kThreads, 2)
   for (int n = 0; n < 16; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 
+  // Who does a chunk's serial work: thread 0 describes the next chunk (after P V is issued, as the cursor's
+  // advance), one thread issues its TMA loads (at the chunk's start, before Q K^T), and in Vertical-Slash
+  // launches one finds its idle warpgroups. A warpgroup's wgmma waits for its slowest warp, so the work
+  // is spread across the two warpgroups so that each carries as little as it can: the advance beside
+  // the description in the first, the loads in the second; with idle warpgroups to find (the longest
+  // task) in the second, the loads and the advance stay as they were.
+  constexpr int kTmaThread = kSkipIdle ? 0 : kThreads / 2;
+  constexpr int kAdvanceThread = kSkipIdle ? kThreads / 2 : 32;
   uint32_t tma_phase = 0;  // bit b: the parity of buffer b's next TMA completion
   for (int buf = 0; have_chunk; buf ^= 1) {
     // One barrier per chunk: it makes the chunk in `buf` visible, and it frees the other buffer (every
@@ -207,8 +215,8 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
     const bool more = !meta.cursor[buf ^ 1].done();
     if (more) {
-      fetch_chunk<kThreads, kD, Swizzled<kBlockN>, true, false>(p, pass, meta, s.k[buf ^ 1], s.v[buf ^ 1], buf ^ 1,
-                                                                k_base, v_base, s.tma_full);
+      fetch_chunk<kThreads, kD, Swizzled<kBlockN>, true, false, kTmaThread>(p, pass, meta, s.k[buf ^ 1], s.v[buf ^ 1],
+                                                                            buf ^ 1, k_base, v_base, s.tma_full);
     }
     cp_async_commit();
     const int mask = meta.mask[buf];
@@ -272,7 +280,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     // The next chunk's description and the cursor's advance, each a serial chain of loads on one thread,
     // run while the tensor cores compute P V: at the fetch they held up their warpgroups' next wgmma.
     if (more && tid == 0) describe_chunk(p, pass, meta, buf ^ 1);
-    if (more && tid == kThreads / 2) advance_cursor(p, pass, meta, buf ^ 1);
+    if (more && tid == kAdvanceThread) advance_cursor(p, pass, meta, buf ^ 1);
     if (kSkipIdle && more && tid == kThreads / 2 + 64) find_idle_warpgroups(p, meta, buf ^ 1);
     wgmma_wait_all();
     fence_registers(flat<64>(o));
