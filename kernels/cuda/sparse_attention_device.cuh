@@ -275,6 +275,9 @@ struct TileMeta {
   int32_t len[2];
   int32_t step[2];  // the chunk's keys are cols[0] + step * c, inside one band (0: they are not)
   int32_t tma[2];   // the chunk loads with TMA, completing on the buffer's barrier (fetch_chunk)
+  // The chunk cursor[b] points at loads with TMA and its keys need no phases, so that one warp fetches it
+  // (fetch_tma_chunk); set with the cursor by the wgmma kernel's advance_cursor.
+  int32_t light[2];
   int32_t idle[2];  // bit g: the rows of the wgmma kernel's warpgroup g keep no key of the chunk
   // Rule-tested chunks of consecutive keys: the keys every row keeps up to causality and the row's other
   // components, the chunk's keys on a grid's vertical line (rule kind 2) or on the verticals (kind 1).
@@ -391,13 +394,77 @@ __device__ __forceinline__ void find_idle_warpgroups(const SparseAttentionParams
   s.idle[buf] = idle;
 }
 
+// Whether the wgmma kernel loads the chunk a cursor points at through TMA: its keys consecutive, or evenly
+// spaced with a step that has descriptors (DevicePass::strided_map).
+__device__ __forceinline__ bool loads_with_tma(const DevicePass& pass, const ChunkCursor& cursor, const ChunkGeometry& g) {
+  const int32_t step = g.step, last = g.band.orig + step * (cursor.pos + g.len - 1 - g.band.logical);
+  return step == 1 || (step > 1 && step == pass.strided_step && last < pass.strided_limit);
+}
+
+// Whether the masking step reads the chunk's key phases: only under a rule with grid lines (rule_phase),
+// and only where evaluate_rule tests the rule element by element (whether the chunk has closed-form bits
+// depends on the keys' phases, which describe_chunk finds: they are read then too, except in a grid line
+// pass, whose chunks inside one band share their section's phase). A range pass's line chunk inside one
+// band and past min_col is never rule-tested (grid_line_chunk_mask).
+__device__ __forceinline__ bool needs_key_phases(const DevicePass& pass, const ChunkCursor& cursor,
+                                                 const ChunkGeometry& g) {
+  if (pass.rule.grid_stride <= 0) return false;
+  const int32_t step = g.step;
+  const bool line_kept =
+      cursor.on_line && g.one_band && g.band.orig + step * (cursor.pos - g.band.logical) >= pass.rule.min_col;
+  return cursor.rule_kind != 1 && !line_kept && !closed_form_rule(cursor.rule_kind, step, cursor.form == 3 ? 1 : 0);
+}
+
+// Issues the four TMA boxes (K and V, two 128-byte-wide halves each) of a chunk that loads through TMA
+// into k_chunk and v_chunk, completing on `full`. Keys past the chunk's length (or past the sequence,
+// zero-filled) land too; their scores are masked.
+template <typename T>
+__device__ __forceinline__ void issue_chunk_tma(const SparseAttentionParams& p, const DevicePass& pass,
+                                                const ChunkCursor& cursor, const ChunkGeometry& g, T* k_chunk,
+                                                T* v_chunk, uint64_t* full) {
+  constexpr int kHalf = kBlockN * 64;  // elements of one 128-byte-wide half of the rows
+  const int32_t step = g.step, key = g.band.orig + step * (cursor.pos - g.band.logical), head = cursor.kv_head;
+  mbarrier_expect_bytes(full, 4 * kHalf * sizeof(T));
+  for (int half = 0; half < 2; ++half) {
+    if (step == 1) {
+      tma_load_3d(k_chunk + half * kHalf, &p.k_map, full, half * 64, head, key);
+      tma_load_3d(v_chunk + half * kHalf, &p.v_map, full, half * 64, head, key);
+    } else {
+      const CUtensorMap* maps = p.strided_maps + 2 * pass.strided_map;
+      tma_load_4d(k_chunk + half * kHalf, maps, full, half * 64, head, key % step, key / step);
+      tma_load_4d(v_chunk + half * kHalf, maps + 1, full, half * 64, head, key % step, key / step);
+    }
+  }
+}
+
+// The fetch of a chunk that TileMeta::light marks, by one warp: lane `lane` records the columns c and
+// c + 32 (their original positions, -1 past the chunk's end), and with `issue`, it issues the TMA loads.
+template <typename T>
+__device__ __forceinline__ void fetch_tma_chunk(const SparseAttentionParams& p, const DevicePass& pass, TileMeta& s,
+                                                T* k_chunk, T* v_chunk, int buf, uint64_t* tma_full, int lane,
+                                                bool issue) {
+  const ChunkCursor& cursor = s.cursor[buf];
+  const ChunkGeometry g(cursor);
+  const int32_t c0 = g.band.orig + g.step * (cursor.pos - g.band.logical);
+  for (int c = lane; c < kBlockN; c += 32) s.cols[buf][c] = c < g.len ? c0 + g.step * c : -1;
+  if (issue) {
+    issue_chunk_tma(p, pass, cursor, g, k_chunk, v_chunk, tma_full + buf);
+    s.tma[buf] = 1;
+  }
+}
+
 // The cursor past the chunk cursor[buf] points at, into cursor[buf ^ 1] (in place: a copy in registers
 // adds spills to the MMA loop).
+template <bool kTma = false>
 __device__ __forceinline__ void advance_cursor(const SparseAttentionParams& p, const DevicePass& pass, TileMeta& s,
                                                int buf) {
   ChunkCursor& next = s.cursor[buf ^ 1];
   next = s.cursor[buf];
   next.advance(p, pass, s.sections, s.pieces);
+  if (kTma) {
+    const ChunkGeometry g(next);
+    s.light[buf ^ 1] = !next.done() && loads_with_tma(pass, next, g) && !needs_key_phases(pass, next, g);
+  }
 }
 
 // Issues the K and V loads of the chunk that cursor[buf] points at into buffer `buf` and records its
@@ -423,32 +490,15 @@ __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pa
   static_assert(kThreads % kBlockN == 0 && kPieces % kRowThreads == 0, "whole rows per group of threads");
   const ChunkCursor& cursor = s.cursor[buf];
   const int tid = threadIdx.x, r = tid / kRowThreads, first_piece = tid % kRowThreads;
-  const int32_t form = cursor.form, rule_kind = cursor.rule_kind, pos = cursor.pos;
+  const int32_t form = cursor.form, pos = cursor.pos;
   const ChunkGeometry g(cursor);
   const bool from_run = g.from_run;
-  const int32_t len = g.len, step = g.step;
-  const DeviceBand& band = g.band;
   int32_t j = -1;
-  if (r < len) j = from_run ? cursor.col_at(p, pos + r) : (form == 1 ? p.verticals : p.columns)[cursor.column + r];
+  if (r < g.len) j = from_run ? cursor.col_at(p, pos + r) : (form == 1 ? p.verticals : p.columns)[cursor.column + r];
   // With kTma, chunks of consecutive keys, and of keys with a step that has descriptors, load with TMA.
-  const bool strided = kTma && step > 1 && step == pass.strided_step &&
-                       band.orig + step * (pos + len - 1 - band.logical) < pass.strided_limit;
-  if (kTma && (step == 1 || strided)) {
-    // Keys past the chunk's length (or past the sequence, zero-filled) land too; their scores are masked.
+  if (kTma && loads_with_tma(pass, cursor, g)) {
     if (tid == kTmaThread) {
-      constexpr int kHalf = kBlockN * 64;  // elements of one 128-byte-wide half of the rows
-      const int32_t key = band.orig + step * (pos - band.logical), head = cursor.kv_head;
-      mbarrier_expect_bytes(tma_full + buf, 4 * kHalf * sizeof(T));
-      for (int half = 0; half < 2; ++half) {
-        if (step == 1) {
-          tma_load_3d(k_chunk + half * kHalf, &p.k_map, tma_full + buf, half * 64, head, key);
-          tma_load_3d(v_chunk + half * kHalf, &p.v_map, tma_full + buf, half * 64, head, key);
-        } else {
-          const CUtensorMap* maps = p.strided_maps + 2 * pass.strided_map;
-          tma_load_4d(k_chunk + half * kHalf, maps, tma_full + buf, half * 64, head, key % step, key / step);
-          tma_load_4d(v_chunk + half * kHalf, maps + 1, tma_full + buf, half * 64, head, key % step, key / step);
-        }
-      }
+      issue_chunk_tma(p, pass, cursor, g, k_chunk, v_chunk, tma_full + buf);
       s.tma[buf] = 1;
     }
   } else {
@@ -470,19 +520,13 @@ __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pa
       j = -1;  // one of the tile's runs counts this column already
     }
     s.cols[buf][r] = j;
-    // Key phases are read only where evaluate_rule tests the general rule element by element (under a
-    // rule of grid lines, whether the chunk has closed-form bits depends on the keys' phases, which
-    // thread 0 finds below: they are read then too, except in a grid line pass, whose chunks inside one
-    // band share their section's phase). A range pass's line chunk inside one band and past min_col is
-    // never rule-tested (grid_line_chunk_mask).
-    const bool line_kept = cursor.on_line && g.one_band && band.orig + step * (pos - band.logical) >= pass.rule.min_col;
-    if (rule_kind != 1 && !line_kept && !closed_form_rule(rule_kind, step, form == 3 ? 1 : 0)) {
+    if (needs_key_phases(pass, cursor, g)) {
       const VisualSpans spans{p.visual_starts, p.visual_ends, p.num_visual_spans};
       s.col_phase[buf][r] = j >= 0 ? static_cast<int32_t>(rule_phase(pass.rule, spans, j)) : -1;
     }
   }
   if (kWalk && tid == 0) describe_chunk(p, pass, s, buf);
-  if (kWalk && tid == kThreads / 2) advance_cursor(p, pass, s, buf);
+  if (kWalk && tid == kThreads / 2) advance_cursor<kTma>(p, pass, s, buf);
 }
 
 // The keep bits of `row` for a rule-tested chunk, as evaluate_rule stored them.

@@ -213,8 +213,14 @@ __global__ void __launch_bounds__(kThreads, 2)
       mbarrier_wait(&s.tma_full[buf], (tma_phase >> buf) & 1u);
       tma_phase ^= 1u << buf;
     }
+    // The next chunk's loads: by one warp where they go through TMA and need nothing else gathered
+    // (TileMeta::light), the other warps going straight on to this chunk's Q K^T.
     const bool more = !meta.cursor[buf ^ 1].done();
-    if (more) {
+    if (more && meta.light[buf ^ 1]) {
+      if (tid / 32 == kTmaThread / 32) {
+        fetch_tma_chunk(p, pass, meta, s.k[buf ^ 1], s.v[buf ^ 1], buf ^ 1, s.tma_full, lane, tid == kTmaThread);
+      }
+    } else if (more) {
       fetch_chunk<kThreads, kD, Swizzled<kBlockN>, true, false, kTmaThread>(p, pass, meta, s.k[buf ^ 1], s.v[buf ^ 1],
                                                                             buf ^ 1, k_base, v_base, s.tma_full);
     }
@@ -280,7 +286,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     // The next chunk's description and the cursor's advance, each a serial chain of loads on one thread,
     // run while the tensor cores compute P V: at the fetch they held up their warpgroups' next wgmma.
     if (more && tid == 0) describe_chunk(p, pass, meta, buf ^ 1);
-    if (more && tid == kAdvanceThread) advance_cursor(p, pass, meta, buf ^ 1);
+    if (more && tid == kAdvanceThread) advance_cursor<true>(p, pass, meta, buf ^ 1);
     if (kSkipIdle && more && tid == kThreads / 2 + 64) find_idle_warpgroups(p, meta, buf ^ 1);
     wgmma_wait_all();
     fence_registers(flat<64>(o));
