@@ -477,9 +477,9 @@ __device__ __forceinline__ void advance_cursor(const SparseAttentionParams& p, c
 // interleaved 16-byte pieces (a warp covers whole 32-byte sectors of 32 / kRowThreads rows at a time);
 // this runs once per chunk on every thread, so it is kept to a few instructions per piece.
 // With kTma (the wgmma kernel: KvLayout 128-byte swizzled, D = 128), a chunk of consecutive keys, or of
-// keys with a step that has descriptors (DevicePass::strided_map), is instead loaded by thread 0 with
-// four TMA boxes completing on tma_full[buf] (TileMeta::tma says so to the waiting threads): issuing
-// 16-byte copies took every thread some 1,700 cycles a chunk.
+// keys with a step that has descriptors (DevicePass::strided_map), is instead loaded by thread
+// kTmaThread with four TMA boxes completing on tma_full[buf] (TileMeta::tma says so to the waiting
+// threads): issuing 16-byte copies took every thread some 1,700 cycles a chunk.
 template <int kThreads, int D, typename KvLayout, bool kTma = false, bool kWalk = true, int kTmaThread = 0,
           typename T>
 __device__ void fetch_chunk(const SparseAttentionParams& p, const DevicePass& pass, TileMeta& s, T* k_chunk,

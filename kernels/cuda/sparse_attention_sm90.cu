@@ -6,7 +6,8 @@
 // and masks are the mma.sync kernel's; chunks of consecutive keys load with TMA, the others with
 // cp.async as there, and the merge is staged through shared memory (merge_tile). A tile of consecutive
 // rows loads Q with TMA as its first step, and when it merges into nothing, stores its outputs with TMA
-// (store_tile).
+// (store_tile). A chunk's serial work (its TMA loads, its description, the cursor's advance) falls on
+// threads of both warpgroups, and a chunk that only needs its TMA loads is fetched by one warp.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
