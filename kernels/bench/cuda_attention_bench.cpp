@@ -64,7 +64,8 @@ void BM_SparseRun(benchmark::State& state) {
   state.SetLabel(kMethods[state.range(0)]);
   state.counters["effective TFLOP/s"] = benchmark::Counter(dense_flops(state.range(1)) * state.iterations() / 1e12,
                                                            benchmark::Counter::kIsRate);
-  state.counters["FLOPs %"] = 100.0 * mmi::plan_stats(plan, false, mmi::chunk_compute(mmi::auto_sparse_kernel(128))).flops_ratio(state.range(1));
+  const mmi::ChunkCompute compute = mmi::chunk_compute(mmi::auto_sparse_kernel(128));
+  state.counters["FLOPs %"] = 100.0 * mmi::plan_stats(plan, false, compute).flops_ratio(state.range(1));
 }
 
 // The two tensor-core kernels on the same plan (arg 0: method, arg 1: 1 = mma.sync, 2 = wgmma), with
