@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <tuple>
 
 namespace mmi {
 namespace {
@@ -104,6 +105,19 @@ std::string PatternParams::describe() const {
     }
   }
   return std::string(pattern_name(kind)) + "(" + args + ")";
+}
+
+bool operator==(const PatternParams& a, const PatternParams& b) {
+  auto fields = [](const PatternParams& p) {
+    return std::tie(p.kind, p.sink, p.local, p.last_rows, p.block, p.block_head, p.n_vertical, p.n_slash, p.last_q,
+                    p.strides, p.vline, p.hline, p.slash, p.grid_local);
+  };
+  return fields(a) == fields(b);
+}
+
+bool operator==(const PatternIndex& a, const PatternIndex& b) {
+  auto fields = [](const PatternIndex& x) { return std::tie(x.verticals, x.slashes, x.stride, x.phase, x.block); };
+  return fields(a) == fields(b);
 }
 
 void PatternParams::validate() const {

@@ -92,6 +92,17 @@ struct BoundaryTable {
     }
   }
 };
+// Equal in every field, whatever the kind (a plan builds the heads it finds equal once).
+bool operator==(const PatternParams& a, const PatternParams& b);
+bool operator==(const PatternIndex& a, const PatternIndex& b);
+inline bool operator==(const ResolvedPattern& a, const ResolvedPattern& b) {
+  return a.params == b.params && a.index == b.index;
+}
+template <typename P>
+bool operator==(const BoundaryTable<P>& a, const BoundaryTable<P>& b) {
+  return a.boundary == b.boundary && a.patterns == b.patterns;
+}
+
 using HeadConfig = BoundaryTable<PatternParams>;
 using ResolvedHead = BoundaryTable<ResolvedPattern>;
 

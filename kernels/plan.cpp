@@ -66,14 +66,34 @@ IndexMap IndexMap::blocks(const std::vector<std::pair<int64_t, int64_t>>& segmen
 
 IndexMap IndexMap::concat(const IndexMap& first, const IndexMap& second, bool merge) {
   IndexMap map = first;
-  for (const Band& b : second.bands_) map.append(b.orig, b.step, b.count, merge);
+  for (const Band& b : second.bands()) map.append(b.orig, b.step, b.count, merge);
   return map;
+}
+
+const std::vector<Band>& IndexMap::no_bands() {
+  static const std::vector<Band> kNone;
+  return kNone;
+}
+
+bool operator==(const IndexMap& a, const IndexMap& b) {
+  if (a.bands_ == b.bands_) return true;
+  const std::vector<Band>& x = a.bands();
+  const std::vector<Band>& y = b.bands();
+  return x.size() == y.size() && std::equal(x.begin(), x.end(), y.begin(), [](const Band& u, const Band& v) {
+           return u.logical == v.logical && u.orig == v.orig && u.step == v.step && u.count == v.count;
+         });
 }
 
 void IndexMap::append(int64_t orig, int64_t step, int64_t count, bool merge) {
   if (count <= 0) return;
-  if (!bands_.empty()) {
-    Band& last = bands_.back();
+  if (!bands_) {
+    bands_ = std::make_shared<std::vector<Band>>();
+  } else if (bands_.use_count() > 1) {
+    bands_ = std::make_shared<std::vector<Band>>(*bands_);
+  }
+  std::vector<Band>& bands = *bands_;
+  if (!bands.empty()) {
+    Band& last = bands.back();
     // Merge a step-1 band that continues the previous one (keeps identity-like maps a single band).
     if (merge && step == 1 && last.step == 1 && last.orig + last.count == orig) {
       last.count += count;
@@ -84,14 +104,15 @@ void IndexMap::append(int64_t orig, int64_t step, int64_t count, bool merge) {
   } else if (step != 1) {
     unit_steps_ = false;
   }
-  bands_.push_back(Band{size_, orig, step, count});
+  bands.push_back(Band{size_, orig, step, count});
   size_ += count;
 }
 
 int IndexMap::band_at(int64_t logical) const {
-  auto it = std::upper_bound(bands_.begin(), bands_.end(), logical,
+  const std::vector<Band>& bands = this->bands();
+  auto it = std::upper_bound(bands.begin(), bands.end(), logical,
                              [](int64_t x, const Band& b) { return x < b.logical; });
-  return static_cast<int>(it - bands_.begin()) - 1;
+  return static_cast<int>(it - bands.begin()) - 1;
 }
 
 int64_t IndexMap::to_logical(int64_t orig) const {
@@ -100,12 +121,12 @@ int64_t IndexMap::to_logical(int64_t orig) const {
     const int64_t k = (orig - b.orig) / b.step;
     return k < b.count ? b.logical + k : -1;
   };
+  const std::vector<Band>& bands = this->bands();
   if (unit_steps_) {
-    auto it = std::upper_bound(bands_.begin(), bands_.end(), orig,
-                               [](int64_t x, const Band& b) { return x < b.orig; });
-    return it == bands_.begin() ? -1 : lookup(*(it - 1));
+    auto it = std::upper_bound(bands.begin(), bands.end(), orig, [](int64_t x, const Band& b) { return x < b.orig; });
+    return it == bands.begin() ? -1 : lookup(*(it - 1));
   }
-  for (const Band& b : bands_) {
+  for (const Band& b : bands) {
     const int64_t found = lookup(b);
     if (found >= 0) return found;
   }
@@ -114,8 +135,9 @@ int64_t IndexMap::to_logical(int64_t orig) const {
 
 void IndexMap::gather(int64_t begin, int64_t end, std::vector<int64_t>& out) const {
   if (begin >= end) return;
-  for (int b = band_at(begin); b < static_cast<int>(bands_.size()) && bands_[b].logical < end; ++b) {
-    const Band& band = bands_[b];
+  const std::vector<Band>& bands = this->bands();
+  for (int b = band_at(begin); b < static_cast<int>(bands.size()) && bands[b].logical < end; ++b) {
+    const Band& band = bands[b];
     const int64_t lo = std::max(begin, band.logical);
     const int64_t hi = std::min(end, band.logical + band.count);
     for (int64_t x = lo; x < hi; ++x) out.push_back(band.orig_at(x));

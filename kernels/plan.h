@@ -59,19 +59,25 @@ class IndexMap {
 
   int64_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
-  const std::vector<Band>& bands() const { return bands_; }
+  const std::vector<Band>& bands() const { return bands_ ? *bands_ : no_bands(); }
   int band_at(int64_t logical) const;  // index of the band holding `logical`
-  int64_t to_orig(int64_t logical) const { return bands_[band_at(logical)].orig_at(logical); }
+  int64_t to_orig(int64_t logical) const { return bands()[band_at(logical)].orig_at(logical); }
   int64_t to_logical(int64_t orig) const;  // -1 when `orig` is not in the map
   // Every band has step 1 and the bands ascend in position: logical order is position order, so the
   // positions of any range [lo, hi] in the map are one logical range.
   bool unit_steps() const { return unit_steps_; }
   // Appends the original positions of logical [begin, end) to `out`.
   void gather(int64_t begin, int64_t end, std::vector<int64_t>& out) const;
+  // Equal bands; maps copied from one another compare by their shared storage alone.
+  friend bool operator==(const IndexMap& a, const IndexMap& b);
+  friend bool operator!=(const IndexMap& a, const IndexMap& b) { return !(a == b); }
 
  private:
   void append(int64_t orig, int64_t step, int64_t count, bool merge = true);
-  std::vector<Band> bands_;
+  static const std::vector<Band>& no_bands();
+  // Copies share their bands (a plan's identical heads hold one copy of a map of a band per block);
+  // append, used only while a map is built, detaches a shared one first.
+  std::shared_ptr<std::vector<Band>> bands_;
   int64_t size_ = 0;
   bool unit_steps_ = true;  // every band has step 1 and bands ascend in orig: to_logical can bisect
 };
@@ -89,6 +95,9 @@ struct KeyRun {
   int64_t end = 0;
   ChunkMask mask = ChunkMask::kRule;
 };
+inline bool operator==(const KeyRun& a, const KeyRun& b) {
+  return a.begin == b.begin && a.end == b.end && a.mask == b.mask;
+}
 
 // Where a pass's tiles take their runs and columns from.
 enum class PassForm : uint8_t {

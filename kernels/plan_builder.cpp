@@ -958,20 +958,32 @@ SparsePlan build_plan(const SequenceLayout& layout, const std::vector<ResolvedHe
     plan.visual_starts.push_back(s.start);
     plan.visual_ends.push_back(s.end());
   }
+  // Heads resolved alike (every head of a static pattern, often) are built once; the others copy that
+  // head's plan, whose maps and lists they then share (IndexMap), and its bitmaps.
+  std::vector<size_t> first_alike(heads.size()), distinct;
+  for (size_t h = 0; h < heads.size(); ++h) {
+    auto alike = std::find_if(distinct.begin(), distinct.end(), [&](size_t d) { return heads[d] == heads[h]; });
+    first_alike[h] = alike == distinct.end() ? h : *alike;
+    if (alike == distinct.end()) distinct.push_back(h);
+  }
   plan.heads.resize(heads.size());
   std::vector<std::vector<uint64_t>> words(heads.size());
-  parallel_for(heads.size(), [&](size_t h) {
+  parallel_for(distinct.size(), [&](size_t x) {
+    const size_t h = distinct[x];
     PlanAssembler assembler(layout, plan, options.compact_passes);
     plan.heads[h] = assembler.head(heads[h]);
     words[h] = std::move(assembler.words());
   });
-  for (size_t h = 0; h < heads.size(); ++h) {  // concatenate the bitmaps, rebasing the offsets
+  for (size_t h : distinct) {  // concatenate the bitmaps, rebasing the offsets
     const int64_t base = static_cast<int64_t>(plan.words.size());
     plan.words.insert(plan.words.end(), words[h].begin(), words[h].end());
     for (Pass& pass : plan.heads[h].passes) {
       if (pass.rule.vertical_words >= 0) pass.rule.vertical_words += base;
       if (pass.rule.slash_words >= 0) pass.rule.slash_words += base;
     }
+  }
+  for (size_t h = 0; h < heads.size(); ++h) {
+    if (first_alike[h] != h) plan.heads[h] = plan.heads[first_alike[h]];
   }
   return plan;
 }

@@ -134,6 +134,18 @@ bool rows_end_at(const HeadPlan& head, size_t index) {
 }
 
 
+// Whether two passes upload the same arrays (bands, lists, tables, runs and columns), whatever their
+// rules: a pass of a head that build_plan copied from another (IndexMap shares their bands) or of a grid
+// head whose phase alone differs reuses the first one's arrays. Cheap fields first.
+bool same_arrays(const Pass& a, const Pass& b) {
+  return a.form == b.form && a.tiles == b.tiles && a.vertical_slash == b.vertical_slash &&
+         a.rows.size() == b.rows.size() && a.cols.size() == b.cols.size() && a.runs.size() == b.runs.size() &&
+         a.columns.size() == b.columns.size() && a.phase_rows == b.phase_rows &&
+         a.phase_col_bands == b.phase_col_bands && a.piece_bands == b.piece_bands && a.rows == b.rows &&
+         a.cols == b.cols && a.lines == b.lines && a.run_offsets == b.run_offsets &&
+         a.column_offsets == b.column_offsets && a.columns == b.columns && a.runs == b.runs;
+}
+
 // The plan flattened into device arrays; each level is the p-th pass of every head that has one.
 // Passes and bands are few and converted in order; the runs, columns and tiles (millions for long
 // plans) are written by one thread per pass straight into the pinned buffer at offsets counted
@@ -173,6 +185,7 @@ struct DevicePlan {
     int32_t col_bands;      // offset of its column bands
     int64_t runs, columns;  // offsets of its runs and columns
     int64_t tiles;          // offset of its tiles among all listed tiles (before ordering)
+    int64_t same_as;        // the earlier slot of its level whose arrays it reuses (same_arrays), or -1
   };
 
   DevicePlan(const SparsePlan& plan, int64_t group_, at::Device device_) : group(group_), device(device_) {
@@ -188,10 +201,14 @@ struct DevicePlan {
     std::vector<size_t> level_start(1, 0);  // slots of level l: [level_start[l], level_start[l + 1])
     int64_t runs_total = 0, columns_total = 0, tiles_total = 0;
     for (size_t level = 0; level < depth; ++level) {
+      std::vector<size_t> owners;  // the level's slots that own their arrays
       for (size_t h = 0; h < plan.heads.size(); ++h) {
         if (level >= plan.heads[h].passes.size()) continue;
         const Pass& pass = plan.heads[h].passes[level];
+        const auto owner = std::find_if(owners.begin(), owners.end(),
+                                        [&](size_t o) { return same_arrays(*slots[o].pass, pass); });
         cuda::DevicePass dp{};
+        if (owner != owners.end()) dp = passes_h[slots[*owner].index], dp.shares_arrays = 1;
         dp.rule = pass.rule;
         dp.rule_kind = is_vertical_slash_rule(pass.rule)     ? 1
                        : is_range_and_line_rule(pass.rule) ? 2
@@ -199,6 +216,16 @@ struct DevicePlan {
                                                            : 0;
         dp.head = static_cast<int32_t>(h);
         dp.kv_head = static_cast<int32_t>(h / group);
+        dp.writes_output = rows_end_at(plan.heads[h], level) ? 1 : 0;
+        dp.reads_state = level > 0 ? 1 : 0;  // a head's passes run in order, one level a launch
+        if (owner != owners.end()) {
+          const Slot& o = slots[*owner];
+          slots.push_back({&pass, static_cast<int32_t>(passes_h.size()), dp.col_bands, o.runs, o.columns, 0,
+                           static_cast<int64_t>(*owner)});
+          passes_h.push_back(dp);
+          continue;
+        }
+        owners.push_back(slots.size());
         dp.num_row_bands = narrow32(static_cast<int64_t>(pass.rows.bands().size()), "bands");
         dp.num_col_bands = narrow32(static_cast<int64_t>(pass.cols.bands().size()), "bands");
         dp.row_bands = narrow32(bands_total, "bands");
@@ -210,8 +237,6 @@ struct DevicePlan {
           dp.line_band_end = narrow32(bands_total, "bands");
         }
         dp.num_rows = narrow32(pass.rows.size(), "rows");
-        dp.writes_output = rows_end_at(plan.heads[h], level) ? 1 : 0;
-        dp.reads_state = level > 0 ? 1 : 0;  // a head's passes run in order, one level a launch
         dp.form = static_cast<int32_t>(pass.form);
         set_strided_map(pass, plan.length, dp);
         if (pass.form == PassForm::kVerticalSlash) {
@@ -241,7 +266,7 @@ struct DevicePlan {
           max_tile_pieces = std::max(max_tile_pieces, pass.num_tiles() * dp.phases);
           block_summary_runs_total += pass.num_tiles() * dp.phases;
         }
-        slots.push_back({&pass, static_cast<int32_t>(passes_h.size()), dp.col_bands, runs_total, columns_total, 0});
+        slots.push_back({&pass, static_cast<int32_t>(passes_h.size()), dp.col_bands, runs_total, columns_total, 0, -1});
         passes_h.push_back(dp);
         runs_total += static_cast<int64_t>(pass.runs.size());
         columns_total += static_cast<int64_t>(pass.columns.size());
@@ -293,6 +318,7 @@ struct DevicePlan {
     }
     parallel_for(listed_slots.size(), [&](size_t x) {
       const size_t i = listed_slots[x];
+      if (slots[i].same_as >= 0) return;  // weighed below
       int32_t* weights = chunks.data() + slots[i].tiles;
       switch (slots[i].pass->form) {
         case PassForm::kListed: fill(plan, slots[i], runs_h, columns_h, weights); break;
@@ -302,6 +328,11 @@ struct DevicePlan {
         case PassForm::kBlockSummary: weigh_by_structure(plan, *slots[i].pass, weights); break;
       }
     });
+    for (size_t i : listed_slots) {
+      const int64_t owner = slots[i].same_as;
+      if (owner < 0) continue;
+      std::copy_n(chunks.begin() + slots[owner].tiles, slots[i].pass->num_tiles(), chunks.begin() + slots[i].tiles);
+    }
     // Per level, heaviest tiles first, so the long causal rows do not finish last on a half-empty GPU;
     // tiles with nothing to visit are dropped.
     auto* tiles_h = packed.host<cuda::DeviceTile>(at_tiles);
@@ -380,6 +411,7 @@ struct DevicePlan {
       }
     };
     for (const Slot& slot : slots) {
+      if (slot.same_as >= 0) continue;
       const cuda::DevicePass& dp = passes[slot.index];
       write(slot.pass->rows, dp.row_bands);
       write(slot.pass->cols, dp.col_bands);

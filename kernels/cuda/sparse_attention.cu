@@ -193,7 +193,7 @@ namespace {
 __global__ void block_summary_runs_kernel(const DevicePass* passes, const DeviceBand* bands,
                                           const int32_t* phase_tables, BlockSummaryRun<int32_t>* runs) {
   const DevicePass& pass = passes[blockIdx.y];
-  if (pass.form != 4) return;
+  if (pass.form != 4 || pass.shares_arrays) return;  // a sharing pass's runs are its owner's
   const int32_t x = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
   const int32_t tile = x / pass.phases, piece = x % pass.phases;
   if (tile * kBlockM >= pass.num_rows) return;

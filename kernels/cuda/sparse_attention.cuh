@@ -72,6 +72,7 @@ struct DevicePass {
   int32_t num_rows;                  // logical rows of the pass
   int32_t writes_output;             // 1: no later pass of its head visits its rows (they end here)
   int32_t reads_state;               // 1: an earlier pass of its head may have written its rows' state
+  int32_t shares_arrays;             // 1: its bands, lists and tables are an earlier pass's (same offsets)
 };
 
 struct DeviceTile {

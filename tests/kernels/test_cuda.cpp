@@ -154,6 +154,30 @@ TEST_CASE("grids with every combination of lines: both kernels equal the CPU exe
   }
 }
 
+TEST_CASE("heads that share uploaded arrays: both kernels equal the CPU executor", "[cuda]") {
+  if (!have_gpu()) return;
+  // Alike heads (build_plan copies them, the upload shares their arrays) in different KV heads, beside
+  // grid heads whose phase alone differs (same arrays, different rules) and two-pass SF-strided heads.
+  std::mt19937_64 rng(61);
+  const SequenceLayout layout = SequenceLayout::parse("text:41,video:12x8x8,text:37");
+  std::vector<ResolvedHead> heads(4);
+  heads[0].patterns[0][0] = random_pattern(PatternKind::kSfFixed, layout, rng);
+  heads[1].patterns[0][0] = random_pattern(PatternKind::kSfStrided, layout, rng);
+  for (int h : {2, 3}) {
+    ResolvedPattern& grid = heads[h].patterns[0][0] = random_pattern(PatternKind::kGrid, layout, rng);
+    grid.params.vline = grid.params.hline = grid.params.slash = true;
+    grid.index.stride = 16;
+    grid.index.phase = h == 2 ? 3 : 11;
+  }
+  for (int h = 0; h < 4; ++h) heads.push_back(heads[h]);  // 8 heads, 4 per KV head
+  const SparsePlan plan = build_plan(layout, heads);
+  const RandomQKV x = random_qkv(layout.length(), 8, 2, 128, 5151, at::kBFloat16);
+  for (SparseKernel kernel : {SparseKernel::kMmaSync, SparseKernel::kWgmma}) {
+    INFO(sparse_kernel_name(kernel));
+    compare_executors(plan, x, 1e-2, kernel);
+  }
+}
+
 TEST_CASE("CUDA executor at long, odd lengths", "[cuda][long]") {
   if (!have_gpu()) return;
   for (int64_t frames : {7, 63, 255}) {  // 1,000 to 65,5xx tokens with 256-token frames

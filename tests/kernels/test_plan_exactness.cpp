@@ -2,6 +2,7 @@
 // exactly the oracle mask, each element once, and the CPU executor equals softmax attention over that
 // mask. Random indices, odd sizes, interleaved spans, several tile shapes, GQA.
 #include <algorithm>
+#include <functional>
 #include <random>
 
 #include "kernels/block_summary_walk.h"
@@ -24,9 +25,10 @@ const std::vector<BoundaryKind> kBoundaries = {BoundaryKind::kNone, BoundaryKind
 const std::vector<PlanOptions> kTiles = {{16, 16}, {64, 64}, {8, 24}, {32, 16, false}};
 
 // The first element where the plan's count differs from the oracle, or an empty string.
-std::string first_mismatch(const SequenceLayout& layout, const ResolvedHead& head, const SparsePlan& plan) {
+std::string first_mismatch(const SequenceLayout& layout, const ResolvedHead& head, const SparsePlan& plan,
+                           int plan_head = 0) {
   const int64_t n = layout.length();
-  const std::vector<int> counts = count_matrix(plan, 0);
+  const std::vector<int> counts = count_matrix(plan, plan_head);
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t j = 0; j < n; ++j) {
       const int expected = head_keeps(layout, head, i, j) ? 1 : 0;
@@ -189,6 +191,72 @@ TEST_CASE("plans count exactly the oracle mask, each element once", "[plan][exac
       }
     }
   }
+}
+
+TEST_CASE("heads resolved alike are built once and share their maps and bitmaps", "[plan][exact]") {
+  std::mt19937_64 rng(77);
+  for (const SequenceLayout& layout : test_layouts()) {
+    for (BoundaryKind boundary : kBoundaries) {
+      const ResolvedHead a = random_head(boundary, kKinds, layout, rng), b = random_head(boundary, kKinds, layout, rng);
+      const std::vector<ResolvedHead> heads = {a, b, a, b, a};
+      const SparsePlan plan = build_plan(layout, heads);
+      INFO("layout " << layout.describe() << ", " << describe_resolved(a, layout) << " / "
+                     << describe_resolved(b, layout));
+      REQUIRE(plan.words.size() == build_plan(layout, {a, b}).words.size());  // no bitmap twice
+      for (int h = 0; h < static_cast<int>(heads.size()); ++h) {
+        REQUIRE(first_mismatch(layout, heads[h], plan, h) == "");
+        const HeadPlan& mine = plan.heads[h];
+        const HeadPlan& first = plan.heads[h % 2];
+        REQUIRE(mine.passes.size() == first.passes.size());
+        for (size_t x = 0; x < mine.passes.size(); ++x) {
+          REQUIRE(&mine.passes[x].rows.bands() == &first.passes[x].rows.bands());
+          REQUIRE(&mine.passes[x].cols.bands() == &first.passes[x].cols.bands());
+          REQUIRE(mine.passes[x].rule.vertical_words == first.passes[x].rule.vertical_words);
+          REQUIRE(mine.passes[x].rule.slash_words == first.passes[x].rule.slash_words);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("resolved heads compare equal only when every parameter and index field is", "[plan]") {
+  const SequenceLayout layout = test_layouts().front();
+  std::mt19937_64 rng(5);
+  const ResolvedHead base = random_head(BoundaryKind::kNone, {PatternKind::kGrid}, layout, rng);
+  REQUIRE(base == ResolvedHead(base));
+  const std::vector<std::function<void(ResolvedPattern&)>> changes = {
+      [](ResolvedPattern& p) { p.params.kind = PatternKind::kAShape; },
+      [](ResolvedPattern& p) { p.params.sink += 1; },
+      [](ResolvedPattern& p) { p.params.local += 1; },
+      [](ResolvedPattern& p) { p.params.last_rows += 1; },
+      [](ResolvedPattern& p) { p.params.block += 1; },
+      [](ResolvedPattern& p) { p.params.block_head += 1; },
+      [](ResolvedPattern& p) { p.params.n_vertical += 1; },
+      [](ResolvedPattern& p) { p.params.n_slash += 1; },
+      [](ResolvedPattern& p) { p.params.last_q += 1; },
+      [](ResolvedPattern& p) { p.params.strides.push_back(7); },
+      [](ResolvedPattern& p) { p.params.vline = !p.params.vline; },
+      [](ResolvedPattern& p) { p.params.hline = !p.params.hline; },
+      [](ResolvedPattern& p) { p.params.slash = !p.params.slash; },
+      [](ResolvedPattern& p) { p.params.grid_local += 1; },
+      [](ResolvedPattern& p) { p.index.verticals.push_back(3); },
+      [](ResolvedPattern& p) { p.index.slashes.push_back(3); },
+      [](ResolvedPattern& p) { p.index.stride += 1; },
+      [](ResolvedPattern& p) { p.index.phase += 1; },
+      [](ResolvedPattern& p) { p.index.block += 1; },
+  };
+  for (size_t c = 0; c < changes.size(); ++c) {
+    ResolvedHead changed = base;
+    changes[c](changed.patterns[0][0]);
+    INFO("change " << c);
+    REQUIRE_FALSE(changed == base);
+  }
+  ResolvedHead other_boundary = base;
+  other_boundary.boundary = BoundaryKind::kK;
+  REQUIRE_FALSE(other_boundary == base);
+  ResolvedHead other_pair = base;
+  other_pair.patterns[1][2].params.sink += 1;  // unused under kNone, yet a different head
+  REQUIRE_FALSE(other_pair == base);
 }
 
 TEST_CASE("compact Vertical-Slash plans hold no per-tile lists and count what explicit ones count", "[plan][exact]") {
