@@ -133,7 +133,6 @@ bool rows_end_at(const HeadPlan& head, size_t index) {
   return true;
 }
 
-
 // Whether two passes upload the same arrays (bands, lists, tables, runs and columns), whatever their
 // rules: a pass of a head that build_plan copied from another (IndexMap shares their bands) or of a grid
 // head whose phase alone differs reuses the first one's arrays. Cheap fields first.
