@@ -7,8 +7,9 @@
 #   git archive <baseline-rev> | (mkdir -p ab_base && tar -x -C ab_base)   # on the development machine
 #   METHODS=vertical_slash,a_shape LENGTHS=128K,512K scripts/gpu_ab.sh ab_base [OUT_DIR]
 # ab_base is not ignored by git, so that a copy of the working tree sent to a GPU machine carries it;
-# delete it afterwards. OUT_DIR (default results/gpu_ab) receives base_rN.json and new_rN.json and the table (ab.txt). The
-# GPU machine has LibTorch in its system Python and no network: this script installs nothing.
+# delete it afterwards. OUT_DIR (default results/gpu_ab) receives base_rN.json, new_rN.json and the
+# table (ab.txt). The GPU machine has LibTorch in its system Python and no network: this script installs
+# nothing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BASE=${1:?usage: scripts/gpu_ab.sh BASELINE_SOURCE_DIR [OUT_DIR]}
