@@ -111,28 +111,6 @@ class PackedArrays {
   at::Tensor host_;
 };
 
-// Original positions [lowest, highest] spanned by a map (lowest > highest when empty).
-std::pair<int64_t, int64_t> extent(const IndexMap& map) {
-  int64_t lowest = std::numeric_limits<int64_t>::max(), highest = std::numeric_limits<int64_t>::min();
-  for (const Band& b : map.bands()) {
-    lowest = std::min({lowest, b.orig, b.orig_last()});
-    highest = std::max({highest, b.orig, b.orig_last()});
-  }
-  return {lowest, highest};
-}
-
-// Whether no later pass of `head` visits a row of pass `index`, so its rows end there and it can write
-// the output directly. Rows are compared by extent, so interleaved row sets count as shared (which is
-// only slower: such a pass goes through the fp32 state).
-bool rows_end_at(const HeadPlan& head, size_t index) {
-  const auto [lowest, highest] = extent(head.passes[index].rows);
-  for (size_t later = index + 1; later < head.passes.size(); ++later) {
-    const auto [low, high] = extent(head.passes[later].rows);
-    if (low <= highest && lowest <= high) return false;
-  }
-  return true;
-}
-
 // Whether two passes upload the same arrays (bands, lists, tables, runs and columns), whatever their
 // rules: a pass of a head that build_plan copied from another (IndexMap shares their bands) or of a grid
 // head whose phase alone differs reuses the first one's arrays. Cheap fields first.
@@ -215,7 +193,6 @@ struct DevicePlan {
                                                            : 0;
         dp.head = static_cast<int32_t>(h);
         dp.kv_head = static_cast<int32_t>(h / group);
-        dp.writes_output = rows_end_at(plan.heads[h], level) ? 1 : 0;
         dp.reads_state = level > 0 ? 1 : 0;  // a head's passes run in order, one level a launch
         if (owner != owners.end()) {
           const Slot& o = slots[*owner];
@@ -647,20 +624,15 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in
   }
   const DevicePlan& dp = *uploaded;
   const auto f32 = q.options().dtype(at::kFloat);
-  // The state is written before it is read (see sparse_attention.cuh), so nothing is zero-filled but
-  // the lse and the done flags.
-  at::Tensor out_state = at::empty({n, hq, d}, f32);
+  // A row's output is written before it is read (see sparse_attention.cuh), so only the lse is filled.
   at::Tensor lse = at::full({hq, n}, -std::numeric_limits<float>::infinity(), f32);
-  at::Tensor row_done = at::zeros({hq, n}, q.options().dtype(at::kByte));
   at::Tensor out = at::empty({n, hq, d}, q.options());
   cuda::SparseAttentionParams p{};
   p.q = q.data_ptr();
   p.k = k.data_ptr();
   p.v = v.data_ptr();
-  p.out_state = out_state.data_ptr<float>();
   p.lse_state = lse.data_ptr<float>();
   p.out = out.data_ptr();
-  p.row_done = row_done.data_ptr<uint8_t>();
   p.passes = dp.passes;
   p.bands = dp.bands;
   p.runs = dp.runs;
@@ -709,7 +681,7 @@ AttentionOutput execute_plan_cuda(const SparsePlan& plan, const at::Tensor& q_in
                          : cuda::launch_sparse_attention(p, static_cast<int>(d), kind, stream),
                use_wgmma ? "sparse attention kernel (wgmma)" : "sparse attention kernel (mma.sync)");
   }
-  check_cuda(cuda::launch_finalize(p, static_cast<int>(d), kind, stream), "finalize kernel");
+  check_cuda(cuda::launch_finalize(p, static_cast<int>(d), stream), "finalize kernel");
   return {out, lse};
 }
 

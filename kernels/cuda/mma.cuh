@@ -37,8 +37,8 @@ template <typename T>
 struct Mma;
 
 // The mma.sync m16n8k16 step (c += a b, fp32 accumulators) and the packing of two fp32 values into one
-// register, for one element type: the two specialisations differ only in the type names.
-#define MMI_MMA_SPECIALIZATION(T, PTX_TYPE, PAIR, PACK)                                                   \
+// register (and back), for one element type: the two specialisations differ only in the type names.
+#define MMI_MMA_SPECIALIZATION(T, PTX_TYPE, PAIR, PACK, UNPACK)                                          \
   template <>                                                                                          \
   struct Mma<T> {                                                                                      \
     static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,       \
@@ -52,10 +52,13 @@ struct Mma;
       PAIR v = PACK(lo, hi);                                                                           \
       return *reinterpret_cast<uint32_t*>(&v);                                                         \
     }                                                                                                  \
+    static __device__ __forceinline__ float2 unpack(uint32_t packed) {                                  \
+      return UNPACK(*reinterpret_cast<const PAIR*>(&packed));                                          \
+    }                                                                                                  \
   };
 
-MMI_MMA_SPECIALIZATION(__nv_bfloat16, "bf16", __nv_bfloat162, __floats2bfloat162_rn)
-MMI_MMA_SPECIALIZATION(__half, "f16", __half2, __floats2half2_rn)
+MMI_MMA_SPECIALIZATION(__nv_bfloat16, "bf16", __nv_bfloat162, __floats2bfloat162_rn, __bfloat1622float2)
+MMI_MMA_SPECIALIZATION(__half, "f16", __half2, __floats2half2_rn, __half22float2)
 #undef MMI_MMA_SPECIALIZATION
 
 }  // namespace mmi::cuda::detail

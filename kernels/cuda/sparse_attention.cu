@@ -141,20 +141,15 @@ __global__ void __launch_bounds__(kThreads) sparse_attention_kernel(const Sparse
   }
 }
 
-// Four values per thread (head_dim is a multiple of 4, so they share a row).
-template <typename T>
+// Four values per thread (head_dim is a multiple of 4, so they share a row): zeros where the row's lse
+// says no pass kept anything.
 __global__ void finalize_kernel(const SparseAttentionParams p, int head_dim) {
   const int64_t groups = static_cast<int64_t>(p.n) * p.q_heads * head_dim / 4;
   for (int64_t x = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; x < groups; x += int64_t(gridDim.x) * blockDim.x) {
     const int64_t row = x * 4 / head_dim;  // i * Hq + h
-    const int64_t at = (row % p.q_heads) * p.n + row / p.q_heads;
-    if (p.row_done[at]) continue;
-    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (p.lse_state[at] != -INFINITY) v = reinterpret_cast<const float4*>(p.out_state)[x];
-    uint2 packed;
-    packed.x = Mma<T>::pack(v.x, v.y);
-    packed.y = Mma<T>::pack(v.z, v.w);
-    reinterpret_cast<uint2*>(p.out)[x] = packed;
+    if (p.lse_state[(row % p.q_heads) * p.n + row / p.q_heads] == -INFINITY) {
+      reinterpret_cast<uint2*>(p.out)[x] = make_uint2(0, 0);  // +0 in bf16 and fp16 alike
+    }
   }
 }
 
@@ -212,16 +207,12 @@ cudaError_t launch_block_summary_runs(const DevicePass* passes, int32_t num_pass
   return cudaGetLastError();
 }
 
-cudaError_t launch_finalize(const SparseAttentionParams& params, int head_dim, DType dtype, cudaStream_t stream) {
+cudaError_t launch_finalize(const SparseAttentionParams& params, int head_dim, cudaStream_t stream) {
   const int64_t groups = static_cast<int64_t>(params.n) * params.q_heads * head_dim / 4;
   if (groups == 0) return cudaSuccess;
   if (head_dim % 4 != 0) return cudaErrorInvalidValue;
   const int blocks = static_cast<int>(std::min<int64_t>((groups + 255) / 256, 65536));
-  if (dtype == DType::kBFloat16) {
-    finalize_kernel<__nv_bfloat16><<<blocks, 256, 0, stream>>>(params, head_dim);
-  } else {
-    finalize_kernel<__half><<<blocks, 256, 0, stream>>>(params, head_dim);
-  }
+  finalize_kernel<<<blocks, 256, 0, stream>>>(params, head_dim);
   return cudaGetLastError();
 }
 

@@ -1,14 +1,17 @@
 // The CUDA executor for SparsePlans: raw pointers only (no LibTorch), so it compiles fast and the
-// binding (device_plan.cpp) stays the one place that speaks tensors.
+// binding (cuda_executor.cpp) stays the one place that speaks tensors.
 //
 // One launch runs one "level" of passes (the p-th pass of every head that has one): each CTA takes one
 // query tile (128 logical rows) of one pass, walks its key runs and gathered columns in chunks of 64
 // keys with tensor-core MMAs (bf16/fp16 in, fp32 accumulate) and an online softmax, then merges its
-// rows into the fp32 running state (out_state, lse_state) by log-sum-exp. A pass whose rows no later
-// pass of its head visits merges into the output instead (and marks the rows done); a final launch
-// casts the state of the other rows. So a head with one pass never touches the fp32 state, and a row's
-// state is read only once something was written to it (nothing is zero-filled). Rows of one pass are
-// distinct, so no two CTAs of a launch touch a row.
+// rows into the output by log-sum-exp: a row's normalised result so far lives in `out` itself, in the
+// inputs' dtype, beside its fp32 lse (lse_state). A later pass of the head reads both, weighs the old
+// result against its own in fp32 and rounds once more. This is how FlashInfer's cascade attention merges
+// partial states too: each extra pass of a row costs one rounding of its partial result to the output's
+// precision (2^-8 relative in bf16), and in exchange no fp32 copy of the output is written and read back
+// (at 128K x 28 heads, 1.9 GB each way; 14.7 GB of memory at 1M). A row's old result is read only where
+// an earlier pass wrote it (lse_state finite), and a final launch zeroes the rows no pass kept anything
+// of. Rows of one pass are distinct, so no two CTAs of a launch touch a row.
 #pragma once
 
 #include <cuda.h>
@@ -70,7 +73,6 @@ struct DevicePass {
   int32_t row_bands, num_row_bands;  // offsets into the band array
   int32_t col_bands, num_col_bands;
   int32_t num_rows;                  // logical rows of the pass
-  int32_t writes_output;             // 1: no later pass of its head visits its rows (they end here)
   int32_t reads_state;               // 1: an earlier pass of its head may have written its rows' state
   int32_t shares_arrays;             // 1: its bands, lists and tables are an earlier pass's (same offsets)
 };
@@ -82,7 +84,7 @@ struct DeviceTile {
   int32_t column_begin, column_end;  // into columns (original positions; listed passes only)
 };
 
-// Everything a launch reads. Tensors are [N, heads, head_dim] contiguous; states are fp32.
+// Everything a launch reads. Tensors are [N, heads, head_dim] contiguous.
 struct SparseAttentionParams {
   // The wgmma kernel's TMA descriptors of K and V, viewed as [N][Hkv][D] in boxes of 64 keys x 64
   // values, 128-byte swizzled: its chunks of consecutive keys load through them (unused elsewhere).
@@ -100,10 +102,8 @@ struct SparseAttentionParams {
   const void* q;          // [N, Hq, D] bf16 or fp16
   const void* k;          // [N, Hkv, D]
   const void* v;          // [N, Hkv, D]
-  float* out_state;       // [N, Hq, D] fp32, uninitialised: row (i, h) is valid once lse_state[h, i] is finite
   float* lse_state;       // [Hq, N] fp32, -inf-initialised (natural log)
-  void* out;              // [N, Hq, D] q's dtype: written by passes with writes_output, then by finalize
-  uint8_t* row_done;      // [Hq, N], zero-initialised: 1 once row (i, h) is written to out
+  void* out;              // [N, Hq, D] q's dtype, uninitialised: row (i, h) is valid once lse_state[h, i] is finite
   const DevicePass* passes;
   const DeviceBand* bands;
   // The tiles of this launch, heaviest first; nullptr for a level of compact passes with equal row
@@ -145,9 +145,8 @@ cudaError_t launch_block_summary_runs(const DevicePass* passes, int32_t num_pass
                                       const DeviceBand* bands, const int32_t* phase_tables,
                                       BlockSummaryRun<int32_t>* runs, cudaStream_t stream);
 
-// The rows a pass did not write to the output: out[i, h, :] = out_state[i, h, :] cast to dtype, or zeros
-// where no pass kept anything (lse_state[h, i] = -inf). Skips rows with row_done[h, i] set. head_dim
-// must be a multiple of 4.
-cudaError_t launch_finalize(const SparseAttentionParams& params, int head_dim, DType dtype, cudaStream_t stream);
+// Zeroes out[i, h, :] where no pass kept a key of row i (lse_state[h, i] = -inf), as softmax over an
+// empty row is taken to be. head_dim must be a multiple of 4.
+cudaError_t launch_finalize(const SparseAttentionParams& params, int head_dim, cudaStream_t stream);
 
 }  // namespace mmi::cuda

@@ -1,6 +1,6 @@
 // Device code both sparse-attention kernels share (sparse_attention.cu: mma.sync for every head
 // dimension; sparse_attention_sm90.cu: wgmma for d = 128): the chunk cursor that walks a tile's runs and
-// gathered columns, rule evaluation into keep bits, and the log-sum-exp merge into the running state.
+// gathered columns, rule evaluation into keep bits, and the log-sum-exp merge into the output.
 // Included by .cu files only.
 #pragma once
 
@@ -656,17 +656,17 @@ __device__ __forceinline__ void load_tile_rows(const SparseAttentionParams& p, c
   if (tid == 0) s.rule = pass.rule;
 }
 
-// Merging one row's result into the running state by log-sum-exp: every thread of the row's quad reads
+// Merging one row's result into its earlier one by log-sum-exp: every thread of the row's quad reads
 // the old lse (old_lse) before any of them writes the new one (merge_row). value(n, e) is this thread's
 // unnormalised output at column n * 8 + (lane % 4) * 2 + e; m is the row max in log2 units, l its sum.
-// A head's first pass has no state to read (-inf without a load, which costs a round trip to memory).
+// A head's first pass has no earlier result to read (-inf without a load, which costs a round trip to memory).
 __device__ __forceinline__ float old_lse(const SparseAttentionParams& p, const DevicePass& pass, int32_t i, float l) {
   if (!pass.reads_state) return -INFINITY;
   return (i >= 0 && l > 0.f) ? p.lse_state[static_cast<int64_t>(pass.head) * p.n + i] : 0.f;
 }
 
 // The log-sum-exp merge of a row's new result (natural-log lse) into an earlier one (previous; -inf:
-// none): the weights of the old state and of the new normalised output, and the merged lse.
+// none): the weights of the old normalised output and of the new one, and the merged lse.
 struct MergeWeights {
   float old_weight, new_weight, lse;
 };
@@ -677,36 +677,28 @@ __device__ __forceinline__ MergeWeights merge_weights(float previous, float lse)
   return {w_old / total, w_new / total, top + logf(total)};
 }
 
-// The state is read only where an earlier pass wrote it (previous > -inf). When the row ends with this
-// pass (writes_output), the merged values go to the output in T and the row is marked done.
+// The row's earlier result (in the output, in T) is read only where an earlier pass wrote it (previous
+// > -inf); the merged result replaces it.
 template <int D, typename T, typename ValueFn>
 __device__ __forceinline__ void merge_row(const SparseAttentionParams& p, int head, int32_t i, float m, float l,
-                                          float previous, bool writes_output, int lane, ValueFn value) {
+                                          float previous, int lane, ValueFn value) {
   if (i < 0 || !(l > 0.f)) return;
   const MergeWeights w = merge_weights(previous, m * kLn2 + logf(l));
   const bool has_previous = previous != -INFINITY;
   const float scale_new = w.new_weight / l;
-  const int64_t at = (static_cast<int64_t>(i) * p.q_heads + head) * D + (lane % 4) * 2;
-  float* state = p.out_state + at;
+  uint32_t* out = reinterpret_cast<uint32_t*>(static_cast<T*>(p.out) + (static_cast<int64_t>(i) * p.q_heads + head) * D +
+                                              (lane % 4) * 2);
 #pragma unroll
   for (int n = 0; n < D / 8; ++n) {
     float2 x = make_float2(value(n, 0) * scale_new, value(n, 1) * scale_new);
     if (has_previous) {
-      const float2 prev = *reinterpret_cast<const float2*>(state + n * 8);
+      const float2 prev = Mma<T>::unpack(out[n * 4]);
       x.x += prev.x * w.old_weight;
       x.y += prev.y * w.old_weight;
     }
-    if (writes_output) {
-      *reinterpret_cast<uint32_t*>(static_cast<T*>(p.out) + at + n * 8) = Mma<T>::pack(x.x, x.y);
-    } else {
-      *reinterpret_cast<float2*>(state + n * 8) = x;
-    }
+    out[n * 4] = Mma<T>::pack(x.x, x.y);
   }
-  if (lane % 4 == 0) {
-    const int64_t row = static_cast<int64_t>(head) * p.n + i;
-    p.lse_state[row] = w.lse;
-    if (writes_output) p.row_done[row] = 1;
-  }
+  if (lane % 4 == 0) p.lse_state[static_cast<int64_t>(head) * p.n + i] = w.lse;
 }
 
 // This CTA's tile: from the launch's list, or for a level of compact passes, from the block index:
@@ -816,8 +808,7 @@ __device__ __forceinline__ bool start_tile(const SparseAttentionParams& p, const
 }
 
 // Merges one 16-row block of a pass's results (tile rows rows[h]; row max m, this thread's partial
-// sums l and outputs o, laid out as in mask_scores) into the running state, or the output, by
-// log-sum-exp.
+// sums l and outputs o, laid out as in mask_scores) into the output by log-sum-exp.
 template <int D, typename T>
 __device__ __forceinline__ void merge_block(const SparseAttentionParams& p, const DevicePass& pass, const TileMeta& meta,
                                             const int (&rows)[2], const float (&m)[2], float (&l)[2],
@@ -832,7 +823,7 @@ __device__ __forceinline__ void merge_block(const SparseAttentionParams& p, cons
   __syncwarp();
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    merge_row<D, T>(p, pass.head, meta.rows[rows[h]], m[h], l[h], previous[h], pass.writes_output != 0, lane,
+    merge_row<D, T>(p, pass.head, meta.rows[rows[h]], m[h], l[h], previous[h], lane,
                     [&](int n, int e) { return o[n][2 * h + e]; });
   }
 }

@@ -42,10 +42,10 @@ struct Sm90Storage {
 static_assert(sizeof(float) * kBlockM * kStageStride <= offsetof(Sm90Storage<__half>, row_lse),
               "the epilogue's staging rows fit over Q and the K/V buffers");
 
-// The epilogue of a full tile of consecutive rows that ends them and merges into nothing (writes_output,
-// no earlier state): the outputs go into Q's buffer in T, laid out as Q was, and thread 0 stores them with
-// two TMA boxes, while each row's quad writes its lse and done flag. A row that kept nothing stores zeros,
-// as the final cast would.
+// The epilogue of a full tile of consecutive rows with no earlier results to merge (a head's first pass):
+// the outputs go into Q's buffer in T, laid out as Q was, and thread 0 stores them with two TMA boxes,
+// while each row's quad writes its lse. A row that kept nothing stores zeros (its lse stays -inf, so a
+// later pass ignores them, and they are the output if none keeps anything either).
 template <typename T>
 __device__ __forceinline__ void store_tile(const SparseAttentionParams& p, int head, Sm90Storage<T>& s,
                                            const int (&rows)[2], const float (&m)[2], float (&l)[2],
@@ -64,7 +64,6 @@ __device__ __forceinline__ void store_tile(const SparseAttentionParams& p, int h
     if (lane % 4 == 0 && l[h] > 0.f) {
       const int64_t row = static_cast<int64_t>(head) * p.n + s.meta.rows[rows[h]];
       p.lse_state[row] = m[h] * kLn2 + logf(l[h]);
-      p.row_done[row] = 1;
     }
   }
   fence_async_proxy();  // the staged outputs, visible to the TMA unit after the barrier
@@ -79,14 +78,14 @@ __device__ __forceinline__ void store_tile(const SparseAttentionParams& p, int h
   }
 }
 
-// The tile's epilogue: each row's result merged into the running state (or the output) by log-sum-exp.
-// The normalised outputs go through shared memory first, so that a warp then takes whole rows in
-// 512-byte lines and issues the state loads of eight rows before any store: one round trip to memory
+// The tile's epilogue: each row's result merged into its earlier one in the output by log-sum-exp. The
+// normalised outputs go through shared memory first, so that a warp then takes whole rows in 256-byte
+// lines and issues the loads of eight rows' earlier results before any store: one round trip to memory
 // per eight rows, where merge_row's quad layout (the mma.sync kernel's, which has no shared memory to
 // spare for a stage) waits for one per line it stores.
 template <typename T>
 __device__ __forceinline__ void merge_tile(const SparseAttentionParams& p, int head, bool reads_state,
-                                           bool writes_output, Sm90Storage<T>& s, const int (&rows)[2],
+                                           Sm90Storage<T>& s, const int (&rows)[2],
                                            const float (&m)[2], float (&l)[2], const float (&o)[16][4], int lane) {
   float* stage = s.stage();
   __syncthreads();  // every warpgroup's last P V has read the buffers the stage overwrites
@@ -108,9 +107,9 @@ __device__ __forceinline__ void merge_tile(const SparseAttentionParams& p, int h
   const int warp = threadIdx.x / 32;
 #pragma unroll 1
   for (int first = warp; first < kBlockM; first += kBatch * kWarps) {
-    // Rows first, first + kWarps, ...: their earlier lse and this lane's four values of their state.
+    // Rows first, first + kWarps, ...: their earlier lse and this lane's four values of their output.
     float previous[kBatch];
-    float4 old[kBatch];
+    uint2 old[kBatch];
 #pragma unroll
     for (int k = 0; k < kBatch; ++k) {
       const int r = first + k * kWarps;
@@ -119,8 +118,8 @@ __device__ __forceinline__ void merge_tile(const SparseAttentionParams& p, int h
       if (reads_state && i >= 0 && s.row_lse[r] != -INFINITY) {
         // Read before it is known whether an earlier pass wrote the row: stale values are never used.
         previous[k] = p.lse_state[static_cast<int64_t>(head) * p.n + i];
-        const float* state = p.out_state + (static_cast<int64_t>(i) * p.q_heads + head) * kD;
-        old[k] = __ldcg(reinterpret_cast<const float4*>(state) + lane);
+        const T* earlier = static_cast<const T*>(p.out) + (static_cast<int64_t>(i) * p.q_heads + head) * kD;
+        old[k] = __ldcg(reinterpret_cast<const uint2*>(earlier) + lane);
       }
     }
 #pragma unroll
@@ -133,20 +132,13 @@ __device__ __forceinline__ void merge_tile(const SparseAttentionParams& p, int h
       float4 x = reinterpret_cast<const float4*>(stage + r * kStageStride)[lane];
       x.x *= w.new_weight, x.y *= w.new_weight, x.z *= w.new_weight, x.w *= w.new_weight;
       if (previous[k] != -INFINITY) {
-        x.x += old[k].x * w.old_weight, x.y += old[k].y * w.old_weight;
-        x.z += old[k].z * w.old_weight, x.w += old[k].w * w.old_weight;
+        const float2 lo = Mma<T>::unpack(old[k].x), hi = Mma<T>::unpack(old[k].y);
+        x.x += lo.x * w.old_weight, x.y += lo.y * w.old_weight;
+        x.z += hi.x * w.old_weight, x.w += hi.y * w.old_weight;
       }
       const int64_t at = (static_cast<int64_t>(i) * p.q_heads + head) * kD / 4 + lane;  // in fours
-      if (writes_output) {
-        reinterpret_cast<uint2*>(p.out)[at] = make_uint2(Mma<T>::pack(x.x, x.y), Mma<T>::pack(x.z, x.w));
-      } else {
-        reinterpret_cast<float4*>(p.out_state)[at] = x;
-      }
-      if (lane == 0) {
-        const int64_t row = static_cast<int64_t>(head) * p.n + i;
-        p.lse_state[row] = w.lse;
-        if (writes_output) p.row_done[row] = 1;
-      }
+      reinterpret_cast<uint2*>(p.out)[at] = make_uint2(Mma<T>::pack(x.x, x.y), Mma<T>::pack(x.z, x.w));
+      if (lane == 0) p.lse_state[static_cast<int64_t>(head) * p.n + i] = w.lse;
     }
   }
 }
@@ -300,11 +292,11 @@ __global__ void __launch_bounds__(kThreads, 2)
   // trip to L2 per row.
   const int rows[2] = {row_of(0), row_of(1)};
   const int head = pass.head;
-  const bool reads_state = pass.reads_state != 0, writes_output = pass.writes_output != 0;
-  if (p.out_map != nullptr && meta.row_start >= 0 && rows_valid && writes_output && !reads_state) {
+  const bool reads_state = pass.reads_state != 0;
+  if (p.out_map != nullptr && meta.row_start >= 0 && rows_valid && !reads_state) {
     store_tile<T>(p, head, s, rows, m, l, o, lane);
   } else {
-    merge_tile<T>(p, head, reads_state, writes_output, s, rows, m, l, o, lane);
+    merge_tile<T>(p, head, reads_state, s, rows, m, l, o, lane);
   }
 #endif
 }
