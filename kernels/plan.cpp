@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <tuple>
 
 #include "kernels/block_summary_walk.h"
 #include "kernels/grid_line_walk.h"
@@ -375,18 +376,14 @@ int64_t tile_idle_halves(const SparsePlan& plan, const Pass& pass, int64_t t) {
   const VerticalSlashIndex& index = *pass.vertical_slash;
   const auto [row_min, row_max] = compact_tile_rows(plan, pass, t);
   const Band& cols = pass.cols.bands().front();
-  const int64_t half = plan.block_m / 2;
-  const uint64_t* slashes = plan.words.data() + pass.rule.slash_words;
   SlashRunWalk<int64_t> walk(row_min, row_max, cols.orig, std::min(row_max, cols.orig_last()), 0,
                              static_cast<int64_t>(index.slash_groups.size()));
   int64_t begin = 0, end = 0, idle = 0;
   while (walk.next([&](int64_t g) { return index.slash_groups[g]; }, begin, end)) {
     for (int64_t c0 = begin; c0 <= end; c0 += plan.block_n) {
-      if (vertical_window<int64_t>(plan.words.data(), pass.rule, c0) != 0) continue;
       const int64_t c_last = std::min(end, c0 + plan.block_n - 1);
-      for (int64_t r0 = row_min; r0 < row_min + plan.block_m; r0 += half) {
-        idle += r0 > row_max || slashes_miss<int64_t>(slashes, r0, std::min(row_max, r0 + half - 1), c0, c_last);
-      }
+      const int halves = idle_halves<int64_t>(plan.words.data(), pass.rule, row_min, row_max, plan.block_m / 2, c0, c_last);
+      idle += (halves & 1) + (halves >> 1);
     }
   }
   return idle;
@@ -433,6 +430,29 @@ static int64_t idle_half_elements(const SparsePlan& plan, int head) {
   return halves * (plan.block_m / 2) * plan.block_n;
 }
 
+bool operator==(const MaskRule& a, const MaskRule& b) {
+  auto fields = [](const MaskRule& r) {
+    return std::tie(r.min_distance, r.min_col, r.all, r.sink, r.local, r.dense_rows_before, r.dense_rows_from, r.block,
+                    r.block_head, r.diagonal_period, r.vertical_words, r.slash_words, r.grid_stride, r.grid_phase,
+                    r.grid_vline, r.grid_hline, r.grid_slash);
+  };
+  return fields(a) == fields(b);
+}
+
+bool same_arrays(const Pass& a, const Pass& b) {
+  return a.form == b.form && a.tiles == b.tiles && a.vertical_slash == b.vertical_slash &&
+         a.rows.size() == b.rows.size() && a.cols.size() == b.cols.size() && a.runs.size() == b.runs.size() &&
+         a.columns.size() == b.columns.size() && a.phase_rows == b.phase_rows &&
+         a.phase_col_bands == b.phase_col_bands && a.piece_bands == b.piece_bands && a.rows == b.rows &&
+         a.cols == b.cols && a.lines == b.lines && a.run_offsets == b.run_offsets &&
+         a.column_offsets == b.column_offsets && a.columns == b.columns && a.runs == b.runs;
+}
+
+bool same_plan(const HeadPlan& a, const HeadPlan& b) {
+  return std::equal(a.passes.begin(), a.passes.end(), b.passes.begin(), b.passes.end(),
+                    [](const Pass& x, const Pass& y) { return x.rule == y.rule && same_arrays(x, y); });
+}
+
 PlanStats head_stats(const SparsePlan& plan, int head, bool exact, ChunkCompute compute) {
   PlanStats s = exact ? exact_stats(plan, head) : tile_stats(plan, head);
   if (compute == ChunkCompute::kSkipIdleHalves) s.computed_elements -= idle_half_elements(plan, head);
@@ -440,10 +460,18 @@ PlanStats head_stats(const SparsePlan& plan, int head, bool exact, ChunkCompute 
 }
 
 PlanStats plan_stats(const SparsePlan& plan, bool exact, ChunkCompute compute) {
-  std::vector<PlanStats> heads(plan.heads.size());
-  parallel_for(heads.size(), [&](size_t h) { heads[h] = head_stats(plan, static_cast<int>(h), exact, compute); });
+  std::vector<size_t> distinct;                   // heads whose plan no earlier head has
+  std::vector<size_t> copies(plan.heads.size());  // per head: the distinct head (index into distinct) it equals
+  for (size_t h = 0; h < plan.heads.size(); ++h) {
+    const auto same = std::find_if(distinct.begin(), distinct.end(),
+                                   [&](size_t d) { return same_plan(plan.heads[d], plan.heads[h]); });
+    copies[h] = static_cast<size_t>(same - distinct.begin());
+    if (same == distinct.end()) distinct.push_back(h);
+  }
+  std::vector<PlanStats> stats(distinct.size());
+  parallel_for(distinct.size(), [&](size_t d) { stats[d] = head_stats(plan, static_cast<int>(distinct[d]), exact, compute); });
   PlanStats total;
-  for (const PlanStats& head : heads) total += head;
+  for (size_t d : copies) total += stats[d];
   return total;
 }
 

@@ -154,6 +154,16 @@ struct HeadPlan {
   std::string description;  // the resolved pattern(s), e.g. "grid(stride=64,phase=3,...)"
 };
 
+// Field by field, bitmap offsets included: within one plan, equal rules keep the same elements.
+bool operator==(const MaskRule& a, const MaskRule& b);
+// Whether two passes hold the same arrays (maps, lists, tables, runs and columns), whatever their rules:
+// the passes of a head that build_plan copied from another (their maps share bands), or of grid heads
+// whose phase alone differs. Cheap fields first.
+bool same_arrays(const Pass& a, const Pass& b);
+// Whether two heads' plans are the same pass for pass, rules included, so that they visit the same
+// chunks and keep the same elements (build_plan's copies of alike heads).
+bool same_plan(const HeadPlan& a, const HeadPlan& b);
+
 struct SparsePlan {
   int64_t length = 0;     // N
   int64_t block_m = 128;  // query tile
@@ -220,7 +230,8 @@ struct PlanStats {
 };
 
 // `exact` counts kept elements by evaluating every rule-tested element; otherwise kept_elements is 0.
-// `compute`: what the kernel that runs the plan computes of a chunk.
+// `compute`: what the kernel that runs the plan computes of a chunk. Heads with the same plan
+// (same_plan) are counted once.
 PlanStats plan_stats(const SparsePlan& plan, bool exact = true, ChunkCompute compute = ChunkCompute::kWhole);
 PlanStats head_stats(const SparsePlan& plan, int head, bool exact = true,
                      ChunkCompute compute = ChunkCompute::kWhole);

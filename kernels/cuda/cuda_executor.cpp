@@ -111,18 +111,6 @@ class PackedArrays {
   at::Tensor host_;
 };
 
-// Whether two passes upload the same arrays (bands, lists, tables, runs and columns), whatever their
-// rules: a pass of a head that build_plan copied from another (IndexMap shares their bands) or of a grid
-// head whose phase alone differs reuses the first one's arrays. Cheap fields first.
-bool same_arrays(const Pass& a, const Pass& b) {
-  return a.form == b.form && a.tiles == b.tiles && a.vertical_slash == b.vertical_slash &&
-         a.rows.size() == b.rows.size() && a.cols.size() == b.cols.size() && a.runs.size() == b.runs.size() &&
-         a.columns.size() == b.columns.size() && a.phase_rows == b.phase_rows &&
-         a.phase_col_bands == b.phase_col_bands && a.piece_bands == b.piece_bands && a.rows == b.rows &&
-         a.cols == b.cols && a.lines == b.lines && a.run_offsets == b.run_offsets &&
-         a.column_offsets == b.column_offsets && a.columns == b.columns && a.runs == b.runs;
-}
-
 // The plan flattened into device arrays; each level is the p-th pass of every head that has one.
 // Passes and bands are few and converted in order; the runs, columns and tiles (millions for long
 // plans) are written by one thread per pass straight into the pinned buffer at offsets counted

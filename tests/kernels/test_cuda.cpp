@@ -155,7 +155,8 @@ TEST_CASE("grids with every combination of lines: both kernels equal the CPU exe
 TEST_CASE("heads that share uploaded arrays: both kernels equal the CPU executor", "[cuda]") {
   if (!have_gpu()) return;
   // Alike heads (build_plan copies them, the upload shares their arrays) in different KV heads, beside
-  // grid heads whose phase alone differs (same arrays, different rules) and two-pass SF-strided heads.
+  // grid heads whose phase alone differs (same arrays, different rules), two-pass SF-strided heads, and
+  // Q- and 2D-boundary heads (listed passes: tile lists, runs and columns shared too).
   std::mt19937_64 rng(61);
   const SequenceLayout layout = SequenceLayout::parse("text:41,video:12x8x8,text:37");
   std::vector<ResolvedHead> heads(4);
@@ -167,9 +168,12 @@ TEST_CASE("heads that share uploaded arrays: both kernels equal the CPU executor
     grid.index.stride = 16;
     grid.index.phase = h == 2 ? 3 : 11;
   }
-  for (int h = 0; h < 4; ++h) heads.push_back(heads[h]);  // 8 heads, 4 per KV head
+  heads.push_back(random_head(BoundaryKind::kQ, kKinds, layout, rng));
+  heads.push_back(random_head(BoundaryKind::k2D, kKinds, layout, rng));
+  for (int h = 0; h < 6; ++h) heads.push_back(heads[h]);  // 12 heads, 6 per KV head
   const SparsePlan plan = build_plan(layout, heads);
-  const RandomQKV x = random_qkv(layout.length(), 8, 2, 128, 5151, at::kBFloat16);
+  require_forms(plan, {PassForm::kListed, PassForm::kGridLine, PassForm::kBlockSummary});
+  const RandomQKV x = random_qkv(layout.length(), 12, 2, 128, 5151, at::kBFloat16);
   for (SparseKernel kernel : {SparseKernel::kMmaSync, SparseKernel::kWgmma}) {
     INFO(sparse_kernel_name(kernel));
     compare_executors(plan, x, 1e-2, kernel);

@@ -219,6 +219,71 @@ TEST_CASE("heads resolved alike are built once and share their maps and bitmaps"
   }
 }
 
+TEST_CASE("plan statistics count heads with the same plan once, and equal the sum over heads", "[plan][exact]") {
+  auto require_equal = [](const PlanStats& a, const PlanStats& b) {
+    REQUIRE(a.causal_elements == b.causal_elements);
+    REQUIRE(a.kept_elements == b.kept_elements);
+    REQUIRE(a.computed_elements == b.computed_elements);
+    REQUIRE(a.tiles == b.tiles);
+  };
+  std::mt19937_64 rng(78);
+  for (const SequenceLayout& layout : test_layouts()) {
+    for (BoundaryKind boundary : kBoundaries) {
+      const ResolvedHead a = random_head(boundary, kKinds, layout, rng), b = random_head(boundary, kKinds, layout, rng);
+      const SparsePlan plan = build_plan(layout, {a, b, a, b, a});
+      INFO("layout " << layout.describe() << ", " << describe_resolved(a, layout) << " / "
+                     << describe_resolved(b, layout));
+      REQUIRE(same_plan(plan.heads[4], plan.heads[0]));
+      REQUIRE(same_plan(plan.heads[3], plan.heads[1]));
+      for (bool exact : {false, true}) {
+        for (ChunkCompute compute : {ChunkCompute::kWhole, ChunkCompute::kSkipIdleHalves}) {
+          PlanStats sum;
+          for (int h = 0; h < 5; ++h) sum += head_stats(plan, h, exact, compute);
+          require_equal(plan_stats(plan, exact, compute), sum);
+        }
+      }
+    }
+  }
+  // Grid heads whose phase alone differs hold the same arrays, but not the same plan.
+  const SequenceLayout layout = SequenceLayout::parse("text:41,video:12x8x8,text:37");
+  std::vector<ResolvedHead> grids(2);
+  for (int h : {0, 1}) {
+    ResolvedPattern& grid = grids[h].patterns[0][0] = random_pattern(PatternKind::kGrid, layout, rng);
+    grid.params.vline = grid.params.hline = grid.params.slash = true;
+    grid.index.stride = 16;
+    grid.index.phase = h == 0 ? 3 : 11;
+  }
+  const SparsePlan plan = build_plan(layout, grids);
+  REQUIRE(plan.heads[0].passes.size() == plan.heads[1].passes.size());
+  for (size_t x = 0; x < plan.heads[0].passes.size(); ++x) {
+    REQUIRE(same_arrays(plan.heads[0].passes[x], plan.heads[1].passes[x]));
+  }
+  REQUIRE_FALSE(same_plan(plan.heads[0], plan.heads[1]));
+  require_equal(plan_stats(plan), head_stats(plan, 0) += head_stats(plan, 1));
+}
+
+TEST_CASE("mask rules compare equal only when every field is", "[plan]") {
+  const MaskRule base;
+  REQUIRE(base == MaskRule(base));
+  const std::vector<std::function<void(MaskRule&)>> changes = {
+      [](MaskRule& r) { r.min_distance += 1; },     [](MaskRule& r) { r.min_col += 1; },
+      [](MaskRule& r) { r.all = !r.all; },          [](MaskRule& r) { r.sink += 1; },
+      [](MaskRule& r) { r.local += 1; },            [](MaskRule& r) { r.dense_rows_before += 1; },
+      [](MaskRule& r) { r.dense_rows_from -= 1; },  [](MaskRule& r) { r.block += 1; },
+      [](MaskRule& r) { r.block_head += 1; },       [](MaskRule& r) { r.diagonal_period += 1; },
+      [](MaskRule& r) { r.vertical_words += 1; },   [](MaskRule& r) { r.slash_words += 1; },
+      [](MaskRule& r) { r.grid_stride += 1; },      [](MaskRule& r) { r.grid_phase += 1; },
+      [](MaskRule& r) { r.grid_vline = !r.grid_vline; }, [](MaskRule& r) { r.grid_hline = !r.grid_hline; },
+      [](MaskRule& r) { r.grid_slash = !r.grid_slash; },
+  };
+  for (size_t c = 0; c < changes.size(); ++c) {
+    MaskRule changed = base;
+    changes[c](changed);
+    INFO("change " << c);
+    REQUIRE_FALSE(changed == base);
+  }
+}
+
 TEST_CASE("resolved heads compare equal only when every parameter and index field is", "[plan]") {
   const SequenceLayout layout = test_layouts().front();
   std::mt19937_64 rng(5);
