@@ -129,6 +129,23 @@ MMI_HD uint64_t vertical_window(const uint64_t* words, const MaskRule& rule, Int
   return rule.vertical_words >= 0 ? bit_window<Int>(words + rule.vertical_words, c0) : 0;
 }
 
+// The halves of a tile, rows [row_min, row_max] (bit h: rows row_min + h * half onwards, half of them),
+// that keep none of a chunk's keys [c0, c_last] under a Vertical-Slash rule with a slash bitmap: those
+// past the rows, or that the slashes miss (slashes_miss), unless the chunk's 64-key window holds a
+// vertical, which every row keeps. The wgmma kernel skips such halves' work (find_idle_warpgroups), and
+// the plan statistics leave them out (tile_idle_halves).
+template <typename Int>
+MMI_HD int idle_halves(const uint64_t* words, const MaskRule& rule, Int row_min, Int row_max, Int half, Int c0,
+                       Int c_last) {
+  if (vertical_window<Int>(words, rule, c0) != 0) return 0;
+  int idle = 0;
+  for (int h = 0; h < 2; ++h) {
+    const Int r0 = row_min + half * h, r1 = r0 + half - 1 < row_max ? r0 + half - 1 : row_max;
+    if (r0 > row_max || slashes_miss<Int>(words + rule.slash_words, r0, r1, c0, c_last)) idle |= 1 << h;
+  }
+  return idle;
+}
+
 // The Vertical-Slash rule's slash bitmap, or nullptr.
 MMI_HD const uint64_t* slash_bitmap(const uint64_t* words, const MaskRule& rule) {
   return rule.slash_words >= 0 ? words + rule.slash_words : nullptr;

@@ -381,15 +381,8 @@ __device__ __forceinline__ void find_idle_warpgroups(const SparseAttentionParams
   const ChunkGeometry g(cursor);
   int32_t idle = 0;
   if (cursor.form == 1 && g.from_run && g.step == 1 && s.rule.slash_words >= 0) {
-    const int32_t c0 = g.band.orig + (cursor.pos - g.band.logical), c_last = c0 + g.len - 1;
-    const SlashRunWalk<int32_t>& walk = cursor.walk;
-    for (int h = 0; h < 2; ++h) {
-      const int32_t r0 = walk.row_min + 64 * h, r1 = min(walk.row_max, r0 + 63);
-      if (r0 > walk.row_max || slashes_miss<int32_t>(p.words + s.rule.slash_words, r0, r1, c0, c_last)) {
-        idle |= 1 << h;
-      }
-    }
-    if (vertical_window<int32_t>(p.words, s.rule, c0) != 0) idle = 0;
+    const int32_t c0 = g.band.orig + (cursor.pos - g.band.logical);
+    idle = idle_halves<int32_t>(p.words, s.rule, cursor.walk.row_min, cursor.walk.row_max, kBlockM / 2, c0, c0 + g.len - 1);
   }
   s.idle[buf] = idle;
 }
