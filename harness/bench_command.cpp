@@ -77,10 +77,11 @@ void print_row(const KernelBenchRecord& c) {
   if (c.status != "ok") {
     std::printf("%8lld %-16s error: %s\n", (long long)c.tokens, c.method.c_str(), c.error.c_str());
   } else {
-    std::printf("%8lld %-16s %9s %9s %8s %8s %9s %9s %8s %8s %7s\n", (long long)c.tokens, c.method.c_str(),
+    std::printf("%8lld %-16s %9s %9s %8s %8s %8s %9s %9s %7s %8s %8s %7s\n", (long long)c.tokens, c.method.c_str(),
                 format(c.plan_ms, "%.2f").c_str(), format(c.run_ms, "%.2f").c_str(),
-                format(100 * c.density, "%.2f%%").c_str(), format(100 * c.flops_ratio, "%.2f%%").c_str(),
-                format(c.achieved_tflops, "%.1f").c_str(), format(c.effective_tflops, "%.1f").c_str(),
+                format(100 * index_share(c), "%.1f%%").c_str(), format(100 * c.density, "%.2f%%").c_str(),
+                format(100 * c.flops_ratio, "%.2f%%").c_str(), format(c.achieved_tflops, "%.1f").c_str(),
+                format(c.effective_tflops, "%.1f").c_str(), format(100 * share_of_cudnn(c), "%.0f%%").c_str(),
                 format(c.speedup, "%.2fx").c_str(), format(c.speedup_with_plan, "%.2fx").c_str(),
                 format(c.peak_memory_gb, "%.1f").c_str());
   }
@@ -359,15 +360,16 @@ int bench_attention(int argc, char** argv) {
   std::printf("%lld query heads, %lld KV heads, head_dim %lld, %s, %s inputs; median of %d runs after %d warm-up\n",
               (long long)s.heads, (long long)s.kv_heads, (long long)s.dim, context.dtype.c_str(),
               context.inputs.c_str(), s.repeats, s.warmup);
-  std::printf("%8s %-16s %9s %9s %8s %8s %9s %9s %8s %8s %7s\n", "tokens", "method", "plan ms", "run ms", "density",
-              "FLOPs", "TF/s ach", "TF/s eff", "speedup", "w/ plan", "peak GB");
+  std::printf("%8s %-16s %9s %9s %8s %8s %8s %9s %9s %7s %8s %8s %7s\n", "tokens", "method", "plan ms", "run ms",
+              "plan/run", "density", "FLOPs", "TF/s ach", "TF/s eff", "/cuDNN", "speedup", "w/ plan", "peak GB");
   for (int64_t n : lengths) bench_length(s, n, methods, out);
   std::printf("plan ms: index build (estimation + plan + upload, wall clock, median of 5 to 9 builds;\n"
               "         the JSON splits it);\n"
-              "run ms: the kernel (CUDA events);\n"
+              "run ms: the kernel (CUDA events); plan/run: the index build as a share of it;\n"
               "TF/s ach: FLOPs of the tiles the kernel computes / run (the wgmma kernel skips the 64-row\n"
               "          halves of Vertical-Slash chunks that keep nothing, and they are not counted);\n"
               "TF/s eff: dense causal FLOPs (2*N^2*d*heads) / run;\n"
+              "/cuDNN: TF/s ach as a share of cuDNN SDPA's TF/s at the same length in this run;\n"
               "speedup: cuDNN SDPA time / run time; w/ plan: / (run + plan);\n"
               "peak GB: peak GPU memory allocated during the case, q/k/v and the plan included.\n");
   print_crossovers(out.cases());

@@ -53,6 +53,13 @@ struct Crossover {
 };
 std::vector<Crossover> crossovers(const std::vector<KernelBenchRecord>& cases);
 
+// A case's rate on the tiles it computes as a share of cuDNN SDPA's dense rate at its length in the
+// same run (its achieved TFLOP/s over cuDNN's): its FLOPs ratio times its speedup. NaN without a cuDNN
+// baseline.
+inline double share_of_cudnn(const KernelBenchRecord& c) { return c.flops_ratio * c.speedup; }
+// Its index build as a share of its kernel time (NaN for the dense baselines, which build none).
+inline double index_share(const KernelBenchRecord& c) { return c.plan_ms / c.run_ms; }
+
 // A length as `mmi bench --lengths` takes it: "16K", "1M" (K = 1024), else the number.
 std::string length_label(int64_t tokens);
 

@@ -3,6 +3,7 @@
 // into the result database.
 #include <cmath>
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -132,6 +133,31 @@ TEST_CASE("the committed benchmark files read back", "[bench]") {
   const BenchDocument older = read_bench_document(source_file("results/bench/h100-5423dd7deb74-16K-128K.json"));
   REQUIRE(older.context.kernel.empty());
   REQUIRE(!older.cases.empty());
+}
+
+TEST_CASE("a case's share of cuDNN's rate is the ratio of their achieved TFLOP/s in the run", "[bench]") {
+  const BenchDocument run = read_bench_document(source_file("results/bench/h100-b45253a-16K-1M.json"));
+  std::map<int64_t, double> cudnn;  // tokens -> cuDNN SDPA's TFLOP/s
+  for (const KernelBenchRecord& c : run.cases) {
+    if (c.method == "cudnn_sdpa") cudnn[c.tokens] = c.achieved_tflops;
+  }
+  REQUIRE(cudnn.size() == 7);
+  int sparse = 0;
+  for (const KernelBenchRecord& c : run.cases) {
+    INFO(c.tokens << " " << c.configuration);
+    REQUIRE(share_of_cudnn(c) == Approx(c.achieved_tflops / cudnn.at(c.tokens)).epsilon(1e-9));
+    if (c.method == "cudnn_sdpa") {
+      REQUIRE(share_of_cudnn(c) == 1.0);
+      REQUIRE(std::isnan(index_share(c)));
+    } else {
+      REQUIRE(index_share(c) == Approx(c.plan_ms / c.run_ms));
+      ++sparse;
+    }
+  }
+  REQUIRE(sparse == 49);  // 7 lengths x 7 methods
+  KernelBenchRecord alone = run.cases.back();
+  alone.speedup = NAN;  // a run without a cuDNN baseline
+  REQUIRE(std::isnan(share_of_cudnn(alone)));
 }
 
 TEST_CASE("a bad benchmark file is one error naming it", "[bench]") {
