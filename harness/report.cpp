@@ -722,13 +722,16 @@ TextTable paper_speedup_text(const Report& report) {
 
 TextTable kernel_bench_text(const Report& report) {
   TextTable table;
-  table.header = {"run", "tokens", "method", "kernel ms", "index ms", "TFLOP/s", "speedup", "with index", "error"};
-  table.numeric = {false, true, false, true, true, true, true, true, false};
+  table.header = {"run", "tokens", "method", "kernel ms", "index ms", "TFLOP/s", "of cuDNN", "speedup", "with index",
+                  "error"};
+  table.numeric = {false, true, false, true, true, true, true, true, true, false};
   auto times = [](double x) { return std::isnan(x) ? std::string() : format_fixed(x, 2) + "×"; };
+  auto percent = [](double x) { return std::isnan(x) ? std::string() : format_fixed(100 * x, 0) + "%"; };
   for (const KernelBenchEntry& entry : report.kernel_bench) {
     const KernelBenchRecord& c = entry.bench_case;
     table.rows.push_back({entry.run, format_tokens(c.tokens), method_label(c), format_ms(c.run_ms), format_ms(c.plan_ms),
-                          format_fixed(c.achieved_tflops, 0), times(c.speedup), times(c.speedup_with_plan), c.error});
+                          format_fixed(c.achieved_tflops, 0), percent(share_of_cudnn(c)), times(c.speedup),
+                          times(c.speedup_with_plan), c.error});
   }
   return table;
 }

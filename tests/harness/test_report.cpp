@@ -348,6 +348,7 @@ TEST_CASE("benchmark runs get their kernel table, and no empty accuracy table", 
   cudnn.tokens = 1 << 20;
   cudnn.run_ms = 16093.94;
   cudnn.speedup = 1.0;
+  cudnn.flops_ratio = 1.0;
   cudnn.achieved_tflops = 489.7;
   KernelBenchRecord grid = cudnn;
   grid.method = "grid";
@@ -357,15 +358,17 @@ TEST_CASE("benchmark runs get their kernel table, and no empty accuracy table", 
   grid.speedup = 109.18;
   grid.speedup_with_plan = 106.74;
   grid.achieved_tflops = 355.0;
+  grid.flops_ratio = 0.0066;  // 355 / 490 TFLOP/s = 0.0066 x 109.18: 72% of cuDNN's rate
   KernelBenchRecord failed = failed_bench_case(1 << 20, "vertical_slash", "out of GPU memory");
   failed.run_id = "bench-1";
   const Report report = build_report({run}, {}, {}, {cudnn, grid, failed});
   const TextTable table = kernel_bench_text(report);
   REQUIRE(table.rows.size() == 3);
   REQUIRE(table.rows[0] == std::vector<std::string>{"NVIDIA H100 80GB HBM3 863ad93", "1M", "cudnn_sdpa", "16094", "",
-                                                    "490", "1.00×", "", ""});
+                                                    "490", "100%", "1.00×", "", ""});
   REQUIRE(table.rows[1][2] == "grid(strides=0,lines=v,local=1024,last_q=64)");
-  REQUIRE((table.rows[1][4] == "3.36" && table.rows[1][6] == "109.18×" && table.rows[1][7] == "106.74×"));
+  REQUIRE((table.rows[1][4] == "3.36" && table.rows[1][6] == "72%" && table.rows[1][7] == "109.18×" &&
+           table.rows[1][8] == "106.74×"));
   REQUIRE(table.rows[2].back() == "out of GPU memory");
   const std::string console = render_console(report);
   REQUIRE_THAT(console, Contains("== Attention kernels"));
