@@ -382,7 +382,8 @@ int64_t tile_idle_halves(const SparsePlan& plan, const Pass& pass, int64_t t) {
   while (walk.next([&](int64_t g) { return index.slash_groups[g]; }, begin, end)) {
     for (int64_t c0 = begin; c0 <= end; c0 += plan.block_n) {
       const int64_t c_last = std::min(end, c0 + plan.block_n - 1);
-      const int halves = idle_halves<int64_t>(plan.words.data(), pass.rule, row_min, row_max, plan.block_m / 2, c0, c_last);
+      const int halves =
+          idle_halves<int64_t>(plan.words.data(), pass.rule, row_min, row_max, plan.block_m / 2, c0, c_last);
       idle += (halves & 1) + (halves >> 1);
     }
   }
@@ -461,17 +462,18 @@ PlanStats head_stats(const SparsePlan& plan, int head, bool exact, ChunkCompute 
 
 PlanStats plan_stats(const SparsePlan& plan, bool exact, ChunkCompute compute) {
   std::vector<size_t> distinct;                   // heads whose plan no earlier head has
-  std::vector<size_t> copies(plan.heads.size());  // per head: the distinct head (index into distinct) it equals
+  std::vector<size_t> distinct_of(plan.heads.size());  // per head: the index into `distinct` of its plan
   for (size_t h = 0; h < plan.heads.size(); ++h) {
     const auto same = std::find_if(distinct.begin(), distinct.end(),
                                    [&](size_t d) { return same_plan(plan.heads[d], plan.heads[h]); });
-    copies[h] = static_cast<size_t>(same - distinct.begin());
+    distinct_of[h] = static_cast<size_t>(same - distinct.begin());
     if (same == distinct.end()) distinct.push_back(h);
   }
   std::vector<PlanStats> stats(distinct.size());
-  parallel_for(distinct.size(), [&](size_t d) { stats[d] = head_stats(plan, static_cast<int>(distinct[d]), exact, compute); });
+  parallel_for(distinct.size(),
+               [&](size_t d) { stats[d] = head_stats(plan, static_cast<int>(distinct[d]), exact, compute); });
   PlanStats total;
-  for (size_t d : copies) total += stats[d];
+  for (size_t d : distinct_of) total += stats[d];
   return total;
 }
 

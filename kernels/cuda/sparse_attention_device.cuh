@@ -382,7 +382,8 @@ __device__ __forceinline__ void find_idle_warpgroups(const SparseAttentionParams
   int32_t idle = 0;
   if (cursor.form == 1 && g.from_run && g.step == 1 && s.rule.slash_words >= 0) {
     const int32_t c0 = g.band.orig + (cursor.pos - g.band.logical);
-    idle = idle_halves<int32_t>(p.words, s.rule, cursor.walk.row_min, cursor.walk.row_max, kBlockM / 2, c0, c0 + g.len - 1);
+    idle = idle_halves<int32_t>(p.words, s.rule, cursor.walk.row_min, cursor.walk.row_max, kBlockM / 2, c0,
+                                c0 + g.len - 1);
   }
   s.idle[buf] = idle;
 }
@@ -679,8 +680,8 @@ __device__ __forceinline__ void merge_row(const SparseAttentionParams& p, int he
   const MergeWeights w = merge_weights(previous, m * kLn2 + logf(l));
   const bool has_previous = previous != -INFINITY;
   const float scale_new = w.new_weight / l;
-  uint32_t* out = reinterpret_cast<uint32_t*>(static_cast<T*>(p.out) + (static_cast<int64_t>(i) * p.q_heads + head) * D +
-                                              (lane % 4) * 2);
+  T* row = static_cast<T*>(p.out) + (static_cast<int64_t>(i) * p.q_heads + head) * D;
+  uint32_t* out = reinterpret_cast<uint32_t*>(row + (lane % 4) * 2);  // this thread's pairs, 8 values apart
 #pragma unroll
   for (int n = 0; n < D / 8; ++n) {
     float2 x = make_float2(value(n, 0) * scale_new, value(n, 1) * scale_new);
