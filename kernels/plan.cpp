@@ -461,19 +461,14 @@ PlanStats head_stats(const SparsePlan& plan, int head, bool exact, ChunkCompute 
 }
 
 PlanStats plan_stats(const SparsePlan& plan, bool exact, ChunkCompute compute) {
-  std::vector<size_t> distinct;                   // heads whose plan no earlier head has
-  std::vector<size_t> distinct_of(plan.heads.size());  // per head: the index into `distinct` of its plan
-  for (size_t h = 0; h < plan.heads.size(); ++h) {
-    const auto same = std::find_if(distinct.begin(), distinct.end(),
-                                   [&](size_t d) { return same_plan(plan.heads[d], plan.heads[h]); });
-    distinct_of[h] = static_cast<size_t>(same - distinct.begin());
-    if (same == distinct.end()) distinct.push_back(h);
-  }
-  std::vector<PlanStats> stats(distinct.size());
-  parallel_for(distinct.size(),
-               [&](size_t d) { stats[d] = head_stats(plan, static_cast<int>(distinct[d]), exact, compute); });
+  const std::vector<size_t> first =
+      first_equals(plan.heads.size(), [&](size_t a, size_t b) { return same_plan(plan.heads[a], plan.heads[b]); });
+  std::vector<PlanStats> stats(plan.heads.size());  // filled for the first head of each plan
+  parallel_for(plan.heads.size(), [&](size_t h) {
+    if (first[h] == h) stats[h] = head_stats(plan, static_cast<int>(h), exact, compute);
+  });
   PlanStats total;
-  for (size_t d : distinct_of) total += stats[d];
+  for (size_t h : first) total += stats[h];
   return total;
 }
 

@@ -154,6 +154,20 @@ struct HeadPlan {
   std::string description;  // the resolved pattern(s), e.g. "grid(stride=64,phase=3,...)"
 };
 
+// Per item i of n, the first item j <= i that equal(j, i) says it equals (i itself for the first of its
+// kind): how build_plan builds alike heads once and plan_stats counts them once. O(n x kinds).
+template <typename Equal>
+std::vector<size_t> first_equals(size_t n, Equal&& equal) {
+  std::vector<size_t> first(n), kinds;
+  for (size_t i = 0; i < n; ++i) {
+    size_t k = 0;
+    while (k < kinds.size() && !equal(kinds[k], i)) ++k;
+    if (k == kinds.size()) kinds.push_back(i);
+    first[i] = kinds[k];
+  }
+  return first;
+}
+
 // Field by field, bitmap offsets included: within one plan, equal rules keep the same elements.
 bool operator==(const MaskRule& a, const MaskRule& b);
 // Whether two passes hold the same arrays (maps, lists, tables, runs and columns), whatever their rules:

@@ -960,11 +960,11 @@ SparsePlan build_plan(const SequenceLayout& layout, const std::vector<ResolvedHe
   }
   // Heads resolved alike (every head of a static pattern, often) are built once; the others copy that
   // head's plan, whose maps and lists they then share (IndexMap), and its bitmaps.
-  std::vector<size_t> first_alike(heads.size()), distinct;
+  const std::vector<size_t> first_alike =
+      first_equals(heads.size(), [&](size_t a, size_t b) { return heads[a] == heads[b]; });
+  std::vector<size_t> distinct;
   for (size_t h = 0; h < heads.size(); ++h) {
-    auto alike = std::find_if(distinct.begin(), distinct.end(), [&](size_t d) { return heads[d] == heads[h]; });
-    first_alike[h] = alike == distinct.end() ? h : *alike;
-    if (alike == distinct.end()) distinct.push_back(h);
+    if (first_alike[h] == h) distinct.push_back(h);
   }
   plan.heads.resize(heads.size());
   std::vector<std::vector<uint64_t>> words(heads.size());
